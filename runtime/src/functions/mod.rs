@@ -1,0 +1,318 @@
+//! The function registry: eKuiper's built-in catalogue, extensible by plugins.
+//!
+//! Each function is a [`FunctionDef`]: a name, a kind (scalar, aggregate,
+//! analytic, ...), an arity and an implementation. The planner sees the
+//! registry through [`weir_planner::FunctionLookup`] (kinds and arities for
+//! plan-time checks); the runtime calls the implementations.
+//!
+//! Implementations never panic on user data: a wrong type or value is a
+//! [`FuncError`], which the operator counts as an exception on the rule.
+
+mod args;
+mod math;
+mod string;
+mod convert;
+mod hash;
+mod datetime;
+mod json;
+mod array;
+mod object;
+mod other;
+mod aggregate;
+mod analytic;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use weir_planner::{ArgHint, FunctionKind, FunctionLookup, FunctionSignature};
+
+use crate::value::Value;
+
+pub(crate) use args::*;
+
+/// A function failed on its arguments; the message is shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FuncError(pub String);
+
+impl FuncError {
+    /// Builds an error from any message.
+    pub fn new(msg: impl Into<String>) -> FuncError {
+        FuncError(msg.into())
+    }
+}
+
+/// Result of a function call.
+pub type FuncResult = Result<Value, FuncError>;
+
+/// What a function may read besides its arguments. Time comes from the
+/// rule's clock, never from the system directly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FuncContext<'a> {
+    /// Id of the rule evaluating the call.
+    pub rule_id: &'a str,
+    /// Current time of the rule's clock, Unix ms.
+    pub now_ms: i64,
+    /// When the rule started, Unix ms.
+    pub rule_start_ms: i64,
+}
+
+/// A scalar function implementation.
+pub type ScalarFn = Arc<dyn Fn(&FuncContext<'_>, &[Value]) -> FuncResult + Send + Sync>;
+
+/// Folds the rows of one group. `update` is called once per row with the
+/// evaluated arguments (a `*` argument arrives as the row as a map);
+/// `finish` gives the result and may be called more than once.
+pub trait Accumulator: Send {
+    /// Adds one row's arguments.
+    fn update(&mut self, args: &[Value]) -> Result<(), FuncError>;
+    /// The aggregate of the rows added so far.
+    fn finish(&self) -> FuncResult;
+}
+
+/// Creates a fresh accumulator for a group.
+pub type AccumulatorFactory = Arc<dyn Fn() -> Box<dyn Accumulator> + Send + Sync>;
+
+/// The state of one analytic call site for one partition (e.g. `lag`).
+/// `call` is invoked once per event with the evaluated arguments and both
+/// updates the state and returns the result for that event.
+pub trait AnalyticState: Send {
+    /// Processes one event.
+    fn call(&mut self, args: &[Value]) -> FuncResult;
+}
+
+/// Creates the state of an analytic function for a new partition.
+pub type AnalyticFactory = Arc<dyn Fn() -> Box<dyn AnalyticState> + Send + Sync>;
+
+/// Checks literal arguments at plan time; returns the error text.
+pub type ValidateFn = fn(&[ArgHint]) -> Result<(), String>;
+
+/// How a function is implemented.
+#[derive(Clone)]
+pub enum FunctionImpl {
+    /// Row in, value out.
+    Scalar(ScalarFn),
+    /// Folds a group.
+    Aggregate(AccumulatorFactory),
+    /// Keeps per-partition state across events.
+    Analytic(AnalyticFactory),
+    /// Evaluated by the operators themselves (`window_start`, `meta`,
+    /// `row_number`, `unnest`, ...); the registry only knows its signature.
+    Builtin,
+}
+
+/// One registered function.
+#[derive(Clone)]
+pub struct FunctionDef {
+    /// Lower-case name.
+    pub name: String,
+    /// Where it is evaluated.
+    pub kind: FunctionKind,
+    /// Fewest arguments.
+    pub min_args: usize,
+    /// Most arguments, `None` if variadic.
+    pub max_args: Option<usize>,
+    /// The implementation.
+    pub imp: FunctionImpl,
+    /// Optional plan-time check of literal arguments.
+    pub validate: Option<ValidateFn>,
+}
+
+impl std::fmt::Debug for FunctionDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionDef")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("min_args", &self.min_args)
+            .field("max_args", &self.max_args)
+            .finish()
+    }
+}
+
+/// All functions known to a node: the built-ins plus whatever plugins add.
+#[derive(Clone, Default)]
+pub struct Registry {
+    defs: HashMap<String, Arc<FunctionDef>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// A registry with eKuiper's whole built-in catalogue.
+    pub fn with_builtins() -> Registry {
+        let mut r = Registry::new();
+        math::register(&mut r);
+        string::register(&mut r);
+        convert::register(&mut r);
+        hash::register(&mut r);
+        datetime::register(&mut r);
+        json::register(&mut r);
+        array::register(&mut r);
+        object::register(&mut r);
+        other::register(&mut r);
+        aggregate::register(&mut r);
+        analytic::register(&mut r);
+        r
+    }
+
+    /// The shared built-in registry, built once.
+    pub fn builtins() -> &'static Registry {
+        static BUILTINS: OnceLock<Registry> = OnceLock::new();
+        BUILTINS.get_or_init(Registry::with_builtins)
+    }
+
+    /// Adds or replaces a function.
+    pub fn insert(&mut self, def: FunctionDef) {
+        self.defs.insert(def.name.clone(), Arc::new(def));
+    }
+
+    /// Registers a scalar function.
+    pub fn scalar(
+        &mut self,
+        name: &str,
+        min_args: usize,
+        max_args: Option<usize>,
+        f: impl Fn(&FuncContext<'_>, &[Value]) -> FuncResult + Send + Sync + 'static,
+    ) {
+        self.insert(FunctionDef {
+            name: name.to_string(),
+            kind: FunctionKind::Scalar,
+            min_args,
+            max_args,
+            imp: FunctionImpl::Scalar(Arc::new(f)),
+            validate: None,
+        });
+    }
+
+    /// Registers an aggregate function.
+    pub fn aggregate(
+        &mut self,
+        name: &str,
+        min_args: usize,
+        max_args: Option<usize>,
+        factory: impl Fn() -> Box<dyn Accumulator> + Send + Sync + 'static,
+    ) {
+        self.insert(FunctionDef {
+            name: name.to_string(),
+            kind: FunctionKind::Aggregate,
+            min_args,
+            max_args,
+            imp: FunctionImpl::Aggregate(Arc::new(factory)),
+            validate: None,
+        });
+    }
+
+    /// Registers an analytic function.
+    pub fn analytic(
+        &mut self,
+        name: &str,
+        min_args: usize,
+        max_args: Option<usize>,
+        factory: impl Fn() -> Box<dyn AnalyticState> + Send + Sync + 'static,
+    ) {
+        self.insert(FunctionDef {
+            name: name.to_string(),
+            kind: FunctionKind::Analytic,
+            min_args,
+            max_args,
+            imp: FunctionImpl::Analytic(Arc::new(factory)),
+            validate: None,
+        });
+    }
+
+    /// Registers a function that operators evaluate themselves.
+    pub fn builtin(&mut self, name: &str, kind: FunctionKind, min_args: usize, max_args: Option<usize>) {
+        self.insert(FunctionDef {
+            name: name.to_string(),
+            kind,
+            min_args,
+            max_args,
+            imp: FunctionImpl::Builtin,
+            validate: None,
+        });
+    }
+
+    /// Registers `alias` as another name of the already registered `name`.
+    ///
+    /// # Panics
+    /// If `name` is not registered: that is a bug in the catalogue.
+    pub fn alias(&mut self, alias: &str, name: &str) {
+        let def = self.defs.get(name).unwrap_or_else(|| panic!("alias {alias} of unknown {name}"));
+        let mut def = FunctionDef::clone(def);
+        def.name = alias.to_string();
+        self.insert(def);
+    }
+
+    /// Sets the plan-time validator of an already registered function.
+    ///
+    /// # Panics
+    /// If `name` is not registered: that is a bug in the catalogue.
+    pub fn set_validate(&mut self, name: &str, validate: ValidateFn) {
+        let def = self.defs.get(name).unwrap_or_else(|| panic!("validator for unknown {name}"));
+        let mut def = FunctionDef::clone(def);
+        def.validate = Some(validate);
+        self.insert(def);
+    }
+
+    /// Looks a function up; built-in names are case-insensitive.
+    pub fn get(&self, name: &str) -> Option<&Arc<FunctionDef>> {
+        self.defs
+            .get(name)
+            .or_else(|| self.defs.get(&name.to_ascii_lowercase()))
+    }
+
+    /// Names of all registered functions, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.defs.keys().map(|s| s.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl FunctionLookup for Registry {
+    fn signature(&self, name: &str) -> Option<FunctionSignature> {
+        self.get(name).map(|d| FunctionSignature {
+            name: d.name.clone(),
+            kind: d.kind,
+            min_args: d.min_args,
+            max_args: d.max_args,
+        })
+    }
+
+    fn validate(&self, name: &str, args: &[ArgHint]) -> Result<(), String> {
+        match self.get(name).and_then(|d| d.validate) {
+            Some(v) => v(args),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Calls a scalar function by name with the given arguments; used by tests
+/// and by places that evaluate a function outside a compiled expression.
+pub fn call_scalar(registry: &Registry, name: &str, args: &[Value]) -> FuncResult {
+    let def = registry
+        .get(name)
+        .ok_or_else(|| FuncError::new(format!("function {name} not found")))?;
+    check_arity(def, args.len())?;
+    match &def.imp {
+        FunctionImpl::Scalar(f) => f(&FuncContext::default(), args),
+        _ => Err(FuncError::new(format!("{name} is not a scalar function"))),
+    }
+}
+
+/// Checks the argument count of a call against the definition, with
+/// eKuiper's message.
+pub fn check_arity(def: &FunctionDef, n: usize) -> Result<(), FuncError> {
+    let ok = n >= def.min_args && def.max_args.is_none_or(|m| n <= m);
+    if ok {
+        return Ok(());
+    }
+    Err(FuncError::new(match def.max_args {
+        Some(max) if max == def.min_args => format!("Expect {max} arguments but found {n}."),
+        Some(max) => format!("Expect {} to {max} arguments but found {n}.", def.min_args),
+        None => format!("Expect at least {} arguments but found {n}.", def.min_args),
+    }))
+}
