@@ -10,10 +10,17 @@ mod catalog;
 mod error;
 mod functions;
 mod parse;
+mod plan;
 mod types;
 
 pub use catalog::{Catalog, StreamDef, StreamOptions};
 pub use error::{Error, Pos, Result};
 pub use functions::{ArgHint, FunctionKind, FunctionLookup, FunctionSignature};
 pub use parse::{parse_expr, parse_statement};
+pub use plan::{
+    parse_duration_ms, plan, AggregateCall, AggregatePlan, AnalyticCall, ColumnSlot, ContextValue, JoinPlan,
+    OperatorInfo, PExpr, PhysicalPlan, ProjectField, RuleOptions, SortKey, SourcePlan, TimeUnit, WindowPlan,
+    WindowSpec,
+};
+pub use ast::{Statement, StreamKind};
 pub use types::{DataType, FieldDef};

@@ -20,6 +20,7 @@ mod object;
 mod other;
 mod aggregate;
 mod analytic;
+mod golike;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

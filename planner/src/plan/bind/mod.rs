@@ -1,0 +1,372 @@
+//! From a parsed SELECT to a [`PhysicalPlan`].
+
+mod expr;
+mod scope;
+mod window;
+
+use expr::{Clause, AGG_MARK};
+use scope::Scope;
+
+use crate::ast::{Expr, Select, SelectField, Statement, StreamKind, WindowKind};
+use crate::catalog::Catalog;
+use crate::error::{Error, Pos, Result};
+use crate::functions::{FunctionKind, FunctionLookup};
+use crate::parse::parse_statement;
+use crate::plan::naming::default_name;
+use crate::plan::{
+    AggregateCall, AggregatePlan, AnalyticCall, JoinPlan, OperatorInfo, PhysicalPlan, ProjectField,
+    RuleOptions, SortKey, WindowSpec,
+};
+
+/// Plans rule `sql` against the catalog with the given options.
+///
+/// # Errors
+/// [`Error::Parse`] or [`Error::Plan`] naming the position and the problem.
+///
+/// # Examples
+/// ```
+/// # use weir_planner::*;
+/// # struct NoFunctions;
+/// # impl FunctionLookup for NoFunctions { fn signature(&self, _: &str) -> Option<FunctionSignature> { None } }
+/// let mut catalog = Catalog::new();
+/// let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (a BIGINT) WITH (DATASOURCE="t")"#).unwrap() else { panic!() };
+/// catalog.insert(def);
+/// let p = plan("r1", "SELECT a * 2 AS b FROM s WHERE a > 1", &catalog, &RuleOptions::default(), &NoFunctions).unwrap();
+/// assert_eq!(p.sources[0].columns[0].name, "a");
+/// ```
+pub fn plan(
+    rule_id: &str,
+    sql: &str,
+    catalog: &Catalog,
+    options: &RuleOptions,
+    functions: &dyn FunctionLookup,
+) -> Result<PhysicalPlan> {
+    let stmt = match parse_statement(sql)? {
+        Statement::Select(s) => s,
+        _ => return Err(Error::plan(Pos { line: 1, column: 1 }, "a rule needs a SELECT statement")),
+    };
+    let mut refs = vec![&stmt.from];
+    refs.extend(stmt.joins.iter().map(|j| &j.source));
+    let scope = Scope::new(&refs, catalog)?;
+    let mut b = Binder {
+        scope,
+        functions,
+        aliases: Vec::new(),
+        expanding: Vec::new(),
+        aggregates: Vec::new(),
+        analytics: Vec::new(),
+    };
+    b.build(rule_id, &stmt, options)
+}
+
+/// Binding state of one statement.
+pub(crate) struct Binder<'a> {
+    scope: Scope,
+    functions: &'a dyn FunctionLookup,
+    /// Select aliases and their expressions.
+    aliases: Vec<(String, Expr)>,
+    /// Aliases being expanded (an alias means the column inside itself).
+    expanding: Vec<String>,
+    aggregates: Vec<(Expr, AggregateCall)>,
+    analytics: Vec<(Expr, AnalyticCall)>,
+}
+
+impl Binder<'_> {
+    fn build(&mut self, rule_id: &str, s: &Select, options: &RuleOptions) -> Result<PhysicalPlan> {
+        self.check_sources(s, options)?;
+        for f in &s.fields {
+            if let SelectField::Expr { expr, alias: Some(a), .. } = f {
+                self.aliases.push((a.clone(), expr.clone()));
+            }
+        }
+        let project = self.project(&s.fields)?;
+        let window = match &s.window {
+            Some(w) => Some(self.window(w)?),
+            None => None,
+        };
+        let joins = s
+            .joins
+            .iter()
+            .enumerate()
+            .map(|(i, j)| {
+                Ok(JoinPlan {
+                    kind: j.kind,
+                    source: i as u16 + 1,
+                    on: match &j.on {
+                        Some(on) => Some(self.bind(on, Clause::Row)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let condition = match &s.condition {
+            Some(c) => Some(self.bind(c, Clause::Row)?),
+            None => None,
+        };
+        let keys = s.dimensions.iter().map(|d| self.bind(d, Clause::Row)).collect::<Result<Vec<_>>>()?;
+        if !keys.is_empty() && window.is_none() {
+            return Err(Error::plan(s.dimensions[0].pos(), "select stmt group by should be used with window"));
+        }
+        let having = match &s.having {
+            Some(h) => {
+                self.check_having(h)?;
+                Some(self.bind(h, Clause::Output)?)
+            }
+            None => None,
+        };
+        let mut order = s
+            .order_by
+            .iter()
+            .map(|o| Ok(SortKey { expr: self.bind(&o.expr, Clause::Output)?, descending: o.descending }))
+            .collect::<Result<Vec<_>>>()?;
+
+        let base = self.scope.width();
+        let aggregating = !self.aggregates.is_empty() || !keys.is_empty();
+        let mut project = project;
+        let mut having = having;
+        let remap = |s: u32| if s >= AGG_MARK { base + (s - AGG_MARK) } else { s };
+        for f in &mut project {
+            match f {
+                ProjectField::Expr { expr, .. } | ProjectField::Unnest { expr, .. } => expr.map_slots(&remap),
+                ProjectField::Wildcard { replace, .. } => replace.iter_mut().for_each(|(_, e)| e.map_slots(&remap)),
+                ProjectField::ChangedCols { cols, .. } => cols.iter_mut().for_each(|(_, e)| e.map_slots(&remap)),
+            }
+        }
+        if let Some(h) = &mut having {
+            h.map_slots(&remap);
+        }
+        order.iter_mut().for_each(|k| k.expr.map_slots(&remap));
+
+        let event_time_or_late = options.is_event_time;
+        let pushdown = match &window {
+            None => s.joins.is_empty(),
+            Some(w) => {
+                !event_time_or_late
+                    && s.joins.is_empty()
+                    && matches!(w.spec, WindowSpec::Tumbling { .. } | WindowSpec::Hopping { .. } | WindowSpec::Session { .. })
+            }
+        };
+        let (pre_filter, filter) = if pushdown { (condition, None) } else { (None, condition) };
+        let aggregate = aggregating.then(|| AggregatePlan {
+            keys,
+            calls: self.aggregates.iter().map(|(_, c)| c.clone()).collect(),
+            base,
+        });
+        let limit = match s.limit {
+            Some(n) if n < 0 => return Err(Error::plan(Pos::default(), "LIMIT must not be negative")),
+            Some(n) => Some(n as u64),
+            None => None,
+        };
+        let mut plan = PhysicalPlan {
+            rule_id: rule_id.to_string(),
+            options: options.clone(),
+            sources: self.scope.sources.clone(),
+            width: base,
+            analytics: self.analytics.iter().map(|(_, a)| a.clone()).collect(),
+            pre_filter,
+            window,
+            joins,
+            filter,
+            aggregate,
+            having,
+            order,
+            project,
+            limit,
+            operators: Vec::new(),
+        };
+        plan.operators = operator_names(&plan);
+        Ok(plan)
+    }
+
+    fn check_sources(&self, s: &Select, options: &RuleOptions) -> Result<()> {
+        let streams = self.scope.sources.iter().filter(|src| src.def.kind == StreamKind::Stream).count();
+        if self.scope.sources[0].def.kind == StreamKind::Table && streams == 0 && s.window.is_some() {
+            return Err(Error::plan(s.from.pos, "cannot run window for TABLE sources"));
+        }
+        if streams > 1 && s.window.as_ref().is_none_or(|w| w.kind == WindowKind::State) {
+            return Err(Error::plan(s.from.pos, "a time window or count window is required to join multiple streams"));
+        }
+        if streams == 0 {
+            return Err(Error::plan(s.from.pos, "a rule needs at least one stream"));
+        }
+        if options.is_event_time {
+            for src in self.scope.sources.iter().filter(|src| src.def.kind == StreamKind::Stream) {
+                if src.def.options.timestamp.is_none() {
+                    return Err(Error::plan(
+                        s.from.pos,
+                        format!("isEventTime is set but stream {} has no TIMESTAMP field", src.name),
+                    ));
+                }
+            }
+        }
+        if options.send_meta_to_sink && (s.window.is_some() || !s.joins.is_empty()) {
+            return Err(Error::plan(s.from.pos, "sendMetaToSink cannot be used with windows or joins"));
+        }
+        Ok(())
+    }
+
+    fn project(&mut self, fields: &[SelectField]) -> Result<Vec<ProjectField>> {
+        let mut out = Vec::new();
+        let mut unnamed = 0;
+        for f in fields {
+            match f {
+                SelectField::Wildcard { qualifier, except, replace, pos } => {
+                    let sources: Vec<u16> = match qualifier {
+                        Some(q) => vec![self
+                            .scope
+                            .source_index(q)
+                            .ok_or_else(|| Error::plan(*pos, format!("unknown stream {q} in {q}.*")))?],
+                        None => (0..self.scope.sources.len() as u16).collect(),
+                    };
+                    for &i in &sources {
+                        self.scope.expand(i, *pos)?;
+                    }
+                    let replace = replace
+                        .iter()
+                        .map(|(e, n)| Ok((n.clone(), self.bind(e, Clause::Output)?)))
+                        .collect::<Result<_>>()?;
+                    out.push(ProjectField::Wildcard { sources, except: except.clone(), replace });
+                }
+                SelectField::Expr { expr, alias, invisible, pos } => {
+                    if let Some(srf) = self.set_returning(expr, alias.as_deref(), *pos)? {
+                        out.push(srf);
+                        continue;
+                    }
+                    let name = match alias {
+                        Some(a) => {
+                            // Count unnamed items even when aliased? eKuiper
+                            // numbers only unnamed ones.
+                            a.clone()
+                        }
+                        None => default_name(expr, &mut unnamed),
+                    };
+                    let bound = match alias {
+                        Some(a) => {
+                            self.expanding.push(a.clone());
+                            let r = self.bind(expr, Clause::Output);
+                            self.expanding.pop();
+                            r?
+                        }
+                        None => self.bind(expr, Clause::Output)?,
+                    };
+                    out.push(ProjectField::Expr { name, expr: bound, invisible: *invisible });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `unnest(...)` as a select item.
+    fn set_returning(&mut self, e: &Expr, alias: Option<&str>, pos: Pos) -> Result<Option<ProjectField>> {
+        let Expr::Call { name, args, .. } = e else { return Ok(None) };
+        let Some(sig) = self.functions.signature(name) else { return Ok(None) };
+        if sig.kind != FunctionKind::SetReturning {
+            return Ok(None);
+        }
+        match sig.name.as_str() {
+            "unnest" => {
+                if args.len() != 1 {
+                    return Err(Error::plan(pos, format!("unnest: expect 1 arguments but found {}", args.len())));
+                }
+                let expr = self.bind(&args[0], Clause::Output)?;
+                Ok(Some(ProjectField::Unnest { name: alias.unwrap_or("unnest").to_string(), expr }))
+            }
+            other => Err(Error::plan(pos, format!("set-returning function {other} is not supported yet"))),
+        }
+    }
+
+    /// HAVING may use only aggregate calls, aliases of aggregates and constants.
+    fn check_having(&self, h: &Expr) -> Result<()> {
+        let mut bad: Option<(Pos, String)> = None;
+        h.walk(&mut |e| {
+            if bad.is_some() {
+                return false;
+            }
+            match e {
+                Expr::Call { name, .. } => {
+                    let agg = self.functions.signature(name).is_some_and(|s| s.kind == FunctionKind::Aggregate);
+                    !agg
+                }
+                Expr::Column { qualifier: None, name, pos } => {
+                    let alias_of_agg = self.aliases.iter().any(|(a, ae)| a == name && self.contains_aggregate(ae));
+                    if !alias_of_agg {
+                        bad = Some((*pos, name.clone()));
+                    }
+                    false
+                }
+                Expr::Column { name, pos, .. } => {
+                    bad = Some((*pos, name.clone()));
+                    false
+                }
+                _ => true,
+            }
+        });
+        match bad {
+            Some((pos, name)) => Err(Error::plan(
+                pos,
+                format!("HAVING may only use aggregate functions, their aliases and constants; found column {name}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn contains_aggregate(&self, e: &Expr) -> bool {
+        let mut found = false;
+        e.walk(&mut |x| {
+            if let Expr::Call { name, .. } = x {
+                if self.functions.signature(name).is_some_and(|s| s.kind == FunctionKind::Aggregate) {
+                    found = true;
+                }
+            }
+            !found
+        });
+        found
+    }
+}
+
+/// eKuiper's node names: `source_<stream>`, then `op_<n>_<kind>` counting
+/// plan nodes from the source.
+fn operator_names(p: &PhysicalPlan) -> Vec<OperatorInfo> {
+    let mut ops = Vec::new();
+    for s in &p.sources {
+        ops.push(format!("source_{}", s.name));
+    }
+    let mut n = 2;
+    let mut push = |kind: &str, ops: &mut Vec<String>| {
+        ops.push(format!("op_{n}_{kind}"));
+        n += 1;
+    };
+    push("decoder", &mut ops);
+    if p.options.is_event_time {
+        push("watermark", &mut ops);
+    }
+    if !p.analytics.is_empty() {
+        push("analytic", &mut ops);
+    }
+    if p.pre_filter.is_some() {
+        push("filter", &mut ops);
+    }
+    if p.window.is_some() {
+        push("window", &mut ops);
+    }
+    if !p.joins.is_empty() {
+        push("join", &mut ops);
+    }
+    if p.filter.is_some() {
+        push("filter", &mut ops);
+    }
+    if p.aggregate.is_some() {
+        push("aggregate", &mut ops);
+    }
+    if p.having.is_some() {
+        push("having", &mut ops);
+    }
+    if !p.order.is_empty() {
+        push("order", &mut ops);
+    }
+    push("project", &mut ops);
+    ops.into_iter().enumerate().map(|(id, name)| OperatorInfo { id: id as u32, name }).collect()
+}
+
+#[cfg(test)]
+mod tests;
