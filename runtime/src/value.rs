@@ -413,8 +413,8 @@ pub fn format_datetime(t: &Datetime) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Formats a float as Go's `%v` does (`strconv.FormatFloat(f, 'g', -1, 64)`
-/// with exponents from 1e21 and below 1e-4).
+/// Formats a float as Go's `%v` does (`strconv.FormatFloat(f, 'g', -1, 64)`:
+/// shortest digits, exponent form from 1e6 and below 1e-4).
 pub fn format_float_v(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
@@ -423,7 +423,7 @@ pub fn format_float_v(f: f64) -> String {
         return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
     }
     let abs = f.abs();
-    if abs != 0.0 && !(1e-4..1e21).contains(&abs) {
+    if abs != 0.0 && !(1e-4..1e6).contains(&abs) {
         go_exponent(f, 2)
     } else {
         format!("{f}")

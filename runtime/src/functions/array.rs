@@ -9,10 +9,11 @@
 use rand::seq::SliceRandom;
 
 use super::golike::{
-    go_contains, go_eq, go_sprint, go_to_string_all, go_typed, has_nil_or_empty, slice_extreme,
-    to_int_strict,
+    go_contains, go_eq, go_sprint, go_to_string_all, has_nil_or_empty, slice_extreme, to_int_strict,
 };
-use super::{check_arity, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind, Registry};
+use super::{
+    check_arity, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind, Registry,
+};
 use crate::value::{Map, Value};
 
 /// Largest array `repeat` and `sequence` build; beyond that eKuiper would
@@ -71,7 +72,11 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.scalar("array_create", 0, None, |_, a| {
         let v: Vec<Value> = a.iter().filter(|v| !v.is_null()).cloned().collect();
-        Ok(if v.is_empty() { Value::Null } else { Value::array(v) })
+        Ok(if v.is_empty() {
+            Value::Null
+        } else {
+            Value::array(v)
+        })
     });
     r.scalar("array_position", 2, Some(2), |_, a| {
         if a[0].is_null() {
@@ -102,7 +107,9 @@ pub(crate) fn register(r: &mut Registry) {
             return Ok(Value::Null);
         }
         let arr = as_array(&a[0], err_first_not_array)?;
-        Ok(Value::array(arr.iter().filter(|x| !go_eq(x, &a[1])).cloned().collect()))
+        Ok(Value::array(
+            arr.iter().filter(|x| !go_eq(x, &a[1])).cloned().collect(),
+        ))
     });
     r.scalar("array_contains_any", 2, Some(2), |_, a| {
         if a[0].is_null() {
@@ -165,7 +172,8 @@ pub(crate) fn register(r: &mut Registry) {
     });
     nil_checked(r, "repeat", 2, Some(2), |a| {
         let n = go_int(&a[1], "second argument should be int")?;
-        let n = usize::try_from(n).map_err(|_| FuncError::new("repeat: count must not be negative"))?;
+        let n =
+            usize::try_from(n).map_err(|_| FuncError::new("repeat: count must not be negative"))?;
         if n > MAX_GENERATED {
             return Err(FuncError::new(format!("repeat: count {n} is too large")));
         }
@@ -177,7 +185,9 @@ pub(crate) fn register(r: &mut Registry) {
             return Ok(Value::Int(0));
         }
         let arr = as_array(&a[0], err_first_not_array)?;
-        Ok(Value::Int(arr.iter().filter(|v| !v.is_null()).count() as i64))
+        Ok(Value::Int(
+            arr.iter().filter(|v| !v.is_null()).count() as i64
+        ))
     });
     nil_checked(r, "array_flatten", 1, Some(1), |a| {
         let arr = as_array(&a[0], err_first_not_array)?;
@@ -222,7 +232,9 @@ pub(crate) fn register(r: &mut Registry) {
             .as_str()
             .ok_or_else(|| FuncError::new("second argument should be string"))?;
         let null_repl = match a.get(2) {
-            Some(v) => v.as_str().ok_or_else(|| FuncError::new("third argument should be string"))?,
+            Some(v) => v
+                .as_str()
+                .ok_or_else(|| FuncError::new("third argument should be string"))?,
             None => "",
         };
         let mut parts: Vec<String> = Vec::with_capacity(arr.len());
@@ -245,7 +257,8 @@ pub(crate) fn register(r: &mut Registry) {
     nil_checked(r, "array_sort", 1, Some(1), |a| {
         let arr = a[0].as_array().ok_or_else(err_not_array_element)?;
         // eKuiper sorts by the `%v` text of the elements.
-        let mut keyed: Vec<(String, Value)> = arr.iter().map(|v| (go_sprint(v), v.clone())).collect();
+        let mut keyed: Vec<(String, Value)> =
+            arr.iter().map(|v| (go_sprint(v), v.clone())).collect();
         keyed.sort_by(|x, y| x.0.cmp(&y.0));
         Ok(Value::array(keyed.into_iter().map(|(_, v)| v).collect()))
     });
@@ -258,7 +271,11 @@ pub(crate) fn register(r: &mut Registry) {
                 _ => return Err(err_not_array_element()),
             }
         }
-        Ok(if out.is_empty() { Value::Null } else { Value::array(out) })
+        Ok(if out.is_empty() {
+            Value::Null
+        } else {
+            Value::array(out)
+        })
     });
     nil_checked(r, "kvpair_array_to_obj", 1, Some(1), |a| {
         let arr = as_array(&a[0], err_first_not_array)?;
@@ -325,10 +342,15 @@ fn sequence(a: &[Value]) -> FuncResult {
         .and_then(|d| d.checked_div(step))
         .and_then(|q| q.checked_add(1))
         .ok_or_else(overflow)?;
-    let n = usize::try_from(n)
-        .map_err(|_| FuncError::new(format!("sequence: empty range from {start} to {stop} by {step}")))?;
+    let n = usize::try_from(n).map_err(|_| {
+        FuncError::new(format!(
+            "sequence: empty range from {start} to {stop} by {step}"
+        ))
+    })?;
     if n > MAX_GENERATED {
-        return Err(FuncError::new(format!("sequence: {n} elements is too many")));
+        return Err(FuncError::new(format!(
+            "sequence: {n} elements is too many"
+        )));
     }
     let mut out = Vec::with_capacity(n);
     let mut cur = start;
@@ -353,7 +375,11 @@ fn array_map(ctx: &FuncContext<'_>, a: &[Value]) -> FuncResult {
             .ok_or_else(|| FuncError::new(format!("unknown built-in function: {name}.")))?;
         let f = match (&def.kind, &def.imp) {
             (FunctionKind::Scalar, FunctionImpl::Scalar(f)) => f,
-            _ => return Err(FuncError::new("first argument should be a scalar function.")),
+            _ => {
+                return Err(FuncError::new(
+                    "first argument should be a scalar function.",
+                ))
+            }
         };
         if check_arity(def, 1).is_err() {
             return Err(FuncError::new(format!("validate {name} arguments failed")));

@@ -135,7 +135,11 @@ pub(crate) fn go_to_string_all(v: &Value) -> String {
             if f.is_nan() {
                 "NaN".into()
             } else if f.is_infinite() {
-                if *f > 0.0 { "+Inf".into() } else { "-Inf".into() }
+                if *f > 0.0 {
+                    "+Inf".into()
+                } else {
+                    "-Inf".into()
+                }
             } else {
                 format!("{f}")
             }
@@ -202,9 +206,17 @@ pub(crate) fn slice_extreme<'a>(
                         )))
                     }
                 };
+                // Go replaces only on a strict improvement (NaN never does).
                 best = Some(match best {
-                    Some(b) if (want_max && !(b < f)) || (!want_max && !(b > f)) => b,
-                    _ => f,
+                    Some(b) => {
+                        let better = if want_max { b < f } else { b > f };
+                        if better {
+                            f
+                        } else {
+                            b
+                        }
+                    }
+                    None => f,
                 });
             }
             Ok(best.map(Value::Float).unwrap_or(Value::Null))
@@ -222,7 +234,10 @@ pub(crate) fn slice_extreme<'a>(
             }
             Ok(best.map(Value::str).unwrap_or(Value::Null))
         }
-        other => Err(FuncError::new(format!("found invalid arg {}", go_typed(other)))),
+        other => Err(FuncError::new(format!(
+            "found invalid arg {}",
+            go_typed(other)
+        ))),
     }
 }
 
@@ -245,18 +260,27 @@ mod tests {
     fn go_eq_is_type_strict() {
         assert!(!go_eq(&Value::Int(1), &Value::Float(1.0)));
         assert!(go_eq(&Value::Null, &Value::Null));
-        assert!(go_eq(&Value::array(vec![Value::Int(1)]), &Value::array(vec![Value::Int(1)])));
+        assert!(go_eq(
+            &Value::array(vec![Value::Int(1)]),
+            &Value::array(vec![Value::Int(1)])
+        ));
     }
 
     #[test]
     fn sprint_like_go() {
         let mut m = crate::value::Map::new();
         m.insert("b".into(), Value::Int(2));
-        m.insert("a".into(), Value::array(vec![Value::Int(1), Value::str("x")]));
+        m.insert(
+            "a".into(),
+            Value::array(vec![Value::Int(1), Value::str("x")]),
+        );
         assert_eq!(go_sprint(&Value::map(m)), "map[a:[1 x] b:2]");
         assert_eq!(go_sprint(&Value::Null), "<nil>");
         assert_eq!(go_typed(&Value::str("4")), "string(4)");
-        assert_eq!(go_to_string_all(&Value::Float(1e21)), "1000000000000000000000");
+        assert_eq!(
+            go_to_string_all(&Value::Float(1e21)),
+            "1000000000000000000000"
+        );
     }
 
     #[test]
@@ -270,7 +294,10 @@ mod tests {
             "requires float64 but found int64(2)"
         );
         let v = [Value::Bool(true)];
-        assert_eq!(slice_extreme(v.iter(), true).unwrap_err().0, "found invalid arg bool(true)");
+        assert_eq!(
+            slice_extreme(v.iter(), true).unwrap_err().0,
+            "found invalid arg bool(true)"
+        );
         assert_eq!(slice_extreme([].iter(), true).unwrap(), Value::Null);
     }
 }

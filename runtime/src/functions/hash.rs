@@ -28,6 +28,7 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 #[cfg(test)]
+#[allow(clippy::cloned_ref_to_slice_refs)]
 mod tests {
     use crate::functions::{call_scalar, Registry};
     use crate::value::Value;
@@ -39,7 +40,10 @@ mod tests {
     #[test]
     fn digests_are_lower_hex() {
         let s = Value::str("The quick brown fox jumps over the lazy dog");
-        assert_eq!(call("md5", &[s.clone()]).unwrap(), Value::str("9e107d9d372bb6826bd81d3542a419d6"));
+        assert_eq!(
+            call("md5", &[s.clone()]).unwrap(),
+            Value::str("9e107d9d372bb6826bd81d3542a419d6")
+        );
         assert_eq!(
             call("sha1", &[s.clone()]).unwrap(),
             Value::str("2fd4e1c67a2d28fced849ee1bb76e7391b93eb12")

@@ -7,11 +7,11 @@
 use weir_planner::ArgHint;
 
 use super::string::{
-    def, expect_type, go_f64_to_i64, go_str, go_v, lit_is_bool, lit_is_float,
+    def, expect_type, go_f64_to_i64, go_float_v, go_str, go_v, lit_is_bool, lit_is_float,
     lit_is_num, lit_is_str, nilish, to_float_samekind, to_int_samekind, to_int_strict,
 };
 use super::{FuncError, Registry};
-use crate::value::{format_float_v, Value};
+use crate::value::Value;
 
 /// π/180 and 180/π correctly rounded, as Go's untyped constants are.
 const DEG_TO_RAD: f64 = 0.017_453_292_519_943_295;
@@ -69,9 +69,8 @@ fn binary(r: &mut Registry, name: &'static str, f: fn(f64, f64) -> f64) {
 }
 
 fn bit_operand(v: &Value, which: &str) -> Result<i64, FuncError> {
-    to_int_strict(v).map_err(|_| {
-        FuncError::new(format!("Expect int type for {which} but got {}", go_v(v)))
-    })
+    to_int_strict(v)
+        .map_err(|_| FuncError::new(format!("Expect int type for {which} but got {}", go_v(v))))
 }
 
 fn bitop(r: &mut Registry, name: &'static str, f: fn(i64, i64) -> i64) {
@@ -166,7 +165,10 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(Value::Float(r))
     });
     r.set_validate("log", |args| {
-        if args.first().is_some_and(|a| lit_is_str(a) || lit_is_bool(a)) {
+        if args
+            .first()
+            .is_some_and(|a| lit_is_str(a) || lit_is_bool(a))
+        {
             return Err(expect_type(0, "number - float or int"));
         }
         Ok(())
@@ -199,8 +201,12 @@ pub(crate) fn register(r: &mut Registry) {
     binary(r, "power", f64::powf);
     r.alias("pow", "power");
 
-    def(r, "pi", 0, Some(0), |_, _| Ok(Value::Float(std::f64::consts::PI)));
-    def(r, "rand", 0, Some(0), |_, _| Ok(Value::Float(rand::random::<f64>())));
+    def(r, "pi", 0, Some(0), |_, _| {
+        Ok(Value::Float(std::f64::consts::PI))
+    });
+    def(r, "rand", 0, Some(0), |_, _| {
+        Ok(Value::Float(rand::random::<f64>()))
+    });
 
     def(r, "round", 1, Some(2), |_, args| {
         if nilish(args) {
@@ -287,7 +293,7 @@ fn binary_like_unary(r: &mut Registry, name: &'static str, f: fn(f64) -> f64) {
 fn not_positive(what: &str, v: f64) -> FuncError {
     FuncError::new(format!(
         "The argument must be a {what} number but got {}",
-        format_float_v(v)
+        go_float_v(v)
     ))
 }
 
@@ -343,7 +349,8 @@ fn tan_series(re: f64) -> f64 {
         t = y2 - x2;
         t /= f;
         d += t;
-        if !((t / d).abs() > MACHEP) {
+        // Go: `if !(math.Abs(t/d) > MACHEP) { break }` (NaN breaks too).
+        if (t / d).abs().partial_cmp(&MACHEP) != Some(std::cmp::Ordering::Greater) {
             break;
         }
     }
@@ -355,9 +362,11 @@ fn reduce_pi(x: f64) -> f64 {
     const PI1: f64 = 3.141_592_502_593_994;
     const PI2: f64 = 1.509_957_883_172_319_3e-7;
     const PI3: f64 = 1.078_060_571_631_623_8e-14;
+    // (Go switches to Payne-Hanek reduction from 2^30; Cody-Waite is kept
+    // here, which only matters for huge multiples of π.)
     let mut t = x / std::f64::consts::PI;
     t += 0.5;
-    t = go_f64_to_i64(t) as f64 - 0.5;
+    t = go_f64_to_i64(t) as f64;
     ((x - t * PI1) - t * PI2) - t * PI3
 }
 
@@ -388,7 +397,10 @@ fn conv(s: &str, from: i64, to: i64) -> Result<Option<String>, FuncError> {
         s = rest;
     }
     let mut val = u64::from_str_radix(s, from as u32).map_err(|e| {
-        FuncError::new(format!("strconv.ParseUint: parsing {s:?}: {}", go_parse_err(&e)))
+        FuncError::new(format!(
+            "strconv.ParseUint: parsing {s:?}: {}",
+            go_parse_err(&e)
+        ))
     })?;
     if signed {
         if negative && val > 1u64 << 63 {

@@ -21,6 +21,7 @@ mod other;
 mod aggregate;
 mod analytic;
 mod golike;
+mod jsonpath;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

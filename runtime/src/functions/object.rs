@@ -100,7 +100,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(Value::map(res))
     });
     r.scalar("object_construct", 0, None, |_, a| {
-        if a.len() % 2 != 0 {
+        if !a.len().is_multiple_of(2) {
             return Err(FuncError::new("the args must be key value pairs"));
         }
         let mut res = Map::new();
@@ -114,7 +114,10 @@ pub(crate) fn register(r: &mut Registry) {
                     res.insert(String::from_utf8_lossy(b).into_owned(), pair[1].clone());
                 }
                 other => {
-                    return Err(FuncError::new(format!("key {} is not a string", go_sprint(other))))
+                    return Err(FuncError::new(format!(
+                        "key {} is not a string",
+                        go_sprint(other)
+                    )))
                 }
             }
         }
@@ -255,7 +258,7 @@ fn insert_nested(rr: &mut Map, parents: &[&str], last: &str, v: Value) {
 }
 
 fn validate_object_construct(args: &[ArgHint]) -> Result<(), String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err("the args must be key value pairs".into());
     }
     for (i, a) in args.iter().enumerate().step_by(2) {
@@ -284,7 +287,12 @@ mod tests {
     }
 
     fn obj(pairs: &[(&str, Value)]) -> Value {
-        Value::map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Map>())
+        Value::map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<Map>(),
+        )
     }
 
     fn ab() -> Value {
@@ -295,17 +303,32 @@ mod tests {
 
     #[test]
     fn keys_values_items() {
-        assert_eq!(call("keys", &[ab()]), Ok(Value::array(vec![s("a"), s("b")])));
+        assert_eq!(
+            call("keys", &[ab()]),
+            Ok(Value::array(vec![s("a"), s("b")]))
+        );
         assert_eq!(call("keys", &[i(1)]).unwrap_err(), NOT_MAP);
-        assert_eq!(call("keys", &[i(1), i(2)]).unwrap_err(), "Expect 1 arguments but found 2.");
-        assert_eq!(call("values", &[obj(&[("a", s("c")), ("b", s("d"))])]), Ok(Value::array(vec![s("c"), s("d")])));
+        assert_eq!(
+            call("keys", &[i(1), i(2)]).unwrap_err(),
+            "Expect 1 arguments but found 2."
+        );
+        assert_eq!(
+            call("values", &[obj(&[("a", s("c")), ("b", s("d"))])]),
+            Ok(Value::array(vec![s("c"), s("d")]))
+        );
         assert_eq!(call("values", &[s("x")]).unwrap_err(), NOT_MAP);
         assert_eq!(call("values", &[Value::Null]), Ok(Value::Null));
         assert_eq!(
             call("items", &[ab()]),
-            Ok(Value::array(vec![Value::array(vec![s("a"), i(1)]), Value::array(vec![s("b"), i(2)])]))
+            Ok(Value::array(vec![
+                Value::array(vec![s("a"), i(1)]),
+                Value::array(vec![s("b"), i(2)])
+            ]))
         );
-        assert_eq!(call("items", &[i(1)]).unwrap_err(), "first argument should be map[string]interface{}");
+        assert_eq!(
+            call("items", &[i(1)]).unwrap_err(),
+            "first argument should be map[string]interface{}"
+        );
         assert_eq!(call("items", &[obj(&[])]), Ok(Value::Null));
     }
 
@@ -314,9 +337,18 @@ mod tests {
         let keys = Value::array(vec![s("a"), s("b")]);
         let vals = Value::array(vec![i(1), i(2)]);
         assert_eq!(call("object", &[keys.clone(), vals.clone()]), Ok(ab()));
-        assert_eq!(call("object", &[i(1), vals.clone()]).unwrap_err(), "first argument should be []string");
-        assert_eq!(call("object", &[vals.clone(), vals.clone()]).unwrap_err(), "first argument should be []string");
-        assert_eq!(call("object", &[vals.clone(), i(1)]).unwrap_err(), "second argument should be []interface{}");
+        assert_eq!(
+            call("object", &[i(1), vals.clone()]).unwrap_err(),
+            "first argument should be []string"
+        );
+        assert_eq!(
+            call("object", &[vals.clone(), vals.clone()]).unwrap_err(),
+            "first argument should be []string"
+        );
+        assert_eq!(
+            call("object", &[vals.clone(), i(1)]).unwrap_err(),
+            "second argument should be []interface{}"
+        );
         assert_eq!(
             call("object", &[keys, Value::array(vec![i(1), i(2), i(3)])]).unwrap_err(),
             "the length of the arguments should be same"
@@ -324,12 +356,25 @@ mod tests {
         assert_eq!(call("object", &[Value::Null, vals]), Ok(Value::Null));
 
         let pair = |k: Value, v: Value| Value::array(vec![k, v]);
-        assert_eq!(call("zip", &[Value::array(vec![pair(s("a"), i(1)), pair(s("b"), i(2))])]), Ok(ab()));
+        assert_eq!(
+            call(
+                "zip",
+                &[Value::array(vec![pair(s("a"), i(1)), pair(s("b"), i(2))])]
+            ),
+            Ok(ab())
+        );
         let each = "each argument should be [][2]interface{}";
         assert_eq!(call("zip", &[i(1)]).unwrap_err(), each);
-        assert_eq!(call("zip", &[Value::array(vec![i(1), i(2)])]).unwrap_err(), each);
         assert_eq!(
-            call("zip", &[Value::array(vec![Value::array(vec![s("a"), i(1), i(3)])])]).unwrap_err(),
+            call("zip", &[Value::array(vec![i(1), i(2)])]).unwrap_err(),
+            each
+        );
+        assert_eq!(
+            call(
+                "zip",
+                &[Value::array(vec![Value::array(vec![s("a"), i(1), i(3)])])]
+            )
+            .unwrap_err(),
             each
         );
         assert_eq!(
@@ -342,24 +387,47 @@ mod tests {
     fn concat_construct() {
         let r = call(
             "object_concat",
-            &[ab(), obj(&[("b", i(3)), ("c", i(4))]), obj(&[("a", i(2)), ("d", i(1))])],
+            &[
+                ab(),
+                obj(&[("b", i(3)), ("c", i(4))]),
+                obj(&[("a", i(2)), ("d", i(1))]),
+            ],
         );
-        assert_eq!(r, Ok(obj(&[("a", i(2)), ("b", i(3)), ("c", i(4)), ("d", i(1))])));
+        assert_eq!(
+            r,
+            Ok(obj(&[("a", i(2)), ("b", i(3)), ("c", i(4)), ("d", i(1))]))
+        );
         assert_eq!(
             call("object_concat", &[ab(), Value::array(vec![i(1), i(2)])]).unwrap_err(),
             "the argument should be map[string]interface{}, got [1 2]"
         );
         assert_eq!(call("object_concat", &[ab(), Value::Null]), Ok(ab()));
-        assert_eq!(call("object_concat", &[ab()]).unwrap_err(), "Expect at least 2 arguments but found 1.");
+        assert_eq!(
+            call("object_concat", &[ab()]).unwrap_err(),
+            "Expect at least 2 arguments but found 1."
+        );
 
-        assert_eq!(call("object_construct", &[s("foo"), s("bar")]), Ok(obj(&[("foo", s("bar"))])));
+        assert_eq!(
+            call("object_construct", &[s("foo"), s("bar")]),
+            Ok(obj(&[("foo", s("bar"))]))
+        );
         assert_eq!(
             call("object_construct", &[Value::Bool(true), s("bar")]).unwrap_err(),
             "key true is not a string"
         );
         // Null keys are dropped; null values are kept.
         assert_eq!(
-            call("object_construct", &[s("key1"), Value::Null, Value::Null, s("x"), s("key2"), s("foo")]),
+            call(
+                "object_construct",
+                &[
+                    s("key1"),
+                    Value::Null,
+                    Value::Null,
+                    s("x"),
+                    s("key2"),
+                    s("foo")
+                ]
+            ),
             Ok(obj(&[("key1", Value::Null), ("key2", s("foo"))]))
         );
         let lit = |v: serde_json::Value| ArgHint::Literal(v);
@@ -368,16 +436,25 @@ mod tests {
             Err("the args must be key value pairs".into())
         );
         assert_eq!(
-            validate_object_construct(&[lit(serde_json::json!(true)), lit(serde_json::json!("baz"))]),
+            validate_object_construct(&[
+                lit(serde_json::json!(true)),
+                lit(serde_json::json!("baz"))
+            ]),
             Err("Expect string type for parameter 1".into())
         );
-        assert_eq!(validate_object_construct(&[lit(serde_json::json!("a")), ArgHint::Expr]), Ok(()));
+        assert_eq!(
+            validate_object_construct(&[lit(serde_json::json!("a")), ArgHint::Expr]),
+            Ok(())
+        );
     }
 
     #[test]
     fn erase_pick_size() {
         let abc = obj(&[("a", i(1)), ("b", i(2)), ("c", i(3))]);
-        assert_eq!(call("erase", &[abc.clone(), s("a")]), Ok(obj(&[("b", i(2)), ("c", i(3))])));
+        assert_eq!(
+            call("erase", &[abc.clone(), s("a")]),
+            Ok(obj(&[("b", i(2)), ("c", i(3))]))
+        );
         assert_eq!(
             call("erase", &[abc.clone(), Value::array(vec![s("a"), s("b")])]),
             Ok(obj(&[("c", i(3))]))
@@ -386,15 +463,27 @@ mod tests {
             call("erase", &[abc.clone(), Value::array(vec![s("a")]), s("c")]).unwrap_err(),
             "the argument number should be 2, got 3"
         );
-        assert_eq!(call("erase", &[abc.clone(), i(1)]).unwrap_err(), "the argument should be slice or string");
+        assert_eq!(
+            call("erase", &[abc.clone(), i(1)]).unwrap_err(),
+            "the argument should be slice or string"
+        );
         assert_eq!(call("erase", &[Value::Null, s("a")]), Ok(Value::Null));
 
         assert_eq!(
-            call("object_pick", &[abc.clone(), Value::array(vec![s("a"), s("c")])]),
+            call(
+                "object_pick",
+                &[abc.clone(), Value::array(vec![s("a"), s("c")])]
+            ),
             Ok(obj(&[("a", i(1)), ("c", i(3))]))
         );
-        assert_eq!(call("object_pick", &[abc.clone(), s("a")]), Ok(obj(&[("a", i(1))])));
-        assert_eq!(call("object_pick", &[abc.clone(), s("a"), s("b")]), Ok(obj(&[("a", i(1)), ("b", i(2))])));
+        assert_eq!(
+            call("object_pick", &[abc.clone(), s("a")]),
+            Ok(obj(&[("a", i(1))]))
+        );
+        assert_eq!(
+            call("object_pick", &[abc.clone(), s("a"), s("b")]),
+            Ok(obj(&[("a", i(1)), ("b", i(2))]))
+        );
         assert_eq!(call("object_pick", &[abc.clone(), s("d")]), Ok(obj(&[])));
         assert_eq!(call("object_pick", &[Value::Null, s("d")]), Ok(Value::Null));
         assert!(call("object_pick", &[i(1), s("d")]).is_err());

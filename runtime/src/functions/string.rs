@@ -12,7 +12,7 @@ use regex::Regex;
 use weir_planner::ArgHint;
 
 use super::{arg, FuncContext, FuncError, FuncResult, Registry};
-use crate::value::{format_float_v, Value};
+use crate::value::Value;
 
 /// Renders a value as Go's `fmt.Sprintf("%v", v)` does; null is the empty
 /// string (`cast.ToStringAlways`).
@@ -38,7 +38,7 @@ fn write_go_v(v: &Value, out: &mut String, top_nil_empty: bool) {
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_float_v(*f)),
+        Value::Float(f) => out.push_str(&go_float_v(*f)),
         Value::String(s) => out.push_str(s),
         Value::Bytes(b) => {
             out.push('[');
@@ -76,6 +76,46 @@ fn write_go_v(v: &Value, out: &mut String, top_nil_empty: bool) {
     }
 }
 
+/// Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): the
+/// shortest round-trip digits, in exponent form when the decimal exponent
+/// is below -4 or at least 6 (`1e+06`, `1.5e-05`, `123456`).
+pub(crate) fn go_float_v(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // Shortest round-trip digits and decimal exponent.
+    let e = format!("{:e}", f.abs());
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let sign = if f < 0.0 { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let mut m = String::new();
+        m.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            m.push('.');
+            m.push_str(&digits[1..]);
+        }
+        let (es, ev) = if exp < 0 { ('-', -exp) } else { ('+', exp) };
+        return format!("{sign}{m}e{es}{ev:02}");
+    }
+    format!("{sign}{}", format!("{f}").trim_start_matches('-'))
+}
+
 /// Go's `%T` of the value as eKuiper holds it.
 pub(crate) fn go_type(v: &Value) -> &'static str {
     match v {
@@ -93,7 +133,11 @@ pub(crate) fn go_type(v: &Value) -> &'static str {
 
 /// Go's `cannot convert T(v) to X` message of the `cast` package.
 pub(crate) fn cannot_convert(v: &Value, to: &str) -> FuncError {
-    FuncError::new(format!("cannot convert {}({}) to {to}", go_type(v), go_v(v)))
+    FuncError::new(format!(
+        "cannot convert {}({}) to {to}",
+        go_type(v),
+        go_v(v)
+    ))
 }
 
 /// eKuiper's `returnNilIfHasAnyNil` test: a null argument, or an empty
@@ -132,7 +176,9 @@ pub(crate) fn to_float_samekind(v: &Value) -> Result<f64, FuncError> {
 
 /// Go's `int64(f)` on amd64: out-of-range and NaN give `i64::MIN`.
 pub(crate) fn go_f64_to_i64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    // 2^63, exactly representable.
+    const LIM: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIM..LIM).contains(&f) {
         i64::MIN
     } else {
         f as i64
@@ -230,13 +276,22 @@ fn pad_count(func: &str, v: &Value) -> Result<usize, FuncError> {
     Ok(n as usize)
 }
 
-fn one_str(r: &mut Registry, name: &'static str, f: impl Fn(&str) -> Value + Send + Sync + 'static) {
-    r.scalar(name, 1, Some(1), move |_: &FuncContext<'_>, args: &[Value]| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
-        Ok(f(&go_str(arg(name, args, 0)?)))
-    });
+fn one_str(
+    r: &mut Registry,
+    name: &'static str,
+    f: impl Fn(&str) -> Value + Send + Sync + 'static,
+) {
+    r.scalar(
+        name,
+        1,
+        Some(1),
+        move |_: &FuncContext<'_>, args: &[Value]| {
+            if nilish(args) {
+                return Ok(Value::Null);
+            }
+            Ok(f(&go_str(arg(name, args, 0)?)))
+        },
+    );
     r.set_validate(name, validate_strs);
 }
 
@@ -250,15 +305,20 @@ pub(crate) fn def(
     max: Option<usize>,
     f: impl Fn(&FuncContext<'_>, &[Value]) -> FuncResult + Send + Sync + 'static,
 ) {
-    r.scalar(name, min, max, move |ctx: &FuncContext<'_>, args: &[Value]| {
-        if args.len() < min || max.is_some_and(|m| args.len() > m) {
-            return Err(FuncError::new(format!(
-                "{name}: wrong number of arguments ({})",
-                args.len()
-            )));
-        }
-        f(ctx, args)
-    });
+    r.scalar(
+        name,
+        min,
+        max,
+        move |ctx: &FuncContext<'_>, args: &[Value]| {
+            if args.len() < min || max.is_some_and(|m| args.len() > m) {
+                return Err(FuncError::new(format!(
+                    "{name}: wrong number of arguments ({})",
+                    args.len()
+                )));
+            }
+            f(ctx, args)
+        },
+    );
 }
 
 pub(crate) fn register(r: &mut Registry) {
@@ -316,10 +376,18 @@ pub(crate) fn register(r: &mut Registry) {
 
     one_str(r, "lower", |s| Value::from(s.to_lowercase()));
     one_str(r, "upper", |s| Value::from(s.to_uppercase()));
-    one_str(r, "trim", |s| Value::from(s.trim_matches(char::is_whitespace)));
-    one_str(r, "ltrim", |s| Value::from(s.trim_start_matches(char::is_whitespace)));
-    one_str(r, "rtrim", |s| Value::from(s.trim_end_matches(char::is_whitespace)));
-    one_str(r, "reverse", |s| Value::from(s.chars().rev().collect::<String>()));
+    one_str(r, "trim", |s| {
+        Value::from(s.trim_matches(char::is_whitespace))
+    });
+    one_str(r, "ltrim", |s| {
+        Value::from(s.trim_start_matches(char::is_whitespace))
+    });
+    one_str(r, "rtrim", |s| {
+        Value::from(s.trim_end_matches(char::is_whitespace))
+    });
+    one_str(r, "reverse", |s| {
+        Value::from(s.chars().rev().collect::<String>())
+    });
 
     def(r, "lpad", 2, Some(2), |_, args| {
         if nilish(args) {
@@ -429,7 +497,9 @@ pub(crate) fn register(r: &mut Registry) {
         let i = to_int_strict(&args[2]).unwrap_or(0);
         let idx = if i >= 0 { i } else { n + i };
         if i > n - 1 || i < -n || idx < 0 {
-            return Err(FuncError::new(format!("{i} out of index array (size = {n})")));
+            return Err(FuncError::new(format!(
+                "{i} out of index array (size = {n})"
+            )));
         }
         Ok(Value::from(parts[idx as usize]))
     });
@@ -458,7 +528,9 @@ pub(crate) fn register(r: &mut Registry) {
         let x = to_float_samekind(&args[0]).unwrap_or(0.0);
         let d = to_int_strict(&args[1]).unwrap_or(0);
         if d < 0 {
-            return Err(FuncError::new("the decimal places must greater or equal than 0"));
+            return Err(FuncError::new(
+                "the decimal places must greater or equal than 0",
+            ));
         }
         if d > 1100 {
             return Err(FuncError::new("the decimal places must be at most 1100"));
@@ -475,10 +547,15 @@ pub(crate) fn register(r: &mut Registry) {
         }
     });
     r.set_validate("format", |args| {
-        if args.get(1).is_some_and(|a| !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && int_lit(Some(a)).is_none()) {
+        if args.get(1).is_some_and(|a| {
+            !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && int_lit(Some(a)).is_none()
+        }) {
             return Err(expect_type(1, "integer"));
         }
-        if args.get(2).is_some_and(|a| !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && !lit_is_str(a)) {
+        if args
+            .get(2)
+            .is_some_and(|a| !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && !lit_is_str(a))
+        {
             return Err(expect_type(2, "string"));
         }
         Ok(())
@@ -488,7 +565,10 @@ pub(crate) fn register(r: &mut Registry) {
 /// Go's `strings.Split`: an empty separator splits into UTF-8 characters.
 fn go_split<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
     if sep.is_empty() {
-        return s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect();
+        return s
+            .char_indices()
+            .map(|(i, c)| &s[i..i + c.len_utf8()])
+            .collect();
     }
     s.split(sep).collect()
 }
@@ -504,21 +584,51 @@ struct NumStyle {
     arab: bool,
 }
 
-const EN: NumStyle = NumStyle { group: ",", decimal: ".", indian: false, arab: false };
-const DE: NumStyle = NumStyle { group: ".", decimal: ",", indian: false, arab: false };
-const FR: NumStyle = NumStyle { group: "\u{a0}", decimal: ",", indian: false, arab: false };
-const CH: NumStyle = NumStyle { group: "\u{2019}", decimal: ".", indian: false, arab: false };
-const IN: NumStyle = NumStyle { group: ",", decimal: ".", indian: true, arab: false };
-const ARAB: NumStyle = NumStyle { group: "\u{66c}", decimal: "\u{66b}", indian: false, arab: true };
+const EN: NumStyle = NumStyle {
+    group: ",",
+    decimal: ".",
+    indian: false,
+    arab: false,
+};
+const DE: NumStyle = NumStyle {
+    group: ".",
+    decimal: ",",
+    indian: false,
+    arab: false,
+};
+const FR: NumStyle = NumStyle {
+    group: "\u{a0}",
+    decimal: ",",
+    indian: false,
+    arab: false,
+};
+const CH: NumStyle = NumStyle {
+    group: "\u{2019}",
+    decimal: ".",
+    indian: false,
+    arab: false,
+};
+const IN: NumStyle = NumStyle {
+    group: ",",
+    decimal: ".",
+    indian: true,
+    arab: false,
+};
+const ARAB: NumStyle = NumStyle {
+    group: "\u{66c}",
+    decimal: "\u{66b}",
+    indian: false,
+    arab: true,
+};
 
 /// Languages golang.org/x/text knows (a practical subset of ISO 639-1).
 const KNOWN_LANGS: &[&str] = &[
-    "af", "am", "ar", "as", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el",
-    "en", "es", "et", "eu", "fa", "fi", "fil", "fo", "fr", "ga", "gl", "gu", "he", "hi", "hr",
-    "hu", "hy", "id", "is", "it", "ja", "ka", "kk", "km", "kn", "ko", "ky", "lo", "lt", "lv",
-    "mk", "ml", "mn", "mr", "ms", "my", "nb", "ne", "nl", "nn", "no", "or", "pa", "pl", "pt",
-    "rm", "ro", "ru", "si", "sk", "sl", "sq", "sr", "sv", "sw", "ta", "te", "th", "tr", "uk",
-    "ur", "uz", "vi", "zh", "zu",
+    "af", "am", "ar", "as", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en",
+    "es", "et", "eu", "fa", "fi", "fil", "fo", "fr", "ga", "gl", "gu", "he", "hi", "hr", "hu",
+    "hy", "id", "is", "it", "ja", "ka", "kk", "km", "kn", "ko", "ky", "lo", "lt", "lv", "mk", "ml",
+    "mn", "mr", "ms", "my", "nb", "ne", "nl", "nn", "no", "or", "pa", "pl", "pt", "rm", "ro", "ru",
+    "si", "sk", "sl", "sq", "sr", "sv", "sw", "ta", "te", "th", "tr", "uk", "ur", "uz", "vi", "zh",
+    "zu",
 ];
 
 /// Resolves `format`'s locale argument (`en_US`, `de-DE`, ...): a known
@@ -598,9 +708,9 @@ fn format_number(x: f64, scale: usize, style: Option<NumStyle>) -> String {
         let left = n - i;
         if i > 0 {
             let sep = if st.indian {
-                left == 3 || (left > 3 && (left - 3) % 2 == 0)
+                left == 3 || (left > 3 && (left - 3).is_multiple_of(2))
             } else {
-                left % 3 == 0
+                left.is_multiple_of(3)
             };
             if sep {
                 out.push_str(st.group);

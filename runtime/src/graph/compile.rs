@@ -1,0 +1,214 @@
+//! From a physical plan to the operators of a rule, in pipeline order.
+
+use std::sync::Arc;
+
+use weir_planner::{PExpr, PhysicalPlan, ProjectField, WindowSpec};
+
+use crate::decode::Decoder;
+use crate::expr::{compile, Expr, Layout};
+use crate::functions::{FuncError, FunctionImpl, Registry};
+use crate::operator::{
+    AggregateOp, AggregateSite, AnalyticOp, AnalyticSite, DecodeOp, FilterOp, JoinOp, JoinStep, Operator,
+    OrderOp, ProjectItem, ProjectOp, RuleContext, StateConditions, TableState, WatermarkOp, WindowOp,
+};
+
+/// A compiled stage: its eKuiper node name, the operator and its input count.
+pub(crate) struct Stage {
+    pub(crate) name: String,
+    pub(crate) op: Box<dyn Operator>,
+    pub(crate) inputs: usize,
+}
+
+/// The operators of a rule.
+pub(crate) struct Compiled {
+    /// One decoder per plan source.
+    pub(crate) decoders: Vec<Stage>,
+    /// The pipeline after the decoders, in order.
+    pub(crate) stages: Vec<Stage>,
+    /// For each table source: (stage index of the join, input index).
+    pub(crate) table_inputs: Vec<(u16, usize, usize)>,
+}
+
+pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleContext) -> Result<Compiled, FuncError> {
+    let layout = Arc::new(Layout::of(plan));
+    let c = |e: &PExpr| compile(e, registry, &layout);
+    let width = plan.width as usize;
+    let event_time = plan.options.is_event_time;
+    let names = &plan.operators;
+    let mut name_idx = plan.sources.len();
+    let mut next_name = |fallback: &str| {
+        let n = names.get(name_idx).map(|o| o.name.clone()).unwrap_or_else(|| fallback.to_string());
+        name_idx += 1;
+        n
+    };
+
+    let decoder_name = next_name("op_2_decoder");
+    let decoders = plan
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let ts = if event_time && !s.is_table() { s.def.options.timestamp.as_deref() } else { None };
+            let dec = Decoder::new(s, i as u16, width, ts);
+            let name = if plan.sources.len() == 1 { decoder_name.clone() } else { format!("{decoder_name}_{}", s.name) };
+            Stage { name, op: Box::new(DecodeOp::new(dec, s.meta_slot.map(|m| m as usize))), inputs: 1 }
+        })
+        .collect();
+    let streams = plan.sources.iter().filter(|s| !s.is_table()).count();
+
+    let mut stages: Vec<Stage> = Vec::new();
+    let push = |stages: &mut Vec<Stage>, name: String, op: Box<dyn Operator>| {
+        let inputs = if stages.is_empty() { streams } else { 1 };
+        stages.push(Stage { name, op, inputs });
+    };
+    if event_time {
+        push(&mut stages, next_name("watermark"), Box::new(WatermarkOp::new(streams, plan.options.late_tolerance_ms)));
+    }
+    if !plan.analytics.is_empty() {
+        let mut sites = Vec::new();
+        for a in &plan.analytics {
+            let def = registry.get(&a.func).ok_or_else(|| FuncError::new(format!("function {} not found", a.func)))?;
+            let FunctionImpl::Analytic(factory) = &def.imp else {
+                return Err(FuncError::new(format!("{} is not an analytic function", a.func)));
+            };
+            sites.push(AnalyticSite::new(
+                factory.clone(),
+                a.args.iter().map(c).collect::<Result<_, _>>()?,
+                a.partition.iter().map(c).collect::<Result<_, _>>()?,
+                a.when.as_ref().map(c).transpose()?,
+                a.slot as usize,
+            ));
+        }
+        push(&mut stages, next_name("analytic"), Box::new(AnalyticOp::new(sites, cx.clone())));
+    }
+    if let Some(f) = &plan.pre_filter {
+        push(&mut stages, next_name("filter"), Box::new(FilterOp::new(c(f)?, cx.clone())));
+    }
+    if let Some(w) = &plan.window {
+        let op = WindowOp::new(
+            w.spec.clone(),
+            w.unit,
+            w.filter.as_ref().map(c).transpose()?,
+            w.trigger.as_ref().map(c).transpose()?,
+            match &w.spec {
+                WindowSpec::State { begin, emit } => Some(StateConditions {
+                    partition: w.partition.iter().map(c).collect::<Result<_, _>>()?,
+                    begin: c(begin)?,
+                    emit: emit.as_ref().map(c).transpose()?,
+                }),
+                _ => None,
+            },
+            event_time,
+            cx.clone(),
+        );
+        push(&mut stages, next_name("window"), Box::new(op));
+    }
+    let mut table_inputs = Vec::new();
+    if !plan.joins.is_empty() {
+        let steps = plan
+            .joins
+            .iter()
+            .map(|j| Ok(JoinStep { kind: j.kind, source: j.source, on: j.on.as_ref().map(c).transpose()? }))
+            .collect::<Result<Vec<_>, FuncError>>()?;
+        let source_slots = plan
+            .sources
+            .iter()
+            .map(|s| {
+                let mut v: Vec<usize> = s.columns.iter().map(|c| c.slot as usize).collect();
+                v.extend(s.all_slot.map(|x| x as usize));
+                v.extend(s.meta_slot.map(|x| x as usize));
+                v
+            })
+            .collect();
+        let tables: Vec<TableState> = plan
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_table())
+            .map(|(i, s)| TableState {
+                source: i as u16,
+                key_slot: s
+                    .def
+                    .options
+                    .key
+                    .as_ref()
+                    .and_then(|k| s.columns.iter().find(|c| &c.name == k))
+                    .map(|c| c.slot as usize),
+                retain: s.def.retain_size().max(1) as usize,
+                rows: Vec::new(),
+            })
+            .collect();
+        let join = JoinOp::new(steps, source_slots, tables, cx.clone());
+        let stage_idx = stages.len();
+        for (i, s) in plan.sources.iter().enumerate() {
+            if s.is_table() {
+                if let Some(input) = join.table_input(i as u16) {
+                    table_inputs.push((i as u16, stage_idx, input));
+                }
+            }
+        }
+        let name = next_name("join");
+        let inputs = if stages.is_empty() { streams } else { 1 } + table_inputs.len();
+        stages.push(Stage { name, op: Box::new(join), inputs });
+    }
+    if let Some(f) = &plan.filter {
+        push(&mut stages, next_name("filter"), Box::new(FilterOp::new(c(f)?, cx.clone())));
+    }
+    if let Some(a) = &plan.aggregate {
+        let mut sites = Vec::new();
+        for call in &a.calls {
+            let def =
+                registry.get(&call.func).ok_or_else(|| FuncError::new(format!("function {} not found", call.func)))?;
+            let FunctionImpl::Aggregate(factory) = &def.imp else {
+                return Err(FuncError::new(format!("{} is not an aggregate function", call.func)));
+            };
+            // count(*) only needs to know a row is there: skip building the
+            // row map for it.
+            let args = call
+                .args
+                .iter()
+                .map(|arg| match arg {
+                    PExpr::Row(_) if def.name == "count" => Ok(Expr::Lit(crate::value::Value::Bool(true))),
+                    e => c(e),
+                })
+                .collect::<Result<_, _>>()?;
+            sites.push(AggregateSite { factory: factory.clone(), args, filter: call.filter.as_ref().map(c).transpose()? });
+        }
+        let keys = a.keys.iter().map(c).collect::<Result<_, _>>()?;
+        push(&mut stages, next_name("aggregate"), Box::new(AggregateOp::new(keys, sites, a.base as usize, cx.clone())));
+    }
+    if let Some(h) = &plan.having {
+        push(&mut stages, next_name("having"), Box::new(FilterOp::new(c(h)?, cx.clone())));
+    }
+    if !plan.order.is_empty() {
+        let keys = plan.order.iter().map(|k| Ok((c(&k.expr)?, k.descending))).collect::<Result<_, FuncError>>()?;
+        push(&mut stages, next_name("order"), Box::new(OrderOp::new(keys, cx.clone())));
+    }
+    let send_nil = plan.options.send_nil_field;
+    let items = plan
+        .project
+        .iter()
+        .map(|f| {
+            Ok(match f {
+                ProjectField::Expr { name, expr, invisible } => ProjectItem::Expr {
+                    name: name.clone(),
+                    keep_null: send_nil && (matches!(expr, PExpr::Slot(_)) || !name.starts_with("kuiper_field_")),
+                    expr: c(expr)?,
+                    invisible: *invisible,
+                },
+                ProjectField::Wildcard { sources, except, replace } => ProjectItem::Wildcard {
+                    sources: sources.clone(),
+                    except: except.clone(),
+                    replace: replace.iter().map(|(n, e)| Ok((n.clone(), c(e)?))).collect::<Result<_, FuncError>>()?,
+                },
+                ProjectField::Unnest { name, expr } => ProjectItem::Unnest { name: name.clone(), expr: c(expr)? },
+                ProjectField::ChangedCols { .. } => {
+                    return Err(FuncError::new("changed_cols is not supported yet"));
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, FuncError>>()?;
+    let limit = plan.limit.map(|l| l as usize);
+    push(&mut stages, next_name("project"), Box::new(ProjectOp::new(items, layout.clone(), limit, cx.clone())));
+    Ok(Compiled { decoders, stages, table_inputs })
+}

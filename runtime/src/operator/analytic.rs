@@ -1,0 +1,93 @@
+//! Analytic functions (`lag`, `acc_sum`, ...), evaluated on every event
+//! before WHERE and windows, as eKuiper does.
+
+use std::collections::HashMap;
+
+use crate::expr::Expr;
+use crate::functions::{AnalyticFactory, AnalyticState, FuncError};
+use crate::operator::{Operator, Output, RuleContext};
+use crate::row::{Batch, Row};
+use crate::value::Value;
+
+/// One analytic call site with its per-partition state.
+pub struct AnalyticSite {
+    /// Creates the state of a new partition.
+    pub factory: AnalyticFactory,
+    /// Arguments.
+    pub args: Vec<Expr>,
+    /// `PARTITION BY` keys.
+    pub partition: Vec<Expr>,
+    /// `WHEN` condition.
+    pub when: Option<Expr>,
+    /// Slot receiving the result.
+    pub slot: usize,
+    states: HashMap<String, (Box<dyn AnalyticState>, Value)>,
+}
+
+impl AnalyticSite {
+    /// A call site.
+    pub fn new(factory: AnalyticFactory, args: Vec<Expr>, partition: Vec<Expr>, when: Option<Expr>, slot: usize) -> Self {
+        AnalyticSite { factory, args, partition, when, slot, states: HashMap::new() }
+    }
+
+    fn eval(&mut self, row: &Row, cx: &crate::expr::EvalContext<'_>) -> Result<Value, FuncError> {
+        // eKuiper keys partitions by the values rendered as text, concatenated.
+        let mut key = String::new();
+        for p in &self.partition {
+            key.push_str(&p.eval(row, cx)?.to_text());
+        }
+        let fire = match &self.when {
+            Some(w) => w.eval(row, cx)?.is_true(),
+            None => true,
+        };
+        let factory = &self.factory;
+        let (state, last) = self.states.entry(key).or_insert_with(|| (factory(), Value::Null));
+        if !fire {
+            return Ok(last.clone());
+        }
+        let mut args = Vec::with_capacity(self.args.len());
+        for a in &self.args {
+            args.push(a.eval(row, cx)?);
+        }
+        let v = state.call(&args)?;
+        *last = v.clone();
+        Ok(v)
+    }
+}
+
+/// Evaluates every analytic call site on each event, in order, writing
+/// each result to its slot (later sites may read earlier ones).
+pub struct AnalyticOp {
+    sites: Vec<AnalyticSite>,
+    cx: RuleContext,
+}
+
+impl AnalyticOp {
+    /// The operator for these call sites.
+    pub fn new(sites: Vec<AnalyticSite>, cx: RuleContext) -> AnalyticOp {
+        AnalyticOp { sites, cx }
+    }
+}
+
+impl Operator for AnalyticOp {
+    fn process(&mut self, _input: usize, mut batch: Batch, now: i64, out: &mut Output) {
+        let ecx = self.cx.eval(now, batch.window);
+        batch.rows.retain_mut(|row| {
+            for site in &mut self.sites {
+                match site.eval(row, &ecx) {
+                    Ok(v) => {
+                        if let Some(cell) = row.slots.get_mut(site.slot) {
+                            *cell = v;
+                        }
+                    }
+                    Err(e) => {
+                        out.error(e);
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+        out.data(batch);
+    }
+}

@@ -1,0 +1,56 @@
+//! WHERE and HAVING.
+
+use crate::expr::Expr;
+use crate::operator::{Operator, Output, RuleContext};
+use crate::row::Batch;
+
+/// Keeps the rows for which the condition is true.
+///
+/// On independent events a failing row is dropped alone. On a window
+/// emission eKuiper drops the whole emission when the condition fails on
+/// any row, and sends nothing when no row passes.
+pub struct FilterOp {
+    cond: Expr,
+    cx: RuleContext,
+}
+
+impl FilterOp {
+    /// A filter on `cond`.
+    pub fn new(cond: Expr, cx: RuleContext) -> FilterOp {
+        FilterOp { cond, cx }
+    }
+}
+
+impl Operator for FilterOp {
+    fn process(&mut self, _input: usize, mut batch: Batch, now: i64, out: &mut Output) {
+        let mut ecx = self.cx.eval(now, batch.window);
+        let mut err = None;
+        batch.rows.retain(|row| {
+            if err.is_some() && batch.window.is_some() {
+                return false;
+            }
+            ecx.row_number += 1;
+            match self.cond.eval(row, &ecx) {
+                Ok(v) => v.is_true(),
+                Err(e) => {
+                    if batch.window.is_some() {
+                        err = Some(e);
+                    } else {
+                        out.error(e);
+                    }
+                    false
+                }
+            }
+        });
+        if batch.window.is_some() {
+            if let Some(e) = err {
+                out.error(e);
+                return;
+            }
+            if batch.rows.is_empty() {
+                return;
+            }
+        }
+        out.data(batch);
+    }
+}

@@ -1,0 +1,154 @@
+//! Joins: stream-stream inside a window, and stream-table.
+
+use weir_planner::ast::JoinKind;
+
+use crate::expr::Expr;
+use crate::operator::{Operator, Output, RuleContext};
+use crate::row::{Batch, Row, WindowRange};
+
+/// One join step, compiled.
+pub struct JoinStep {
+    /// Kind.
+    pub kind: JoinKind,
+    /// The joined source.
+    pub source: u16,
+    /// `ON`.
+    pub on: Option<Expr>,
+}
+
+/// Rows a scan table keeps.
+pub struct TableState {
+    /// Source index of the table.
+    pub source: u16,
+    /// Slot of the KEY column, to keep the latest row per key.
+    pub key_slot: Option<usize>,
+    /// Rows kept (RETAIN_SIZE).
+    pub retain: usize,
+    /// Current rows, oldest first.
+    pub rows: Vec<Row>,
+}
+
+impl TableState {
+    fn upsert(&mut self, row: Row) {
+        if let Some(k) = self.key_slot {
+            if let Some(pos) = self.rows.iter().position(|r| r.slots.get(k) == row.slots.get(k)) {
+                self.rows.remove(pos);
+            }
+        }
+        self.rows.push(row);
+        if self.rows.len() > self.retain {
+            let extra = self.rows.len() - self.retain;
+            self.rows.drain(..extra);
+        }
+    }
+}
+
+/// Joins the rows of each emission (or each event, with tables only).
+///
+/// Input 0 carries the stream side; table rows arrive on the inputs that
+/// [`JoinOp::table_input`] names and update the tables' contents.
+pub struct JoinOp {
+    steps: Vec<JoinStep>,
+    /// Slots owned by each source, for merging rows.
+    source_slots: Vec<Vec<usize>>,
+    tables: Vec<TableState>,
+    cx: RuleContext,
+}
+
+impl JoinOp {
+    /// A join over `steps`; `source_slots[s]` lists the slots of source `s`.
+    pub fn new(steps: Vec<JoinStep>, source_slots: Vec<Vec<usize>>, tables: Vec<TableState>, cx: RuleContext) -> Self {
+        JoinOp { steps, source_slots, tables, cx }
+    }
+
+    /// The input index that feeds table `source`.
+    pub fn table_input(&self, source: u16) -> Option<usize> {
+        self.tables.iter().position(|t| t.source == source).map(|i| i + 1)
+    }
+
+    fn merge(&self, left: &Row, right: &Row) -> Row {
+        let mut m = left.clone();
+        if let Some(slots) = self.source_slots.get(right.source as usize) {
+            for &s in slots {
+                if let (Some(dst), Some(src)) = (m.slots.get_mut(s), right.slots.get(s)) {
+                    *dst = src.clone();
+                }
+            }
+        }
+        m
+    }
+
+    fn join(&self, rows: &[Row], now: i64, window: Option<WindowRange>, out: &mut Output) -> Vec<Row> {
+        let ecx = self.cx.eval(now, window);
+        let mut current: Vec<Row> = rows.iter().filter(|r| r.source == 0).cloned().collect();
+        for step in &self.steps {
+            let right: Vec<&Row> = match self.tables.iter().find(|t| t.source == step.source) {
+                Some(t) => t.rows.iter().collect(),
+                None => rows.iter().filter(|r| r.source == step.source).collect(),
+            };
+            let mut matched_right = vec![false; right.len()];
+            let mut next = Vec::new();
+            for l in &current {
+                let mut matched = false;
+                for (i, r) in right.iter().enumerate() {
+                    let merged = self.merge(l, r);
+                    let ok = match &step.on {
+                        None => true,
+                        Some(on) => match on.eval(&merged, &ecx) {
+                            Ok(v) => v.is_true(),
+                            Err(e) => {
+                                out.error(e);
+                                false
+                            }
+                        },
+                    };
+                    if ok {
+                        matched = true;
+                        matched_right[i] = true;
+                        next.push(merged);
+                    }
+                }
+                if !matched && matches!(step.kind, JoinKind::Left | JoinKind::Full) {
+                    next.push(l.clone());
+                }
+            }
+            if matches!(step.kind, JoinKind::Right | JoinKind::Full) {
+                for (i, r) in right.iter().enumerate() {
+                    if !matched_right[i] {
+                        next.push((*r).clone());
+                    }
+                }
+            }
+            current = next;
+        }
+        current
+    }
+}
+
+impl Operator for JoinOp {
+    fn process(&mut self, input: usize, batch: Batch, now: i64, out: &mut Output) {
+        if input > 0 {
+            if let Some(t) = self.tables.get_mut(input - 1) {
+                for row in batch.rows {
+                    t.upsert(row);
+                }
+            }
+            return;
+        }
+        match batch.window {
+            Some(w) => {
+                let rows = self.join(&batch.rows, now, Some(w), out);
+                out.data(Batch::emission(rows, w));
+            }
+            None => {
+                // Each event joins the tables on its own and is one emission.
+                for row in batch.rows {
+                    let rows = self.join(std::slice::from_ref(&row), now, None, out);
+                    if !rows.is_empty() {
+                        out.data(Batch::emission(rows, WindowRange::default()));
+                    }
+                }
+            }
+        }
+    }
+}

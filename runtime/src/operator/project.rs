@@ -1,0 +1,160 @@
+//! SELECT: rows to output maps, with LIMIT per emission.
+
+use std::sync::Arc;
+
+use crate::expr::{EvalContext, Expr, Layout};
+use crate::functions::FuncError;
+use crate::operator::{Operator, Output, RuleContext};
+use crate::row::{Batch, Row};
+use crate::value::{Map, Value};
+
+/// One output item, compiled.
+pub enum ProjectItem {
+    /// `expr AS name`; `keep_null` when `sendNilField` applies to it.
+    Expr {
+        /// Output key.
+        name: String,
+        /// Value.
+        expr: Expr,
+        /// Hidden (`INVISIBLE`).
+        invisible: bool,
+        /// Emit null instead of omitting the key.
+        keep_null: bool,
+    },
+    /// `*` of some sources.
+    Wildcard {
+        /// Sources, earlier wins.
+        sources: Vec<u16>,
+        /// Keys left out.
+        except: Vec<String>,
+        /// Keys computed instead.
+        replace: Vec<(String, Expr)>,
+    },
+    /// `unnest(array)`: one output row per element.
+    Unnest {
+        /// Key for non-map elements.
+        name: String,
+        /// The array.
+        expr: Expr,
+    },
+}
+
+/// Builds the output rows. Each output row is a [`Row`] whose only slot is
+/// the output map; a row source tag is kept for the sink.
+pub struct ProjectOp {
+    items: Vec<ProjectItem>,
+    layout: Arc<Layout>,
+    limit: Option<usize>,
+    cx: RuleContext,
+}
+
+impl ProjectOp {
+    /// Projection of `items` with an optional LIMIT.
+    pub fn new(items: Vec<ProjectItem>, layout: Arc<Layout>, limit: Option<usize>, cx: RuleContext) -> ProjectOp {
+        ProjectOp { items, layout, limit, cx }
+    }
+
+    /// The output rows of one input row (several with `unnest`).
+    fn project(&self, row: &Row, ecx: &EvalContext<'_>, out_rows: &mut Vec<Row>) -> Result<(), FuncError> {
+        let mut m = Map::new();
+        let mut unnest: Option<(&str, Value)> = None;
+        for item in &self.items {
+            match item {
+                ProjectItem::Expr { name, expr, invisible, keep_null } => {
+                    let v = expr.eval(row, ecx)?;
+                    if *invisible {
+                        continue;
+                    }
+                    if v.is_null() && !keep_null {
+                        m.remove(name);
+                        continue;
+                    }
+                    m.insert(name.clone(), v);
+                }
+                ProjectItem::Wildcard { sources, except, replace } => {
+                    let mut w = Map::new();
+                    self.layout.row_into_map(row, sources, &mut w);
+                    for k in except {
+                        w.remove(k);
+                    }
+                    for (k, e) in replace {
+                        let v = e.eval(row, ecx)?;
+                        if v.is_null() {
+                            w.remove(k);
+                        } else {
+                            w.insert(k.clone(), v);
+                        }
+                    }
+                    m.extend(w);
+                }
+                ProjectItem::Unnest { name, expr } => unnest = Some((name, expr.eval(row, ecx)?)),
+            }
+        }
+        let ts = row.ts;
+        match unnest {
+            None => out_rows.push(output_row(m, ts)),
+            Some((_, Value::Null)) => {}
+            Some((name, Value::Array(items))) => {
+                for item in items.iter() {
+                    let mut r = m.clone();
+                    match item {
+                        Value::Map(obj) => r.extend(obj.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                        v => {
+                            r.insert(name.to_string(), v.clone());
+                        }
+                    }
+                    out_rows.push(output_row(r, ts));
+                }
+            }
+            Some((_, v)) => {
+                return Err(FuncError::new(format!("the argument for the unnest function should be array, got {}", v.type_name())))
+            }
+        }
+        Ok(())
+    }
+}
+
+fn output_row(m: Map, ts: i64) -> Row {
+    Row { slots: vec![Value::map(m)], ts, source: 0 }
+}
+
+impl Operator for ProjectOp {
+    fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
+        let mut ecx = self.cx.eval(now, batch.window);
+        let mut rows = Vec::with_capacity(batch.rows.len());
+        match batch.window {
+            None => {
+                for row in &batch.rows {
+                    ecx.row_number = 1;
+                    let before = rows.len();
+                    if let Err(e) = self.project(row, &ecx, &mut rows) {
+                        out.error(e);
+                        continue;
+                    }
+                    // Unnest of one event sends each element on its own.
+                    if self.limit == Some(0) {
+                        rows.truncate(before);
+                    }
+                }
+                out.data(Batch::events(rows));
+            }
+            Some(w) => {
+                for row in &batch.rows {
+                    ecx.row_number += 1;
+                    if let Err(e) = self.project(row, &ecx, &mut rows) {
+                        // One failing row fails the whole emission.
+                        out.error(e);
+                        return;
+                    }
+                }
+                if let Some(limit) = self.limit {
+                    if limit == 0 {
+                        return;
+                    }
+                    rows.truncate(limit);
+                }
+                out.data(Batch::emission(rows, w));
+            }
+        }
+    }
+}
