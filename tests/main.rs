@@ -1,1 +1,4 @@
+//! Integration tests of the `weir` binary.
 
+mod replay;
+mod util;
