@@ -116,6 +116,34 @@ pub enum PExpr {
     },
     /// A value from the evaluation context.
     Context(ContextValue),
+    /// `last_hit_count()` / `last_hit_time()` (and the `last_agg_hit_*`
+    /// forms): rule state of call site `site`. With `update` the call
+    /// returns the value and then records a hit (SELECT); without, it only
+    /// reads (inside a condition, whose [`PExpr::HitGate`] records hits).
+    Hit {
+        /// Call site.
+        site: u32,
+        /// Count or time.
+        kind: HitKind,
+        /// Record a hit after reading.
+        update: bool,
+    },
+    /// A condition that records a hit on `sites` each time it is true.
+    HitGate {
+        /// Sites to update.
+        sites: Vec<u32>,
+        /// The condition.
+        cond: Box<PExpr>,
+    },
+}
+
+/// What a hit function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HitKind {
+    /// How many hits so far.
+    Count,
+    /// Event time of the last hit, ms (0 before any).
+    Time,
 }
 
 /// Values read from the emission or rule context.
@@ -144,7 +172,8 @@ impl PExpr {
         match self {
             PExpr::Slot(s) => *s = f(*s),
             PExpr::AnySlot(v) => v.iter_mut().for_each(|s| *s = f(*s)),
-            PExpr::Lit(_) | PExpr::Row(_) | PExpr::Meta { .. } | PExpr::Context(_) => {}
+            PExpr::Lit(_) | PExpr::Row(_) | PExpr::Meta { .. } | PExpr::Context(_) | PExpr::Hit { .. } => {}
+            PExpr::HitGate { cond, .. } => cond.map_slots(f),
             PExpr::Binary { left, right, .. } => {
                 left.map_slots(f);
                 right.map_slots(f);
@@ -199,7 +228,9 @@ impl PExpr {
             | PExpr::AnySlot(_)
             | PExpr::Row(_)
             | PExpr::Meta { .. }
+            | PExpr::Hit { .. }
             | PExpr::Context(_) => {}
+            PExpr::HitGate { cond, .. } => cond.visit(f),
             PExpr::Binary { left, right, .. } => {
                 left.visit(f);
                 right.visit(f);

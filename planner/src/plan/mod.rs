@@ -26,7 +26,7 @@ use crate::catalog::StreamDef;
 use crate::types::DataType;
 
 pub use bind::plan;
-pub use expr::{ContextValue, PExpr};
+pub use expr::{ContextValue, HitKind, PExpr};
 pub use options::{parse_duration_ms, RuleOptions};
 
 /// A rule's physical plan.
@@ -64,6 +64,10 @@ pub struct PhysicalPlan {
     /// Operators with stable ids and eKuiper's node names, for metrics and
     /// topology; the same across restarts and nodes.
     pub operators: Vec<OperatorInfo>,
+    /// Number of `last_hit_*` call sites (rule state).
+    pub hit_sites: u32,
+    /// Number of `changed_cols` call sites (rule state).
+    pub changed_sites: u32,
 }
 
 /// One source of the rule.

@@ -3,10 +3,11 @@
 
 mod ops;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use weir_planner::ast::{BinOp, Literal};
-use weir_planner::{ContextValue, PExpr, PhysicalPlan};
+use weir_planner::{ContextValue, HitKind, PExpr, PhysicalPlan};
 
 use crate::functions::{check_arity, FuncContext, FuncError, FunctionImpl, Registry, ScalarFn};
 use crate::row::{Row, WindowRange};
@@ -15,11 +16,14 @@ use crate::value::{Map, Value};
 pub(crate) use ops::like;
 
 /// Where each source's columns sit in a row, to rebuild rows as maps
-/// (`*`, `collect(*)`, wildcard output).
+/// (`*`, `collect(*)`, wildcard output), and the rule-wide state that
+/// expressions share (`last_hit_*`).
 #[derive(Debug, Default)]
 pub struct Layout {
     /// Per source: (column name, slot) pairs, and the whole-message slot.
     pub sources: Vec<SourceLayout>,
+    /// `last_hit_*` call sites: (hit count, last hit time).
+    pub hits: Vec<(AtomicI64, AtomicI64)>,
 }
 
 /// The columns of one source.
@@ -46,6 +50,7 @@ impl Layout {
                     meta_slot: s.meta_slot.map(|x| x as usize),
                 })
                 .collect(),
+            hits: (0..plan.hit_sites).map(|_| (AtomicI64::new(0), AtomicI64::new(0))).collect(),
         }
     }
 
@@ -126,6 +131,10 @@ pub enum Expr {
     Meta(Option<usize>, Vec<String>),
     /// Context value.
     Context(ContextValue),
+    /// `last_hit_*` read (and update when the flag is set).
+    Hit(Arc<Layout>, usize, HitKind, bool),
+    /// A condition recording hits when true.
+    HitGate(Arc<Layout>, Vec<usize>, Box<Expr>),
 }
 
 /// Compiles a plan expression against the registry.
@@ -182,6 +191,10 @@ pub fn compile(e: &PExpr, registry: &Registry, layout: &Arc<Layout>) -> Result<E
             Expr::Meta(layout.sources.get(*source as usize).and_then(|s| s.meta_slot), path.clone())
         }
         PExpr::Context(v) => Expr::Context(*v),
+        PExpr::Hit { site, kind, update } => Expr::Hit(layout.clone(), *site as usize, *kind, *update),
+        PExpr::HitGate { sites, cond } => {
+            Expr::HitGate(layout.clone(), sites.iter().map(|s| *s as usize).collect(), c(cond)?)
+        }
     })
 }
 
@@ -348,7 +361,34 @@ impl Expr {
                 ContextValue::RuleId => Value::str(cx.func.rule_id),
                 ContextValue::RuleStart => Value::Int(cx.func.rule_start_ms),
             },
+            Expr::Hit(layout, site, kind, update) => {
+                let Some((count, time)) = layout.hits.get(*site) else { return Ok(Value::Null) };
+                let v = match kind {
+                    HitKind::Count => count.load(Ordering::Relaxed),
+                    HitKind::Time => time.load(Ordering::Relaxed),
+                };
+                if *update {
+                    record_hit(layout, *site, row.ts);
+                }
+                Value::Int(v)
+            }
+            Expr::HitGate(layout, sites, cond) => {
+                let v = cond.eval(row, cx)?;
+                if v.is_true() {
+                    for s in sites {
+                        record_hit(layout, *s, row.ts);
+                    }
+                }
+                v
+            }
         })
+    }
+}
+
+fn record_hit(layout: &Layout, site: usize, ts: i64) {
+    if let Some((count, time)) = layout.hits.get(site) {
+        count.fetch_add(1, Ordering::Relaxed);
+        time.store(ts, Ordering::Relaxed);
     }
 }
 

@@ -202,9 +202,12 @@ pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleCo
                     replace: replace.iter().map(|(n, e)| Ok((n.clone(), c(e)?))).collect::<Result<_, FuncError>>()?,
                 },
                 ProjectField::Unnest { name, expr } => ProjectItem::Unnest { name: name.clone(), expr: c(expr)? },
-                ProjectField::ChangedCols { .. } => {
-                    return Err(FuncError::new("changed_cols is not supported yet"));
-                }
+                ProjectField::ChangedCols { prefix, ignore_null, cols, .. } => ProjectItem::ChangedCols {
+                    prefix: prefix.clone(),
+                    ignore_null: *ignore_null,
+                    cols: cols.iter().map(|(n, e)| Ok((n.clone(), c(e)?))).collect::<Result<_, FuncError>>()?,
+                    last: Default::default(),
+                },
             })
         })
         .collect::<Result<Vec<_>, FuncError>>()?;

@@ -137,8 +137,11 @@ impl Operator for JoinOp {
         }
         match batch.window {
             Some(w) => {
+                // eKuiper's join returns nothing for an empty result.
                 let rows = self.join(&batch.rows, now, Some(w), out);
-                out.data(Batch::emission(rows, w));
+                if !rows.is_empty() {
+                    out.data(Batch::emission(rows, w));
+                }
             }
             None => {
                 // Each event joins the tables on its own and is one emission.

@@ -30,6 +30,18 @@ pub enum ProjectItem {
         /// Keys computed instead.
         replace: Vec<(String, Expr)>,
     },
+    /// `changed_cols(prefix, ignoreNull, cols...)`: `<prefix><name>` for
+    /// each column whose value changed since the last event.
+    ChangedCols {
+        /// Key prefix.
+        prefix: String,
+        /// Nulls neither count as changes nor replace the stored value.
+        ignore_null: bool,
+        /// Column names and values.
+        cols: Vec<(String, Expr)>,
+        /// Last value seen per column.
+        last: std::collections::HashMap<String, Value>,
+    },
     /// `unnest(array)`: one output row per element.
     Unnest {
         /// Key for non-map elements.
@@ -55,17 +67,17 @@ impl ProjectOp {
     }
 
     /// The output rows of one input row (several with `unnest`).
-    fn project(&self, row: &Row, ecx: &EvalContext<'_>, out_rows: &mut Vec<Row>) -> Result<(), FuncError> {
+    fn project(&mut self, row: &Row, ecx: &EvalContext<'_>, out_rows: &mut Vec<Row>) -> Result<(), FuncError> {
         let mut m = Map::new();
-        let mut unnest: Option<(&str, Value)> = None;
-        for item in &self.items {
+        let mut unnest: Option<(String, Value)> = None;
+        for item in &mut self.items {
             match item {
                 ProjectItem::Expr { name, expr, invisible, keep_null } => {
                     let v = expr.eval(row, ecx)?;
                     if *invisible {
                         continue;
                     }
-                    if v.is_null() && !keep_null {
+                    if v.is_null() && !*keep_null {
                         m.remove(name);
                         continue;
                     }
@@ -87,7 +99,21 @@ impl ProjectOp {
                     }
                     m.extend(w);
                 }
-                ProjectItem::Unnest { name, expr } => unnest = Some((name, expr.eval(row, ecx)?)),
+                ProjectItem::ChangedCols { prefix, ignore_null, cols, last } => {
+                    for (name, e) in cols.iter() {
+                        let v = e.eval(row, ecx)?;
+                        if v.is_null() && *ignore_null {
+                            continue;
+                        }
+                        if last.get(name) != Some(&v) {
+                            last.insert(name.clone(), v.clone());
+                            if !v.is_null() {
+                                m.insert(format!("{prefix}{name}"), v);
+                            }
+                        }
+                    }
+                }
+                ProjectItem::Unnest { name, expr } => unnest = Some((name.clone(), expr.eval(row, ecx)?)),
             }
         }
         let ts = row.ts;
@@ -100,7 +126,7 @@ impl ProjectOp {
                     match item {
                         Value::Map(obj) => r.extend(obj.iter().map(|(k, v)| (k.clone(), v.clone()))),
                         v => {
-                            r.insert(name.to_string(), v.clone());
+                            r.insert(name.clone(), v.clone());
                         }
                     }
                     out_rows.push(output_row(r, ts));
@@ -120,7 +146,8 @@ fn output_row(m: Map, ts: i64) -> Row {
 
 impl Operator for ProjectOp {
     fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
-        let mut ecx = self.cx.eval(now, batch.window);
+        let cx = self.cx.clone();
+        let mut ecx = cx.eval(now, batch.window);
         let mut rows = Vec::with_capacity(batch.rows.len());
         match batch.window {
             None => {

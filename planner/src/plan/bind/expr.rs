@@ -28,7 +28,12 @@ impl Binder<'_> {
             Expr::Literal(l) => PExpr::Lit(l.clone()),
             Expr::Paren(e) => self.bind(e, clause)?,
             Expr::Column { qualifier, name, pos } => self.column(qualifier.as_deref(), name, *pos, clause)?,
-            Expr::Wildcard(_) => PExpr::Row((0..self.scope.sources.len() as u16).collect()),
+            Expr::Wildcard(pos) => {
+                for i in 0..self.scope.sources.len() as u16 {
+                    self.scope.expand(i, *pos)?;
+                }
+                PExpr::Row((0..self.scope.sources.len() as u16).collect())
+            }
             Expr::Binary { op, left, right, pos } => {
                 let l = self.bind(left, clause)?;
                 let r = self.bind(right, clause)?;
@@ -126,9 +131,6 @@ impl Binder<'_> {
         if self.expanding.iter().any(|n| n == name) {
             return None;
         }
-        if self.scope.sources.iter().any(|s| s.def.field(name).is_some()) {
-            return None;
-        }
         self.aliases.iter().find(|(a, _)| a == name).map(|(_, e)| e.clone())
     }
 
@@ -147,6 +149,21 @@ impl Binder<'_> {
         }
         if lname == "meta" || lname == "mqtt" {
             return self.meta(args, pos);
+        }
+        if let Some(kind) = hit_kind(&lname) {
+            if !args.is_empty() {
+                return Err(Error::plan(pos, format!("function {lname} takes no arguments")));
+            }
+            let site = self.hit_sites;
+            self.hit_sites += 1;
+            let update = match &mut self.gate {
+                Some(sites) => {
+                    sites.push(site);
+                    false
+                }
+                None => true,
+            };
+            return Ok(PExpr::Hit { site, kind, update });
         }
         if is_window_name(&lname) {
             return Err(Error::plan(pos, format!("window function {lname} is only allowed in GROUP BY")));
@@ -320,6 +337,14 @@ fn context_value(name: &str) -> Option<ContextValue> {
         "rule_start" => ContextValue::RuleStart,
         _ => return None,
     })
+}
+
+fn hit_kind(name: &str) -> Option<crate::plan::HitKind> {
+    match name {
+        "last_hit_count" | "last_agg_hit_count" => Some(crate::plan::HitKind::Count),
+        "last_hit_time" | "last_agg_hit_time" => Some(crate::plan::HitKind::Time),
+        _ => None,
+    }
 }
 
 pub(crate) fn is_window_name(name: &str) -> bool {

@@ -14,7 +14,7 @@ use crate::functions::{FunctionKind, FunctionLookup};
 use crate::parse::parse_statement;
 use crate::plan::naming::default_name;
 use crate::plan::{
-    AggregateCall, AggregatePlan, AnalyticCall, JoinPlan, OperatorInfo, PhysicalPlan, ProjectField,
+    AggregateCall, AggregatePlan, AnalyticCall, JoinPlan, OperatorInfo, PExpr, PhysicalPlan, ProjectField,
     RuleOptions, SortKey, WindowSpec,
 };
 
@@ -55,6 +55,9 @@ pub fn plan(
         expanding: Vec::new(),
         aggregates: Vec::new(),
         analytics: Vec::new(),
+        hit_sites: 0,
+        gate: None,
+        changed_sites: 0,
     };
     b.build(rule_id, &stmt, options)
 }
@@ -69,6 +72,11 @@ pub(crate) struct Binder<'a> {
     expanding: Vec<String>,
     aggregates: Vec<(Expr, AggregateCall)>,
     analytics: Vec<(Expr, AnalyticCall)>,
+    /// `last_hit_*` call sites handed out.
+    hit_sites: u32,
+    /// While binding a condition: the hit sites it must update.
+    gate: Option<Vec<u32>>,
+    changed_sites: u32,
 }
 
 impl Binder<'_> {
@@ -100,7 +108,7 @@ impl Binder<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         let condition = match &s.condition {
-            Some(c) => Some(self.bind(c, Clause::Row)?),
+            Some(c) => Some(self.bind_condition(c, Clause::Row)?),
             None => None,
         };
         let keys = s.dimensions.iter().map(|d| self.bind(d, Clause::Row)).collect::<Result<Vec<_>>>()?;
@@ -110,7 +118,7 @@ impl Binder<'_> {
         let having = match &s.having {
             Some(h) => {
                 self.check_having(h)?;
-                Some(self.bind(h, Clause::Output)?)
+                Some(self.bind_condition(h, Clause::Output)?)
             }
             None => None,
         };
@@ -173,6 +181,8 @@ impl Binder<'_> {
             project,
             limit,
             operators: Vec::new(),
+            hit_sites: self.hit_sites,
+            changed_sites: self.changed_sites,
         };
         plan.operators = operator_names(&plan);
         Ok(plan)
@@ -271,8 +281,56 @@ impl Binder<'_> {
                 let expr = self.bind(&args[0], Clause::Output)?;
                 Ok(Some(ProjectField::Unnest { name: alias.unwrap_or("unnest").to_string(), expr }))
             }
+            "changed_cols" => self.changed_cols(args, pos).map(Some),
             other => Err(Error::plan(pos, format!("set-returning function {other} is not supported yet"))),
         }
+    }
+
+    /// Binds a condition (WHERE, HAVING, a window trigger): hit functions
+    /// inside it only read, and the condition records a hit when true.
+    pub(crate) fn bind_condition(&mut self, e: &Expr, clause: Clause) -> Result<PExpr> {
+        let outer = self.gate.replace(Vec::new());
+        let bound = self.bind(e, clause);
+        let sites = std::mem::replace(&mut self.gate, outer).unwrap_or_default();
+        let bound = bound?;
+        Ok(if sites.is_empty() { bound } else { PExpr::HitGate { sites, cond: Box::new(bound) } })
+    }
+
+    /// `changed_cols(prefix, ignoreNull, col, ... | *)`.
+    fn changed_cols(&mut self, args: &[Expr], pos: Pos) -> Result<ProjectField> {
+        use crate::ast::Literal;
+        let (Some(Expr::Literal(Literal::String(prefix))), Some(Expr::Literal(Literal::Bool(ignore_null)))) =
+            (args.first(), args.get(1))
+        else {
+            return Err(Error::plan(pos, "changed_cols expects a string prefix and a boolean ignoreNull first"));
+        };
+        if args.len() < 3 {
+            return Err(Error::plan(pos, "changed_cols expects at least one column"));
+        }
+        let mut cols = Vec::new();
+        for a in &args[2..] {
+            match a {
+                Expr::Wildcard(p) => {
+                    for i in 0..self.scope.sources.len() as u16 {
+                        self.scope.expand(i, *p)?;
+                        let names: Vec<String> =
+                            self.scope.sources[i as usize].columns.iter().map(|c| c.name.clone()).collect();
+                        for n in names {
+                            let e = self.scope.unqualified(&n, *p)?;
+                            cols.push((n, e));
+                        }
+                    }
+                }
+                e => {
+                    let mut unnamed = 0;
+                    let name = default_name(e, &mut unnamed);
+                    cols.push((name, self.bind(e, Clause::Output)?));
+                }
+            }
+        }
+        let site = self.changed_sites;
+        self.changed_sites += 1;
+        Ok(ProjectField::ChangedCols { prefix: prefix.clone(), ignore_null: *ignore_null, cols, site })
     }
 
     /// HAVING may use only aggregate calls, aliases of aggregates and constants.

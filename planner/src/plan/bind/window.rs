@@ -81,7 +81,7 @@ impl Binder<'_> {
             None => None,
         };
         let trigger = match &w.trigger {
-            Some(t) => Some(self.bind(t, Clause::Row)?),
+            Some(t) => Some(self.bind_condition(t, Clause::Row)?),
             None => None,
         };
         let partition = w.partition.iter().map(|p| self.bind(p, Clause::Row)).collect::<Result<_>>()?;
