@@ -9,7 +9,7 @@ use crate::error::Pos;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     /// `CREATE STREAM|TABLE ...`
-    Create(StreamDef),
+    Create(Box<StreamDef>),
     /// `DROP STREAM|TABLE name`
     Drop(StreamKind, String),
     /// `DESCRIBE|EXPLAIN STREAM|TABLE name`

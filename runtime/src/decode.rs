@@ -484,7 +484,7 @@ mod tests {
                     data_type: def.field(c).map(|f| f.data_type.clone()),
                 })
                 .collect(),
-            def,
+            def: *def,
             all_slot: None,
             meta_slot: None,
         }

@@ -13,7 +13,7 @@ impl Parser {
     pub(crate) fn ddl(&mut self, sql: &str) -> Result<Statement> {
         if self.eat_kw("CREATE") {
             let kind = self.stream_kind()?;
-            return Ok(Statement::Create(self.create(kind, sql)?));
+            return Ok(Statement::Create(Box::new(self.create(kind, sql)?)));
         }
         if self.eat_kw("DROP") {
             let kind = self.stream_kind()?;

@@ -116,13 +116,9 @@ impl Parser {
     fn source_ref(&mut self) -> Result<SourceRef> {
         let pos = self.pos();
         let name = self.ident()?;
-        let alias = if self.eat_kw("AS") {
-            Some(self.ident()?)
-        } else if matches!(self.peek(), Tok::Word { value, quoted } if *quoted || !is_clause_word(value)) {
-            Some(self.ident()?)
-        } else {
-            None
-        };
+        let has_alias = self.eat_kw("AS")
+            || matches!(self.peek(), Tok::Word { value, quoted } if *quoted || !is_clause_word(value));
+        let alias = if has_alias { Some(self.ident()?) } else { None };
         Ok(SourceRef { name, alias, pos })
     }
 

@@ -138,7 +138,7 @@ pub fn run_case(case: &ReplayCase) -> Result<Vec<Vec<Value>>, ReplayError> {
     for (index, sql) in case.setup.iter().enumerate() {
         match parse_statement(sql) {
             Ok(Statement::Create(def)) => {
-                catalog.insert(def);
+                catalog.insert(*def);
             }
             Ok(_) => return Err(ReplayError::Setup { index, message: "only CREATE statements are allowed".into() }),
             Err(e) => return Err(ReplayError::Setup { index, message: e.to_string() }),

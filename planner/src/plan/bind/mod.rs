@@ -30,7 +30,7 @@ use crate::plan::{
 /// # impl FunctionLookup for NoFunctions { fn signature(&self, _: &str) -> Option<FunctionSignature> { None } }
 /// let mut catalog = Catalog::new();
 /// let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (a BIGINT) WITH (DATASOURCE="t")"#).unwrap() else { panic!() };
-/// catalog.insert(def);
+/// catalog.insert(*def);
 /// let p = plan("r1", "SELECT a * 2 AS b FROM s WHERE a > 1", &catalog, &RuleOptions::default(), &NoFunctions).unwrap();
 /// assert_eq!(p.sources[0].columns[0].name, "a");
 /// ```

@@ -12,7 +12,7 @@ impl WindowOp {
         let ts = row.ts;
         self.rows.push(row);
         self.count += 1;
-        if self.count % hop.max(1) != 0 {
+        if !self.count.is_multiple_of(hop.max(1)) {
             return;
         }
         self.count = 0;

@@ -196,7 +196,7 @@ impl WindowOp {
                     }
                 } else {
                     let length = size_ms + delay_ms;
-                    self.rows.retain(|r| r.ts + length >= ts + 1);
+                    self.rows.retain(|r| r.ts + length > ts);
                 }
             }
             WindowSpec::Session { timeout_ms, .. } if !self.event_time => {
