@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod operator;
 pub mod replay;
 pub mod row;
+pub mod rule;
 pub mod value;
 
 pub use functions::{FuncContext, FuncError, FuncResult, Registry};

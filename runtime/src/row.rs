@@ -89,6 +89,9 @@ pub enum Message {
     /// Barrier `n`: everything before it has been processed. Used for
     /// checkpoints and, in replay, to know when an event is fully handled.
     Barrier(u64),
+    /// A row failed upstream and the rule has `sendError`: the sinks
+    /// receive `{"error": message}`.
+    Error(String),
     /// The input has ended.
     End,
 }

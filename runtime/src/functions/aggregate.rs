@@ -16,8 +16,8 @@
 
 use weir_planner::ArgHint;
 
-use super::golike::{go_sprint, go_typed, slice_extreme, to_f64_samekind, to_i64_samekind};
-use super::{Accumulator, FuncError, FuncResult, Registry};
+use super::golike::{go_typed, go_v, slice_extreme, to_float_samekind, to_int_samekind};
+use super::{validate_numbers, Accumulator, FuncError, FuncResult, Registry};
 use crate::value::{Map, Value};
 
 pub(crate) fn register(r: &mut Registry) {
@@ -64,19 +64,6 @@ pub(crate) fn register(r: &mut Registry) {
     r.set_validate("percentile_disc", validate_numbers);
     r.set_validate("last_value", validate_bool_second);
     r.set_validate("deduplicate", validate_bool_second);
-}
-
-/// `ValidateOneNumberArg` / `ValidateTwoNumberArg` on literals.
-fn validate_numbers(args: &[ArgHint]) -> Result<(), String> {
-    for (i, a) in args.iter().enumerate() {
-        if let ArgHint::Literal(serde_json::Value::String(_) | serde_json::Value::Bool(_)) = a {
-            return Err(format!(
-                "Expect number - float or int type for parameter {}",
-                i + 1
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn validate_bool_second(args: &[ArgHint]) -> Result<(), String> {
@@ -159,7 +146,7 @@ impl SumAvg {
         }
         match &mut self.total {
             Total::Int(t) => {
-                let i = to_i64_samekind(v).ok_or_else(|| {
+                let i = to_int_samekind(v).map_err(|_| {
                     FuncError::new(format!("requires int but found {}", go_typed(v)))
                 })?;
                 *t = t.wrapping_add(i);
@@ -357,7 +344,7 @@ impl Accumulator for Collected {
             }
             Kind::PercentileCont | Kind::PercentileDisc => {
                 let ps = self.column(1);
-                let p = match ps.iter().find(|v| !v.is_null()).and_then(to_f64_samekind) {
+                let p = match ps.iter().find(|v| !v.is_null()).and_then(|v| to_float_samekind(v).ok()) {
                     Some(p) => p,
                     None => {
                         return Err(FuncError::new(format!(
@@ -407,7 +394,7 @@ impl Collected {
         let mut result = Vec::new();
         let last = col.len().saturating_sub(1);
         for (i, v) in col.iter().enumerate() {
-            if seen.insert(go_sprint(v)) && (all || i == last) {
+            if seen.insert(go_v(v)) && (all || i == last) {
                 result.push(rows.get(i).cloned().unwrap_or(Value::Null));
             }
         }
@@ -424,7 +411,7 @@ fn floats(col: &[Value]) -> Result<Vec<f64>, FuncError> {
     col.iter()
         .filter(|v| !v.is_null())
         .map(|v| {
-            to_f64_samekind(v).ok_or_else(|| {
+            to_float_samekind(v).map_err(|_| {
                 FuncError::new(format!(
                     "requires float64 slice but found {}",
                     go_typed(&Value::array(col.to_vec()))
@@ -449,7 +436,7 @@ fn median(col: &[Value]) -> FuncResult {
                 if v.is_null() {
                     continue;
                 }
-                xs.push(to_f64_samekind(v).ok_or_else(|| slice_err(i, v, "float"))?);
+                xs.push(to_float_samekind(v).map_err(|_| slice_err(i, v, "float"))?);
             }
             xs.sort_by(|a, b| a.total_cmp(b));
             let n = xs.len();
@@ -462,7 +449,7 @@ fn median(col: &[Value]) -> FuncResult {
         Some(Value::Int(_)) => {
             let mut xs = Vec::with_capacity(col.len());
             for (i, v) in col.iter().enumerate() {
-                xs.push(to_i64_samekind(v).ok_or_else(|| slice_err(i, v, "int"))?);
+                xs.push(to_int_samekind(v).map_err(|_| slice_err(i, v, "int"))?);
             }
             xs.sort_unstable();
             let n = xs.len();
@@ -474,7 +461,7 @@ fn median(col: &[Value]) -> FuncResult {
         }
         Some(other) => Err(FuncError::new(format!(
             "{} should be number",
-            go_sprint(other)
+            go_v(other)
         ))),
         None => Ok(Value::Int(0)),
     }

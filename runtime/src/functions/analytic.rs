@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use weir_planner::ArgHint;
 
-use super::golike::{go_eq, go_sprint, to_int_strict};
+use super::golike::{go_eq, go_v, to_int_strict};
 use super::{AnalyticState, FuncError, FuncResult, Registry};
 use crate::value::Value;
 
@@ -92,7 +92,7 @@ impl AnalyticState for Lag {
             Some(v) => to_int_strict(v).map_err(|e| {
                 FuncError::new(format!(
                     "error converting second arg {} to int: {}",
-                    go_sprint(v),
+                    go_v(v),
                     e.0
                 ))
             })?,
@@ -104,7 +104,7 @@ impl AnalyticState for Lag {
             Some(_) => {
                 return Err(FuncError::new(format!(
                     "The fourth arg is not a bool but got {}",
-                    go_sprint(&arg0)
+                    go_v(&arg0)
                 )))
             }
             None => true,
@@ -169,7 +169,7 @@ impl AnalyticState for ChangedCol {
             other => {
                 return Err(FuncError::new(format!(
                     "first arg is not a bool but got {}",
-                    go_sprint(other.unwrap_or(&Value::Null))
+                    go_v(other.unwrap_or(&Value::Null))
                 )))
             }
         };
@@ -208,7 +208,7 @@ impl AnalyticState for HadChanged {
             other => {
                 return Err(FuncError::new(format!(
                     "first arg is not a bool but got {}",
-                    go_sprint(other)
+                    go_v(other)
                 )))
             }
         };

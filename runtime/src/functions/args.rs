@@ -1,68 +1,120 @@
-//! Argument extraction shared by all function implementations, with
-//! eKuiper-style error messages that name the function and parameter.
+//! What every function family shares besides Go semantics (those are in
+//! `golike.rs`): registering scalars with an arity guard and eKuiper's
+//! `returnNilIfHasAnyNil`, and the plan-time checks of literal arguments
+//! (eKuiper's `ast.Is*Arg` and `ProduceErrInfo`).
 
-use super::FuncError;
-use crate::value::{Map, Value};
+use weir_planner::ArgHint;
 
-/// The 1-based position in messages, as eKuiper numbers parameters.
-fn pos(i: usize) -> usize {
-    i + 1
+use super::golike::has_nil_or_empty;
+use super::{FuncContext, FuncError, FuncResult, Registry};
+use crate::value::Value;
+
+/// Registers a scalar whose implementation may index its first `min`
+/// arguments: a call with fewer (which the planner rejects anyway) gets an
+/// arity error instead of a panic.
+pub(crate) fn def(
+    r: &mut Registry,
+    name: &'static str,
+    min: usize,
+    max: Option<usize>,
+    f: impl Fn(&FuncContext<'_>, &[Value]) -> FuncResult + Send + Sync + 'static,
+) {
+    r.scalar(
+        name,
+        min,
+        max,
+        move |ctx: &FuncContext<'_>, args: &[Value]| {
+            if args.len() < min || max.is_some_and(|m| args.len() > m) {
+                return Err(FuncError::new(format!(
+                    "{name}: wrong number of arguments ({})",
+                    args.len()
+                )));
+            }
+            f(ctx, args)
+        },
+    );
 }
 
-/// Error for an argument of the wrong type.
-pub(crate) fn type_error(func: &str, i: usize, expected: &str, got: &Value) -> FuncError {
-    FuncError::new(format!(
-        "{func}: expect {expected} type for parameter {} but got {} {}",
-        pos(i),
-        got.type_name(),
-        got.to_text()
-    ))
+/// Registers a scalar (as [`def`]) that returns null when any argument is
+/// null or an empty array/map (eKuiper's `returnNilIfHasAnyNil`).
+pub(crate) fn nil_checked(
+    r: &mut Registry,
+    name: &'static str,
+    min: usize,
+    max: Option<usize>,
+    f: impl Fn(&[Value]) -> FuncResult + Send + Sync + 'static,
+) {
+    def(r, name, min, max, move |_, a| {
+        if has_nil_or_empty(a) {
+            return Ok(Value::Null);
+        }
+        f(a)
+    });
 }
 
-/// Argument `i` as a float (ints are widened).
-pub(crate) fn arg_f64(func: &str, args: &[Value], i: usize) -> Result<f64, FuncError> {
-    let v = arg(func, args, i)?;
-    v.as_f64().ok_or_else(|| type_error(func, i, "number", v))
+/// A string literal.
+pub(crate) fn lit_is_str(h: &ArgHint) -> bool {
+    matches!(h, ArgHint::Literal(serde_json::Value::String(_)))
 }
 
-/// Argument `i` as an integer (integral floats accepted, as schemaless JSON
-/// numbers are floats).
-pub(crate) fn arg_i64(func: &str, args: &[Value], i: usize) -> Result<i64, FuncError> {
-    let v = arg(func, args, i)?;
-    v.as_i64().ok_or_else(|| type_error(func, i, "int", v))
+/// A numeric literal (integer or float).
+pub(crate) fn lit_is_num(h: &ArgHint) -> bool {
+    matches!(h, ArgHint::Literal(serde_json::Value::Number(_)))
 }
 
-/// Argument `i` as a string.
-pub(crate) fn arg_str<'a>(func: &str, args: &'a [Value], i: usize) -> Result<&'a str, FuncError> {
-    let v = arg(func, args, i)?;
-    v.as_str().ok_or_else(|| type_error(func, i, "string", v))
+/// A float literal.
+pub(crate) fn lit_is_float(h: &ArgHint) -> bool {
+    matches!(h, ArgHint::Literal(serde_json::Value::Number(n)) if !n.is_i64() && !n.is_u64())
 }
 
-/// Argument `i` as a bool.
-pub(crate) fn arg_bool(func: &str, args: &[Value], i: usize) -> Result<bool, FuncError> {
-    let v = arg(func, args, i)?;
-    v.as_bool().ok_or_else(|| type_error(func, i, "bool", v))
+/// A boolean literal.
+pub(crate) fn lit_is_bool(h: &ArgHint) -> bool {
+    matches!(h, ArgHint::Literal(serde_json::Value::Bool(_)))
 }
 
-/// Argument `i` as an array.
-pub(crate) fn arg_array<'a>(func: &str, args: &'a [Value], i: usize) -> Result<&'a [Value], FuncError> {
-    let v = arg(func, args, i)?;
-    v.as_array().ok_or_else(|| type_error(func, i, "array", v))
+/// eKuiper's `ProduceErrInfo`.
+pub(crate) fn expect_type(i: usize, what: &str) -> String {
+    format!("Expect {what} type for parameter {}", i + 1)
 }
 
-/// Argument `i` as a map.
-pub(crate) fn arg_map<'a>(func: &str, args: &'a [Value], i: usize) -> Result<&'a Map, FuncError> {
-    let v = arg(func, args, i)?;
-    v.as_map().ok_or_else(|| type_error(func, i, "map", v))
+/// Validator: every argument must not be a number or boolean literal.
+pub(crate) fn validate_strs(args: &[ArgHint]) -> Result<(), String> {
+    for (i, a) in args.iter().enumerate() {
+        if lit_is_num(a) || lit_is_bool(a) {
+            return Err(expect_type(i, "string"));
+        }
+    }
+    Ok(())
 }
 
-/// Argument `i`, or an error if the call has fewer arguments.
-pub(crate) fn arg<'a>(func: &str, args: &'a [Value], i: usize) -> Result<&'a Value, FuncError> {
-    args.get(i)
-        .ok_or_else(|| FuncError::new(format!("{func}: missing parameter {}", pos(i))))
+/// Validator: the first argument must not be a number or boolean literal.
+pub(crate) fn validate_first_str(args: &[ArgHint]) -> Result<(), String> {
+    validate_strs(&args[..args.len().min(1)])
 }
 
-/// True if any argument is null: most scalar functions then return null.
-pub(crate) fn any_null(args: &[Value]) -> bool {
-    args.iter().any(Value::is_null)
+/// Validator (`ValidateOneNumberArg` and friends): every argument must not
+/// be a string or boolean literal.
+pub(crate) fn validate_numbers(args: &[ArgHint]) -> Result<(), String> {
+    for (i, a) in args.iter().enumerate() {
+        if lit_is_str(a) || lit_is_bool(a) {
+            return Err(expect_type(i, "number - float or int"));
+        }
+    }
+    Ok(())
+}
+
+/// Validator: the first argument must not be a string or boolean literal.
+pub(crate) fn validate_first_number(args: &[ArgHint]) -> Result<(), String> {
+    validate_numbers(&args[..args.len().min(1)])
+}
+
+/// Validator: every argument must not be a float, string or boolean
+/// literal.
+pub(crate) fn validate_ints(args: &[ArgHint]) -> Result<(), String> {
+    for (i, a) in args.iter().enumerate() {
+        if lit_is_float(a) || lit_is_str(a) || lit_is_bool(a) {
+            return Err(expect_type(i, "int"));
+        }
+    }
+    Ok(())
 }

@@ -9,10 +9,11 @@
 use rand::seq::SliceRandom;
 
 use super::golike::{
-    go_contains, go_eq, go_sprint, go_to_string_all, has_nil_or_empty, slice_extreme, to_int_strict,
+    go_contains, go_eq, go_v, go_to_string_all, has_nil_or_empty, slice_extreme, to_int_strict,
 };
 use super::{
-    check_arity, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind, Registry,
+    check_arity, nil_checked, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind,
+    Registry,
 };
 use crate::value::{Map, Value};
 
@@ -44,23 +45,6 @@ fn go_int(v: &Value, err: &'static str) -> Result<i64, FuncError> {
         Value::Int(i) => Ok(*i),
         _ => Err(FuncError::new(err)),
     }
-}
-
-/// Registers a scalar that returns null when any argument is null or an
-/// empty array/map (eKuiper's `returnNilIfHasAnyNil`).
-fn nil_checked(
-    r: &mut Registry,
-    name: &str,
-    min: usize,
-    max: Option<usize>,
-    f: fn(&[Value]) -> FuncResult,
-) {
-    r.scalar(name, min, max, move |_, a| {
-        if has_nil_or_empty(a) {
-            return Ok(Value::Null);
-        }
-        f(a)
-    });
 }
 
 pub(crate) fn register(r: &mut Registry) {
@@ -258,7 +242,7 @@ pub(crate) fn register(r: &mut Registry) {
         let arr = a[0].as_array().ok_or_else(err_not_array_element)?;
         // eKuiper sorts by the `%v` text of the elements.
         let mut keyed: Vec<(String, Value)> =
-            arr.iter().map(|v| (go_sprint(v), v.clone())).collect();
+            arr.iter().map(|v| (go_v(v), v.clone())).collect();
         keyed.sort_by(|x, y| x.0.cmp(&y.0));
         Ok(Value::array(keyed.into_iter().map(|(_, v)| v).collect()))
     });

@@ -7,11 +7,14 @@ use base64::Engine as _;
 use chrono::TimeZone as _;
 use weir_planner::ArgHint;
 
-use super::datetime::format::go_time_string;
 use super::datetime::to_time;
-use super::string::{
-    cannot_convert, def, expect_type, go_f64_to_i64, go_str, go_v, lit_is_bool, lit_is_float,
-    lit_is_num, lit_is_str, nilish, to_float_samekind, to_int_strict, validate_strs,
+use super::golike::{
+    cannot_convert, go_f64_to_i64, go_str, go_to_string_all, go_v, has_nil_or_empty,
+    to_float_samekind, to_int_strict,
+};
+use super::{nil_checked, 
+    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, validate_first_number,
+    validate_first_str, validate_strs,
 };
 use super::{FuncContext, FuncError, FuncResult, Registry};
 use crate::value::Value;
@@ -157,16 +160,6 @@ fn go_parse_bool(s: &str) -> Result<bool, FuncError> {
     }
 }
 
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
-fn format_float_f(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        format!("{f}")
-    }
-}
 
 /// Go's `base64.StdEncoding.DecodeString` (which skips CR and LF).
 fn go_b64_decode(s: &str) -> Result<Vec<u8>, FuncError> {
@@ -204,16 +197,7 @@ pub(crate) fn cast_to(ctx: &FuncContext<'_>, v: &Value, t: &str) -> FuncResult {
             Value::Bool(b) => Ok(Value::Float(if *b { 1.0 } else { 0.0 })),
             _ => Err(not_supported(cannot_convert(v, "float64"))),
         },
-        "string" => Ok(Value::from(match v {
-            Value::Null => String::new(),
-            Value::String(s) => s.to_string(),
-            Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => format_float_f(*f),
-            Value::Datetime(t) => go_time_string(t),
-            v => go_str(v),
-        })),
+        "string" => Ok(Value::from(go_to_string_all(v))),
         "boolean" => match v {
             Value::Bool(b) => Ok(Value::Bool(*b)),
             Value::Int(i) => Ok(Value::Bool(*i != 0)),
@@ -247,12 +231,7 @@ fn validate_cast(args: &[ArgHint]) -> Result<(), String> {
 }
 
 fn validate_codec(args: &[ArgHint]) -> Result<(), String> {
-    if args
-        .first()
-        .is_some_and(|a| lit_is_num(a) || lit_is_bool(a))
-    {
-        return Err(expect_type(0, "string"));
-    }
+    validate_first_str(args)?;
     match args.get(1) {
         Some(ArgHint::Literal(serde_json::Value::String(s))) if s != "base64" => {
             Err("Only base64 is supported for the 2nd parameter.".into())
@@ -323,7 +302,7 @@ fn codec_input(v: &Value) -> Result<&[u8], FuncError> {
 
 pub(crate) fn register(r: &mut Registry) {
     def(r, "cast", 2, Some(2), |ctx, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Null);
         }
         match &args[1] {
@@ -334,7 +313,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.set_validate("cast", validate_cast);
 
     def(r, "convert_tz", 2, Some(2), |ctx, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Null);
         }
         let t = to_time(ctx, &args[0])?;
@@ -366,16 +345,13 @@ pub(crate) fn register(r: &mut Registry) {
     });
 
     def(r, "to_seconds", 1, Some(1), |ctx, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Null);
         }
         Ok(Value::Int(to_time(ctx, &args[0])?.timestamp()))
     });
 
-    def(r, "encode", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "encode", 2, Some(2), |args| {
         let Value::String(kind) = &args[1] else {
             return Ok(Value::Null);
         };
@@ -391,10 +367,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("encode", validate_codec);
 
-    def(r, "decode", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "decode", 2, Some(2), |args| {
         let Value::String(kind) = &args[1] else {
             return Ok(Value::Null);
         };
@@ -427,10 +400,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("decompress", validate_strs);
 
-    def(r, "trunc", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "trunc", 2, Some(2), |args| {
         let v = to_float_samekind(&args[0])?;
         let Value::Int(p) = &args[1] else {
             return Err(FuncError::new("The 2nd parameter must be int value."));
@@ -442,12 +412,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(Value::Float(rounded as f64 / out))
     });
     r.set_validate("trunc", |args| {
-        if args
-            .first()
-            .is_some_and(|a| lit_is_str(a) || lit_is_bool(a))
-        {
-            return Err(expect_type(0, "number - float or int"));
-        }
+        validate_first_number(args)?;
         if args
             .get(1)
             .is_some_and(|a| lit_is_float(a) || lit_is_str(a) || lit_is_bool(a))
@@ -458,10 +423,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
 
     // eKuiper returns the rune itself, i.e. the code point as a number.
-    def(r, "chr", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "chr", 1, Some(1), |args| {
         match &args[0] {
             Value::Int(i) => Ok(Value::Int(*i as i32 as i64)),
             Value::Float(f) => Ok(Value::Int(
@@ -495,10 +457,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(())
     });
 
-    def(r, "hex2dec", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "hex2dec", 1, Some(1), |args| {
         let Value::String(s) = &args[0] else {
             return Err(FuncError::new(format!(
                 "invalid input type: {} please input hex string",
@@ -512,10 +471,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("hex2dec", validate_strs);
 
-    def(r, "dec2hex", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "dec2hex", 1, Some(1), |args| {
         let d = to_int_strict(&args[0])?;
         let hex = if d < 0 {
             format!("0x-{:x}", d.unsigned_abs())

@@ -15,10 +15,8 @@ use regex::Regex;
 use weir_planner::ArgHint;
 
 use self::format::{format_pattern, go_date, go_parse, month_name, weekday_name};
-use super::string::{
-    def, expect_type, go_f64_to_i64, go_str, go_v, lit_is_bool, lit_is_num, lit_is_str, nilish,
-    to_int_strict,
-};
+use super::golike::{go_f64_to_i64, go_str, go_v, has_nil_or_empty, to_int_strict};
+use super::{nil_checked, def, expect_type, lit_is_bool, lit_is_num, lit_is_str};
 use super::{FuncContext, FuncError, FuncResult, Registry};
 use crate::value::{Datetime, Value};
 
@@ -274,7 +272,7 @@ pub(crate) fn register(r: &mut Registry) {
     def(r, "tstamp", 0, Some(0), |ctx, _| Ok(Value::Int(ctx.now_ms)));
 
     def(r, "format_time", 2, Some(2), |ctx, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Null);
         }
         let t = to_time(ctx, &args[0])?;
@@ -362,10 +360,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("last_day", validate_datetime);
 
-    def(r, "from_days", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "from_days", 1, Some(1), |args| {
         let days = to_int_strict(&args[0])?;
         if days == 0 {
             return Ok(Value::Null);
@@ -382,10 +377,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("from_days", validate_int_only);
 
-    def(r, "from_unix_time", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "from_unix_time", 1, Some(1), |args| {
         let secs = to_int_strict(&args[0])?;
         if secs == 0 {
             return Ok(Value::Null);

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::FuncError;
+use super::datetime::format::go_time_string;
 use crate::value::{format_float_v, Value};
 
 /// Go's `==` on two `interface{}` values (also `reflect.DeepEqual` for the
@@ -53,14 +54,23 @@ pub(crate) fn go_type(v: &Value) -> &'static str {
     }
 }
 
-/// Go's `%v` of the value (`<nil>`, `[1 2]`, `map[a:1]`).
-pub(crate) fn go_sprint(v: &Value) -> String {
+/// Go's `%v` of the value (`<nil>`, `[1 2]`, `map[a:1]`, floats as
+/// [`format_float_v`], datetimes as `time.Time.String()`).
+pub(crate) fn go_v(v: &Value) -> String {
     let mut out = String::new();
-    write_sprint(v, &mut out);
+    write_go_v(v, &mut out);
     out
 }
 
-fn write_sprint(v: &Value, out: &mut String) {
+/// `cast.ToStringAlways`: Go's `%v`, but null is the empty string.
+pub(crate) fn go_str(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        v => go_v(v),
+    }
+}
+
+fn write_go_v(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -86,7 +96,7 @@ fn write_sprint(v: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(' ');
                 }
-                write_sprint(x, out);
+                write_go_v(x, out);
             }
             out.push(']');
         }
@@ -98,74 +108,84 @@ fn write_sprint(v: &Value, out: &mut String) {
                 }
                 out.push_str(k);
                 out.push(':');
-                write_sprint(x, out);
+                write_go_v(x, out);
             }
             out.push(']');
         }
     }
 }
 
-/// Go's `time.Time.String()` (approximately: the zone name is the offset
-/// unless it is UTC).
-fn go_time_string(t: &crate::value::Datetime) -> String {
-    let base = t.format("%Y-%m-%d %H:%M:%S%.f %z").to_string();
-    if t.offset().local_minus_utc() == 0 {
-        format!("{base} UTC")
-    } else {
-        let z = t.format("%z").to_string();
-        format!("{base} {z}")
-    }
-}
-
 /// `%T(%v)` as eKuiper's error messages print a value.
 pub(crate) fn go_typed(v: &Value) -> String {
-    format!("{}({})", go_type(v), go_sprint(v))
+    format!("{}({})", go_type(v), go_v(v))
 }
 
-/// `cast.ToString(v, cast.CONVERT_ALL)`: floats without exponent, null as
-/// empty string, containers with `%v`.
+/// Go's `cannot convert T(v) to X` message of the `cast` package.
+pub(crate) fn cannot_convert(v: &Value, to: &str) -> FuncError {
+    FuncError::new(format!("cannot convert {} to {to}", go_typed(v)))
+}
+
+/// `cast.ToString(v, cast.CONVERT_ALL)`: floats without exponent
+/// (`strconv.FormatFloat(f, 'f', -1, 64)`), null as the empty string,
+/// datetimes as `time.Time.String()`, containers with `%v`.
 pub(crate) fn go_to_string_all(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.to_string(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
         Value::Float(f) => {
             if f.is_nan() {
                 "NaN".into()
             } else if f.is_infinite() {
-                if *f > 0.0 {
-                    "+Inf".into()
-                } else {
-                    "-Inf".into()
-                }
+                if *f > 0.0 { "+Inf" } else { "-Inf" }.into()
             } else {
                 format!("{f}")
             }
         }
-        _ => go_sprint(v),
+        _ => go_v(v),
     }
 }
 
-/// `cast.ToInt64(v, CONVERT_SAMEKIND)`: integers, and floats truncated.
-pub(crate) fn to_i64_samekind(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        Value::Float(f) if f.is_finite() => Some(*f as i64),
-        _ => None,
+/// eKuiper's `returnNilIfHasAnyNil` check: a null argument or an empty
+/// array or map argument.
+pub(crate) fn has_nil_or_empty(args: &[Value]) -> bool {
+    args.iter().any(|a| match a {
+        Value::Null => true,
+        Value::Array(x) => x.is_empty(),
+        Value::Map(x) => x.is_empty(),
+        _ => false,
+    })
+}
+
+/// Go's `int64(f)` on amd64: out-of-range and NaN give `i64::MIN`.
+pub(crate) fn go_f64_to_i64(f: f64) -> i64 {
+    // 2^63, exactly representable.
+    const LIM: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIM..LIM).contains(&f) {
+        i64::MIN
+    } else {
+        f as i64
     }
 }
 
-/// `cast.ToFloat64(v, CONVERT_SAMEKIND)`: numbers.
-pub(crate) fn to_f64_samekind(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-/// `cast.ToInt(v, STRICT)`: integers and integral floats.
+/// `cast.ToInt(v, STRICT)`: an integer or an integral float.
 pub(crate) fn to_int_strict(v: &Value) -> Result<i64, FuncError> {
-    v.as_i64()
-        .ok_or_else(|| FuncError::new(format!("cannot convert {} to int", go_typed(v))))
+    v.as_i64().ok_or_else(|| cannot_convert(v, "int"))
+}
+
+/// `cast.ToInt64(v, CONVERT_SAMEKIND)`: any number, floats converted as
+/// Go's `int64(f)` does ([`go_f64_to_i64`]).
+pub(crate) fn to_int_samekind(v: &Value) -> Result<i64, FuncError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Float(f) => Ok(go_f64_to_i64(*f)),
+        _ => Err(cannot_convert(v, "int")),
+    }
+}
+
+/// `cast.ToFloat64(v, CONVERT_SAMEKIND)`: any number.
+pub(crate) fn to_float_samekind(v: &Value) -> Result<f64, FuncError> {
+    v.as_f64().ok_or_else(|| cannot_convert(v, "float64"))
 }
 
 /// The max (`want_max`) or min of the non-null values, as eKuiper's
@@ -184,7 +204,7 @@ pub(crate) fn slice_extreme<'a>(
         Value::Int(_) => {
             let mut best: Option<i64> = None;
             for v in values.filter(|v| !v.is_null()) {
-                let i = to_i64_samekind(v).ok_or_else(|| {
+                let i = to_int_samekind(v).map_err(|_| {
                     FuncError::new(format!("requires int64 but found {}", go_typed(v)))
                 })?;
                 best = Some(match best {
@@ -241,17 +261,6 @@ pub(crate) fn slice_extreme<'a>(
     }
 }
 
-/// eKuiper's `returnNilIfHasAnyNil` check: a null argument or an empty
-/// array or map argument.
-pub(crate) fn has_nil_or_empty(args: &[Value]) -> bool {
-    args.iter().any(|a| match a {
-        Value::Null => true,
-        Value::Array(x) => x.is_empty(),
-        Value::Map(x) => x.is_empty(),
-        _ => false,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,8 +283,8 @@ mod tests {
             "a".into(),
             Value::array(vec![Value::Int(1), Value::str("x")]),
         );
-        assert_eq!(go_sprint(&Value::map(m)), "map[a:[1 x] b:2]");
-        assert_eq!(go_sprint(&Value::Null), "<nil>");
+        assert_eq!(go_v(&Value::map(m)), "map[a:[1 x] b:2]");
+        assert_eq!(go_v(&Value::Null), "<nil>");
         assert_eq!(go_typed(&Value::str("4")), "string(4)");
         assert_eq!(
             go_to_string_all(&Value::Float(1e21)),

@@ -3,15 +3,13 @@
 
 use md5::Digest as _;
 
-use super::string::{def, go_str, nilish, validate_strs};
+use super::golike::{go_str, has_nil_or_empty};
+use super::{def, validate_strs};
 use super::Registry;
 use crate::value::Value;
 
 fn hash_fn(r: &mut Registry, name: &'static str, f: fn(&[u8]) -> String) {
-    def(r, name, 1, Some(1), move |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, name, 1, Some(1), move |args| {
         Ok(Value::from(f(go_str(&args[0]).as_bytes())))
     });
     r.set_validate(name, validate_strs);

@@ -7,20 +7,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use weir_planner::ArgHint;
 
-use super::golike::{go_sprint, has_nil_or_empty};
+use super::golike::{go_v, has_nil_or_empty};
 use super::jsonpath::JsonPath;
-use super::{FuncError, Registry};
+use super::{validate_first_str, FuncError, Registry};
 use crate::value::Value;
 
 pub(crate) fn register(r: &mut Registry) {
-    r.scalar("to_json", 1, Some(1), |_, a| {
-        if has_nil_or_empty(a) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "to_json", 1, Some(1), |a| {
         if has_non_finite(&a[0]) {
             return Err(FuncError::new(format!(
                 "fail to convert {} to json",
-                go_sprint(&a[0])
+                go_v(&a[0])
             )));
         }
         Ok(Value::str(a[0].to_json()))
@@ -34,7 +31,7 @@ pub(crate) fn register(r: &mut Registry) {
             other => {
                 return Err(FuncError::new(format!(
                     "fail to convert {} to string",
-                    go_sprint(other)
+                    go_v(other)
                 )))
             }
         };
@@ -42,7 +39,7 @@ pub(crate) fn register(r: &mut Registry) {
             .map_err(|e| FuncError::new(format!("fail to parse json: {e}")))?;
         Ok(Value::from_json(v, false))
     });
-    r.set_validate("parse_json", validate_one_str);
+    r.set_validate("parse_json", validate_first_str);
     r.scalar("json_path_query", 2, Some(2), |_, a| {
         json_call(a).map_err(FuncError::new)
     });
@@ -52,7 +49,7 @@ pub(crate) fn register(r: &mut Registry) {
             Value::Array(v) => Ok(v.first().cloned().unwrap_or(Value::Null)),
             other => Err(FuncError::new(format!(
                 "query result ({}) is not an array",
-                go_sprint(&other)
+                go_v(&other)
             ))),
         }
     });
@@ -86,7 +83,7 @@ fn json_call(a: &[Value]) -> Result<Value, String> {
     let path = a[1].as_str().ok_or_else(|| {
         format!(
             "invalid jsonPath, must be a string but got {}",
-            go_sprint(&a[1])
+            go_v(&a[1])
         )
     })?;
     let compiled = compile(path)?;
@@ -98,7 +95,7 @@ fn json_call(a: &[Value]) -> Result<Value, String> {
             Value::from_json(v, false)
         }
         Value::Null => return Err("invalid data nil for jsonpath".into()),
-        other => return Err(format!("invalid data {} for jsonpath", go_sprint(other))),
+        other => return Err(format!("invalid data {} for jsonpath", go_v(other))),
     };
     compiled.eval(&data)
 }
@@ -119,15 +116,6 @@ fn compile(path: &str) -> Result<Arc<JsonPath>, String> {
         c.insert(path.to_string(), p.clone());
     }
     Ok(p)
-}
-
-fn validate_one_str(args: &[ArgHint]) -> Result<(), String> {
-    match args.first() {
-        Some(ArgHint::Literal(serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
-            Err("Expect string type for parameter 1".into())
-        }
-        _ => Ok(()),
-    }
 }
 
 /// eKuiper requires the path to be a string literal.

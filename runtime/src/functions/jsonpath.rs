@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::golike::{go_eq, go_sprint, go_type};
+use super::golike::{go_eq, go_v, go_type};
 use crate::value::Value;
 
 /// A parsed JSONPath (a gval expression whose root is usually a `$` path).
@@ -590,7 +590,7 @@ fn eval(e: &Expr, cx: &Cx<'_>) -> Result<Value, String> {
                 v = match next {
                     Ok(x) => x,
                     Err(_) if i == 0 => {
-                        return Err(format!("unknown parameter {}", go_sprint(&eval(k, cx)?)))
+                        return Err(format!("unknown parameter {}", go_v(&eval(k, cx)?)))
                     }
                     Err(e) => return Err(e),
                 };
@@ -609,7 +609,7 @@ fn eval(e: &Expr, cx: &Cx<'_>) -> Result<Value, String> {
                 "-" => to_float(&v).map(|f| Value::Float(-f)).ok_or_else(|| {
                     format!(
                         "unexpected {}({}) expected number",
-                        go_sprint(&v),
+                        go_v(&v),
                         go_type(&v)
                     )
                 }),
@@ -769,7 +769,7 @@ fn select(key: &Expr, v: &Value, root: &Value) -> Result<Value, String> {
         Value::Map(m) => {
             let k = match eval(key, &cx).map_err(|e| format!("could not select value, invalid key: {e}"))? {
                 Value::String(s) => s.to_string(),
-                other => go_sprint(&other),
+                other => go_v(&other),
             };
             m.get(&k).cloned().ok_or_else(|| format!("unknown key {k}"))
         }
@@ -785,7 +785,7 @@ fn eval_int(e: &Expr, cx: &Cx<'_>) -> Result<i64, String> {
     to_float(&v).map(|f| f as i64).ok_or_else(|| {
         format!(
             "expected number but got {} ({})",
-            go_sprint(&v),
+            go_v(&v),
             go_type(&v)
         )
     })
@@ -844,7 +844,7 @@ fn binary(op: &str, x: &Value, y: &Value) -> Result<Value, String> {
         if x.is_null() || y.is_null() {
             None
         } else {
-            Some((go_sprint(x), go_sprint(y)))
+            Some((go_v(x), go_v(y)))
         }
     };
     match op {
@@ -930,11 +930,11 @@ fn binary(op: &str, x: &Value, y: &Value) -> Result<Value, String> {
         "=~" | "!~" => {
             let text = match x {
                 Value::String(s) => s.to_string(),
-                other => go_sprint(other),
+                other => go_v(other),
             };
             let pat = match y {
                 Value::String(s) => s.to_string(),
-                other => go_sprint(other),
+                other => go_v(other),
             };
             let re = regex::Regex::new(&pat).map_err(|e| e.to_string())?;
             let m = re.is_match(&text);

@@ -6,10 +6,15 @@
 
 use weir_planner::ArgHint;
 
-use super::string::{
-    def, expect_type, go_f64_to_i64, go_float_v, go_str, go_v, lit_is_bool, lit_is_float,
-    lit_is_num, lit_is_str, nilish, to_float_samekind, to_int_samekind, to_int_strict,
+use super::golike::{
+    go_f64_to_i64, go_str, go_v, has_nil_or_empty, to_float_samekind, to_int_samekind,
+    to_int_strict,
 };
+use super::{nil_checked, 
+    def, expect_type, lit_is_bool, lit_is_num, lit_is_str, validate_first_number,
+    validate_ints, validate_numbers,
+};
+use crate::value::format_float_v;
 use super::{FuncError, Registry};
 use crate::value::Value;
 
@@ -17,30 +22,9 @@ use crate::value::Value;
 const DEG_TO_RAD: f64 = 0.017_453_292_519_943_295;
 const RAD_TO_DEG: f64 = 57.295_779_513_082_32;
 
-fn validate_numbers(args: &[ArgHint]) -> Result<(), String> {
-    for (i, a) in args.iter().enumerate() {
-        if lit_is_str(a) || lit_is_bool(a) {
-            return Err(expect_type(i, "number - float or int"));
-        }
-    }
-    Ok(())
-}
-
-fn validate_ints(args: &[ArgHint]) -> Result<(), String> {
-    for (i, a) in args.iter().enumerate() {
-        if lit_is_float(a) || lit_is_str(a) || lit_is_bool(a) {
-            return Err(expect_type(i, "int"));
-        }
-    }
-    Ok(())
-}
-
 /// A one-number function whose NaN result becomes null.
 fn unary(r: &mut Registry, name: &'static str, f: fn(f64) -> f64) {
-    def(r, name, 1, Some(1), move |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, name, 1, Some(1), move |args| {
         let v = to_float_samekind(&args[0])?;
         Ok(nan_null(f(v)))
     });
@@ -57,10 +41,7 @@ fn nan_null(r: f64) -> Value {
 
 /// A two-number function returning a float as is.
 fn binary(r: &mut Registry, name: &'static str, f: fn(f64, f64) -> f64) {
-    def(r, name, 2, Some(2), move |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, name, 2, Some(2), move |args| {
         let a = to_float_samekind(&args[0])?;
         let b = to_float_samekind(&args[1])?;
         Ok(Value::Float(f(a, b)))
@@ -74,10 +55,7 @@ fn bit_operand(v: &Value, which: &str) -> Result<i64, FuncError> {
 }
 
 fn bitop(r: &mut Registry, name: &'static str, f: fn(i64, i64) -> i64) {
-    def(r, name, 2, Some(2), move |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, name, 2, Some(2), move |args| {
         let a = bit_operand(&args[0], "the first operand")?;
         let b = bit_operand(&args[1], "the second operand")?;
         Ok(Value::Int(f(a, b)))
@@ -86,10 +64,7 @@ fn bitop(r: &mut Registry, name: &'static str, f: fn(i64, i64) -> i64) {
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    def(r, "abs", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "abs", 1, Some(1), |args| {
         match &args[0] {
             // Go: int64(math.Abs(float64(v))) — goes through a float.
             Value::Int(i) => Ok(Value::Int(go_f64_to_i64((*i as f64).abs()))),
@@ -116,10 +91,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.alias("ceil", "ceiling");
     binary_like_unary(r, "floor", f64::floor);
 
-    def(r, "atan2", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "atan2", 2, Some(2), |args| {
         let y = to_float_samekind(&args[0])?;
         let x = to_float_samekind(&args[1])?;
         Ok(nan_null(y.atan2(x)))
@@ -129,18 +101,12 @@ pub(crate) fn register(r: &mut Registry) {
     bitop(r, "bitand", |a, b| a & b);
     bitop(r, "bitor", |a, b| a | b);
     bitop(r, "bitxor", |a, b| a ^ b);
-    def(r, "bitnot", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "bitnot", 1, Some(1), |args| {
         Ok(Value::Int(!bit_operand(&args[0], "operand")?))
     });
     r.set_validate("bitnot", validate_ints);
 
-    def(r, "ln", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "ln", 1, Some(1), |args| {
         let v = to_float_samekind(&args[0])?;
         let r = v.ln();
         if r.is_nan() {
@@ -150,10 +116,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("ln", validate_numbers);
 
-    def(r, "log", 1, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "log", 1, Some(2), |args| {
         let v = to_float_samekind(&args[0])?;
         let r = match args.get(1) {
             None => v.log10(),
@@ -164,20 +127,9 @@ pub(crate) fn register(r: &mut Registry) {
         }
         Ok(Value::Float(r))
     });
-    r.set_validate("log", |args| {
-        if args
-            .first()
-            .is_some_and(|a| lit_is_str(a) || lit_is_bool(a))
-        {
-            return Err(expect_type(0, "number - float or int"));
-        }
-        Ok(())
-    });
+    r.set_validate("log", validate_first_number);
 
-    def(r, "sqrt", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "sqrt", 1, Some(1), |args| {
         let v = to_float_samekind(&args[0])?;
         let r = v.sqrt();
         if r.is_nan() {
@@ -187,10 +139,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("sqrt", validate_numbers);
 
-    def(r, "mod", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "mod", 2, Some(2), |args| {
         let a = to_float_samekind(&args[0])?;
         // eKuiper checks the wrong error here: a non-number divisor is 0.
         let b = to_float_samekind(&args[1]).unwrap_or(0.0);
@@ -208,10 +157,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(Value::Float(rand::random::<f64>()))
     });
 
-    def(r, "round", 1, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "round", 1, Some(2), |args| {
         let precision = match args.get(1) {
             Some(p) => to_int_samekind(p).map_err(|e| {
                 FuncError::new(format!("The second argument must be an integer: {e}"))
@@ -223,10 +169,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("round", validate_numbers);
 
-    def(r, "sign", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "sign", 1, Some(1), |args| {
         let v = to_float_samekind(&args[0])?;
         Ok(Value::Int(if v > 0.0 {
             1
@@ -238,10 +181,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("sign", validate_numbers);
 
-    def(r, "cot", 1, Some(1), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "cot", 1, Some(1), |args| {
         let v = to_float_samekind(&args[0])?;
         let r = go_cot(v);
         if r.is_nan() {
@@ -254,10 +194,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("cot", validate_numbers);
 
-    def(r, "conv", 3, Some(3), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "conv", 3, Some(3), |args| {
         let s = go_str(&args[0]);
         let from = to_int_samekind(&args[1]).unwrap_or(0);
         let to = to_int_samekind(&args[2]).unwrap_or(0);
@@ -281,10 +218,7 @@ pub(crate) fn register(r: &mut Registry) {
 
 /// `ceiling`/`floor`: one number, float result (NaN kept).
 fn binary_like_unary(r: &mut Registry, name: &'static str, f: fn(f64) -> f64) {
-    def(r, name, 1, Some(1), move |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, name, 1, Some(1), move |args| {
         Ok(Value::Float(f(to_float_samekind(&args[0])?)))
     });
     r.set_validate(name, validate_numbers);
@@ -293,7 +227,7 @@ fn binary_like_unary(r: &mut Registry, name: &'static str, f: fn(f64) -> f64) {
 fn not_positive(what: &str, v: f64) -> FuncError {
     FuncError::new(format!(
         "The argument must be a {what} number but got {}",
-        go_float_v(v)
+        format_float_v(v)
     ))
 }
 

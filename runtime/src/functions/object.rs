@@ -3,27 +3,10 @@
 //! Go iterates maps in random order; weir's maps are sorted, so `keys`,
 //! `values`, `items` and `obj_to_kvpair_array` list entries by key.
 
-use super::golike::{go_sprint, go_to_string_all, has_nil_or_empty};
-use super::{FuncError, FuncResult, Registry};
+use super::golike::{go_v, go_to_string_all, has_nil_or_empty};
+use super::{nil_checked, FuncError, Registry};
 use crate::value::{Map, Value};
 use weir_planner::ArgHint;
-
-/// Registers a scalar that returns null when any argument is null or an
-/// empty array/map (eKuiper's `returnNilIfHasAnyNil`).
-fn nil_checked(
-    r: &mut Registry,
-    name: &str,
-    min: usize,
-    max: Option<usize>,
-    f: fn(&[Value]) -> FuncResult,
-) {
-    r.scalar(name, min, max, move |_, a| {
-        if has_nil_or_empty(a) {
-            return Ok(Value::Null);
-        }
-        f(a)
-    });
-}
 
 fn map_arg<'a>(v: &'a Value, msg: &str) -> Result<&'a Map, FuncError> {
     v.as_map().ok_or_else(|| FuncError::new(msg))
@@ -92,7 +75,7 @@ pub(crate) fn register(r: &mut Registry) {
                 other => {
                     return Err(FuncError::new(format!(
                         "the argument should be map[string]interface{{}}, got {}",
-                        go_sprint(other)
+                        go_v(other)
                     )))
                 }
             }
@@ -116,7 +99,7 @@ pub(crate) fn register(r: &mut Registry) {
                 other => {
                     return Err(FuncError::new(format!(
                         "key {} is not a string",
-                        go_sprint(other)
+                        go_v(other)
                     )))
                 }
             }
@@ -124,10 +107,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(Value::map(res))
     });
     r.set_validate("object_construct", validate_object_construct);
-    r.scalar("erase", 2, None, |_, a| {
-        if has_nil_or_empty(a) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "erase", 2, None, |a| {
         if a.len() != 2 {
             return Err(FuncError::new(format!(
                 "the argument number should be 2, got {}",
@@ -137,7 +117,7 @@ pub(crate) fn register(r: &mut Registry) {
         let m = a[0].as_map().ok_or_else(|| {
             FuncError::new(format!(
                 "the first argument should be map[string]interface{{}}, got {}",
-                go_sprint(&a[0])
+                go_v(&a[0])
             ))
         })?;
         let erase: Vec<String> = match &a[1] {
@@ -158,7 +138,7 @@ pub(crate) fn register(r: &mut Registry) {
         Value::Map(m) => Ok(Value::Int(m.len() as i64)),
         other => Err(FuncError::new(format!(
             "the first argument should be map[string]any, got {}",
-            go_sprint(other)
+            go_v(other)
         ))),
     });
     r.scalar("object_pick", 2, None, |_, a| {
@@ -168,7 +148,7 @@ pub(crate) fn register(r: &mut Registry) {
             other => {
                 return Err(FuncError::new(format!(
                     "the first argument should be a map, got {}",
-                    go_sprint(other)
+                    go_v(other)
                 )))
             }
         };
@@ -194,7 +174,7 @@ pub(crate) fn register(r: &mut Registry) {
         let m = a[0].as_map().ok_or_else(|| {
             FuncError::new(format!(
                 "the first argument should be map[string]interface{{}}, got {}",
-                go_sprint(&a[0])
+                go_v(&a[0])
             ))
         })?;
         Ok(Value::array(

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use weir_planner::{ArgHint, FunctionKind};
 
 use super::golike::{go_typed, has_nil_or_empty};
-use super::{FuncError, Registry};
+use super::{nil_checked, validate_first_number, validate_first_str, FuncError, Registry};
 use crate::value::Value;
 
 pub(crate) fn register(r: &mut Registry) {
@@ -27,10 +27,7 @@ pub(crate) fn register(r: &mut Registry) {
     // eKuiper sleeps the rule's goroutine for `ms` milliseconds before
     // returning `v`. weir must not block an actor thread: it validates `ms`
     // the same way and returns `v` immediately.
-    r.scalar("delay", 2, Some(2), |_, a| {
-        if has_nil_or_empty(a) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "delay", 2, Some(2), |a| {
         match &a[0] {
             Value::Int(_) | Value::Float(_) => Ok(a[1].clone()),
             other => Err(FuncError::new(format!(
@@ -39,12 +36,7 @@ pub(crate) fn register(r: &mut Registry) {
             ))),
         }
     });
-    r.set_validate("delay", |args| match args.first() {
-        Some(ArgHint::Literal(serde_json::Value::String(_) | serde_json::Value::Bool(_))) => {
-            Err("Expect number - float or int type for parameter 1".into())
-        }
-        _ => Ok(()),
-    });
+    r.set_validate("delay", validate_first_number);
 
     // Functions that need engine state or row context: the planner binds
     // them, the operators evaluate them.
@@ -71,12 +63,7 @@ pub(crate) fn register(r: &mut Registry) {
     }
     r.set_validate("meta", validate_meta_ref);
     r.set_validate("mqtt", validate_meta_ref);
-    r.set_validate("props", |args| match args.first() {
-        Some(ArgHint::Literal(serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
-            Err("Expect string type for parameter 1".into())
-        }
-        _ => Ok(()),
-    });
+    r.set_validate("props", validate_first_str);
     r.set_validate("get_keyed_state", validate_get_keyed_state);
     r.set_validate("changed_cols", validate_changed_cols);
 }

@@ -2,8 +2,7 @@
 //!
 //! eKuiper converts most string arguments with `cast.ToStringAlways`, i.e.
 //! Go's `%v`: numbers, booleans, arrays and maps are rendered rather than
-//! rejected. [`go_str`] reproduces that rendering and is shared by the other
-//! function families.
+//! rejected ([`go_str`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,214 +10,12 @@ use std::collections::HashMap;
 use regex::Regex;
 use weir_planner::ArgHint;
 
-use super::{arg, FuncContext, FuncError, FuncResult, Registry};
+use super::golike::{go_str, has_nil_or_empty, to_float_samekind, to_int_strict};
+use super::{nil_checked, 
+    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, validate_strs,
+    FuncContext, FuncError, Registry,
+};
 use crate::value::Value;
-
-/// Renders a value as Go's `fmt.Sprintf("%v", v)` does; null is the empty
-/// string (`cast.ToStringAlways`).
-pub(crate) fn go_str(v: &Value) -> String {
-    let mut out = String::new();
-    write_go_v(v, &mut out, true);
-    out
-}
-
-/// Go's `%v` of a value as it appears in error messages (`<nil>` for null).
-pub(crate) fn go_v(v: &Value) -> String {
-    let mut out = String::new();
-    write_go_v(v, &mut out, false);
-    out
-}
-
-fn write_go_v(v: &Value, out: &mut String, top_nil_empty: bool) {
-    match v {
-        Value::Null => {
-            if !top_nil_empty {
-                out.push_str("<nil>");
-            }
-        }
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&go_float_v(*f)),
-        Value::String(s) => out.push_str(s),
-        Value::Bytes(b) => {
-            out.push('[');
-            for (i, x) in b.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(&x.to_string());
-            }
-            out.push(']');
-        }
-        Value::Datetime(t) => out.push_str(&super::datetime::format::go_time_string(t)),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                write_go_v(x, out, false);
-            }
-            out.push(']');
-        }
-        Value::Map(m) => {
-            out.push_str("map[");
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(k);
-                out.push(':');
-                write_go_v(x, out, false);
-            }
-            out.push(']');
-        }
-    }
-}
-
-/// Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): the
-/// shortest round-trip digits, in exponent form when the decimal exponent
-/// is below -4 or at least 6 (`1e+06`, `1.5e-05`, `123456`).
-pub(crate) fn go_float_v(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // Shortest round-trip digits and decimal exponent.
-    let e = format!("{:e}", f.abs());
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let sign = if f < 0.0 { "-" } else { "" };
-    if !(-4..6).contains(&exp) {
-        let mut m = String::new();
-        m.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            m.push('.');
-            m.push_str(&digits[1..]);
-        }
-        let (es, ev) = if exp < 0 { ('-', -exp) } else { ('+', exp) };
-        return format!("{sign}{m}e{es}{ev:02}");
-    }
-    format!("{sign}{}", format!("{f}").trim_start_matches('-'))
-}
-
-/// Go's `%T` of the value as eKuiper holds it.
-pub(crate) fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int64",
-        Value::Float(_) => "float64",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "[]uint8",
-        Value::Datetime(_) => "time.Time",
-        Value::Array(_) => "[]interface {}",
-        Value::Map(_) => "map[string]interface {}",
-    }
-}
-
-/// Go's `cannot convert T(v) to X` message of the `cast` package.
-pub(crate) fn cannot_convert(v: &Value, to: &str) -> FuncError {
-    FuncError::new(format!(
-        "cannot convert {}({}) to {to}",
-        go_type(v),
-        go_v(v)
-    ))
-}
-
-/// eKuiper's `returnNilIfHasAnyNil` test: a null argument, or an empty
-/// array or map, short-circuits the call.
-pub(crate) fn nilish(args: &[Value]) -> bool {
-    args.iter().any(|a| match a {
-        Value::Null => true,
-        Value::Array(x) => x.is_empty(),
-        Value::Map(x) => x.is_empty(),
-        _ => false,
-    })
-}
-
-/// `cast.ToInt(v, STRICT)`: an integer or an integral float.
-pub(crate) fn to_int_strict(v: &Value) -> Result<i64, FuncError> {
-    match v {
-        Value::Int(i) => Ok(*i),
-        Value::Float(f) if f.fract() == 0.0 && f.is_finite() => Ok(*f as i64),
-        _ => Err(cannot_convert(v, "int")),
-    }
-}
-
-/// `cast.ToInt(v, CONVERT_SAMEKIND)`: any number, floats truncated.
-pub(crate) fn to_int_samekind(v: &Value) -> Result<i64, FuncError> {
-    match v {
-        Value::Int(i) => Ok(*i),
-        Value::Float(f) => Ok(go_f64_to_i64(*f)),
-        _ => Err(cannot_convert(v, "int")),
-    }
-}
-
-/// `cast.ToFloat64(v, CONVERT_SAMEKIND)`: any number.
-pub(crate) fn to_float_samekind(v: &Value) -> Result<f64, FuncError> {
-    v.as_f64().ok_or_else(|| cannot_convert(v, "float64"))
-}
-
-/// Go's `int64(f)` on amd64: out-of-range and NaN give `i64::MIN`.
-pub(crate) fn go_f64_to_i64(f: f64) -> i64 {
-    // 2^63, exactly representable.
-    const LIM: f64 = 9_223_372_036_854_775_808.0;
-    if !(-LIM..LIM).contains(&f) {
-        i64::MIN
-    } else {
-        f as i64
-    }
-}
-
-/// Kinds of literal a plan-time validator looks at (eKuiper's `ast.Is*Arg`).
-pub(crate) fn lit_is_str(h: &ArgHint) -> bool {
-    matches!(h, ArgHint::Literal(serde_json::Value::String(_)))
-}
-
-/// A numeric literal (integer or float).
-pub(crate) fn lit_is_num(h: &ArgHint) -> bool {
-    matches!(h, ArgHint::Literal(serde_json::Value::Number(_)))
-}
-
-/// A float literal.
-pub(crate) fn lit_is_float(h: &ArgHint) -> bool {
-    matches!(h, ArgHint::Literal(serde_json::Value::Number(n)) if !n.is_i64() && !n.is_u64())
-}
-
-/// A boolean literal.
-pub(crate) fn lit_is_bool(h: &ArgHint) -> bool {
-    matches!(h, ArgHint::Literal(serde_json::Value::Bool(_)))
-}
-
-/// eKuiper's `ProduceErrInfo`.
-pub(crate) fn expect_type(i: usize, what: &str) -> String {
-    format!("Expect {what} type for parameter {}", i + 1)
-}
-
-/// Validator: every argument must not be a number or boolean literal.
-pub(crate) fn validate_strs(args: &[ArgHint]) -> Result<(), String> {
-    for (i, a) in args.iter().enumerate() {
-        if lit_is_num(a) || lit_is_bool(a) {
-            return Err(expect_type(i, "string"));
-        }
-    }
-    Ok(())
-}
 
 fn validate_str_int(args: &[ArgHint]) -> Result<(), String> {
     if let Some(a) = args.first() {
@@ -281,44 +78,8 @@ fn one_str(
     name: &'static str,
     f: impl Fn(&str) -> Value + Send + Sync + 'static,
 ) {
-    r.scalar(
-        name,
-        1,
-        Some(1),
-        move |_: &FuncContext<'_>, args: &[Value]| {
-            if nilish(args) {
-                return Ok(Value::Null);
-            }
-            Ok(f(&go_str(arg(name, args, 0)?)))
-        },
-    );
+    nil_checked(r, name, 1, Some(1), move |args| Ok(f(&go_str(&args[0]))));
     r.set_validate(name, validate_strs);
-}
-
-/// Registers a scalar whose implementation may index its first `min`
-/// arguments: a call with fewer (which the planner rejects anyway) gets an
-/// arity error instead of a panic.
-pub(crate) fn def(
-    r: &mut Registry,
-    name: &'static str,
-    min: usize,
-    max: Option<usize>,
-    f: impl Fn(&FuncContext<'_>, &[Value]) -> FuncResult + Send + Sync + 'static,
-) {
-    r.scalar(
-        name,
-        min,
-        max,
-        move |ctx: &FuncContext<'_>, args: &[Value]| {
-            if args.len() < min || max.is_some_and(|m| args.len() > m) {
-                return Err(FuncError::new(format!(
-                    "{name}: wrong number of arguments ({})",
-                    args.len()
-                )));
-            }
-            f(ctx, args)
-        },
-    );
 }
 
 pub(crate) fn register(r: &mut Registry) {
@@ -332,14 +93,14 @@ pub(crate) fn register(r: &mut Registry) {
     r.set_validate("concat", validate_strs);
 
     def(r, "endswith", 2, Some(2), |_, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Bool(false));
         }
         Ok(Value::Bool(go_str(&args[0]).ends_with(&go_str(&args[1]))))
     });
     r.set_validate("endswith", validate_strs);
     def(r, "startswith", 2, Some(2), |_, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Bool(false));
         }
         Ok(Value::Bool(go_str(&args[0]).starts_with(&go_str(&args[1]))))
@@ -357,7 +118,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.set_validate("indexof", validate_strs);
 
     def(r, "length", 1, Some(1), |_, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Int(0));
         }
         Ok(Value::Int(match &args[0] {
@@ -367,7 +128,7 @@ pub(crate) fn register(r: &mut Registry) {
         }))
     });
     def(r, "numbytes", 1, Some(1), |_, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Int(0));
         }
         Ok(Value::Int(go_str(&args[0]).len() as i64))
@@ -389,19 +150,13 @@ pub(crate) fn register(r: &mut Registry) {
         Value::from(s.chars().rev().collect::<String>())
     });
 
-    def(r, "lpad", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "lpad", 2, Some(2), |args| {
         let s = go_str(&args[0]);
         let n = pad_count("lpad", &args[1])?;
         Ok(Value::from(" ".repeat(n) + &s))
     });
     r.set_validate("lpad", validate_str_int);
-    def(r, "rpad", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "rpad", 2, Some(2), |args| {
         let s = go_str(&args[0]);
         let n = pad_count("rpad", &args[1])?;
         Ok(Value::from(s + &" ".repeat(n)))
@@ -409,37 +164,28 @@ pub(crate) fn register(r: &mut Registry) {
     r.set_validate("rpad", validate_str_int);
 
     def(r, "regexp_matches", 2, Some(2), |_, args| {
-        if nilish(args) {
+        if has_nil_or_empty(args) {
             return Ok(Value::Bool(false));
         }
         let re = cached_regex(&go_str(&args[1]))?;
         Ok(Value::Bool(re.is_match(&go_str(&args[0]))))
     });
     r.set_validate("regexp_matches", validate_strs);
-    def(r, "regexp_replace", 3, Some(3), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "regexp_replace", 3, Some(3), |args| {
         let re = cached_regex(&go_str(&args[1]))?;
         let src = go_str(&args[0]);
         let rep = go_str(&args[2]);
         Ok(Value::from(re.replace_all(&src, rep.as_str()).into_owned()))
     });
     r.set_validate("regexp_replace", validate_strs);
-    def(r, "regexp_substr", 2, Some(2), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "regexp_substr", 2, Some(2), |args| {
         let re = cached_regex(&go_str(&args[1]))?;
         let s = go_str(&args[0]);
         Ok(Value::from(re.find(&s).map_or("", |m| m.as_str())))
     });
     r.set_validate("regexp_substr", validate_strs);
 
-    def(r, "substring", 2, Some(3), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "substring", 2, Some(3), |args| {
         let s = go_str(&args[0]);
         let b = s.as_bytes();
         let start = to_int_strict(&args[1])?;
@@ -486,10 +232,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(())
     });
 
-    def(r, "split_value", 3, Some(3), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "split_value", 3, Some(3), |args| {
         let s = go_str(&args[0]);
         let sep = go_str(&args[1]);
         let parts: Vec<&str> = go_split(&s, &sep);
@@ -521,10 +264,7 @@ pub(crate) fn register(r: &mut Registry) {
         Ok(())
     });
 
-    def(r, "format", 2, Some(3), |_, args| {
-        if nilish(args) {
-            return Ok(Value::Null);
-        }
+    nil_checked(r, "format", 2, Some(3), |args| {
         let x = to_float_samekind(&args[0]).unwrap_or(0.0);
         let d = to_int_strict(&args[1]).unwrap_or(0);
         if d < 0 {

@@ -53,6 +53,8 @@ pub(crate) struct OperatorActor {
     pub(crate) metrics: Arc<OpMetrics>,
     pub(crate) mailbox: usize,
     pub(crate) last_tick: i64,
+    /// Rule option `sendError`: dropped rows become error messages.
+    pub(crate) send_error: bool,
 }
 
 impl Actor for OperatorActor {
@@ -81,7 +83,7 @@ impl OperatorActor {
                 self.op.on_watermark(wm, out);
                 out.messages.push(Message::Watermark(wm));
             }
-            m @ (Message::Barrier(_) | Message::End) => out.messages.push(m),
+            m @ (Message::Barrier(_) | Message::End | Message::Error(_)) => out.messages.push(m),
         }
     }
 }
@@ -101,6 +103,10 @@ impl Handler<Msg> for OperatorActor {
         for e in &out.errors {
             tracing::debug!(operator = %self.metrics.name, error = %e, "row dropped");
             self.metrics.exception(e, now);
+        }
+        if self.send_error {
+            let name = &self.metrics.name;
+            out.messages.extend(out.errors.drain(..).map(|e| Message::Error(format!("run {name} error: {e}"))));
         }
         let rows_out: u64 = out.messages.iter().map(rows_of).sum();
         if rows_in > 0 || rows_out > 0 {
@@ -145,10 +151,11 @@ pub enum SinkEvent {
     },
 }
 
-/// Runs one sink.
+/// Runs one sink. Each emission is awaited before the next message is
+/// taken, so a slow sink fills this mailbox and slows the rule down.
 pub(crate) struct SinkActor {
     pub(crate) index: usize,
-    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) sink: Arc<tokio::sync::Mutex<Box<dyn Sink>>>,
     pub(crate) events: tokio::sync::mpsc::UnboundedSender<SinkEvent>,
     pub(crate) metrics: Arc<OpMetrics>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -163,39 +170,54 @@ impl Actor for SinkActor {
     }
 }
 
+/// The emissions of a message: one per row for independent events, one for
+/// a window's rows, one `{"error": ...}` row for an error.
+fn emissions(message: Message) -> Vec<Vec<crate::value::Value>> {
+    let take = |r: crate::row::Row| r.slots.into_iter().next().unwrap_or_default();
+    match message {
+        Message::Data(b) if b.window.is_some() => vec![b.rows.into_iter().map(take).collect()],
+        Message::Data(b) => b.rows.into_iter().map(|r| vec![take(r)]).collect(),
+        Message::Error(e) => {
+            let mut m = crate::value::Map::new();
+            m.insert("error".to_string(), crate::value::Value::str(e));
+            vec![vec![crate::value::Value::map(m)]]
+        }
+        _ => Vec::new(),
+    }
+}
+
 impl Handler<Msg> for SinkActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Msg, _ctx: &mut Context<Self>) {
-        let started = Instant::now();
-        let now = self.clock.now_ms();
-        match msg.message {
-            Message::Data(b) => {
-                let n = b.rows.len() as u64;
-                let mut emit = |rows: &[crate::value::Value]| {
-                    if let Err(e) = self.sink.emit(rows) {
-                        self.metrics.exception(&e.0, now);
+    fn handle(&mut self, msg: Msg, ctx: &mut Context<Self>) {
+        let (index, events, metrics, clock) =
+            (self.index, self.events.clone(), self.metrics.clone(), self.clock.clone());
+        let sink = self.sink.clone();
+        let message = msg.message;
+        ctx.wait(
+            async move {
+                let mut sink = sink.lock().await;
+                match message {
+                    Message::Barrier(n) => {
+                        let _ = events.send(SinkEvent::Barrier { sink: index, n });
                     }
-                };
-                let mut take = |r: crate::row::Row| r.slots.into_iter().next().unwrap_or_default();
-                if b.window.is_some() {
-                    let rows: Vec<_> = b.rows.into_iter().map(&mut take).collect();
-                    emit(&rows);
-                } else {
-                    for r in b.rows {
-                        emit(&[take(r)]);
+                    Message::End => {
+                        sink.close().await;
+                        let _ = events.send(SinkEvent::Ended { sink: index });
+                    }
+                    m => {
+                        let started = Instant::now();
+                        let rows = rows_of(&m);
+                        for e in emissions(m) {
+                            if let Err(err) = sink.emit(&e).await {
+                                metrics.exception(&err.0, clock.now_ms());
+                            }
+                        }
+                        metrics.processed(rows, rows, started.elapsed().as_micros() as i64, clock.now_ms());
                     }
                 }
-                self.metrics.processed(n, n, started.elapsed().as_micros() as i64, now);
             }
-            Message::Barrier(n) => {
-                let _ = self.events.send(SinkEvent::Barrier { sink: self.index, n });
-            }
-            Message::End => {
-                self.sink.close();
-                let _ = self.events.send(SinkEvent::Ended { sink: self.index });
-            }
-            _ => {}
-        }
+            .into_actor(self),
+        );
     }
 }

@@ -76,6 +76,7 @@ impl RuleGraph {
             .map(|(i, sink)| {
                 let m = Arc::new(OpMetrics::new(format!("sink_{i}")));
                 metrics.push(m.clone());
+                let sink = Arc::new(tokio::sync::Mutex::new(sink));
                 let a = SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox }
                     .start();
                 Edge { to: a.recipient(), input: 0 }
@@ -95,6 +96,7 @@ impl RuleGraph {
                 metrics: m,
                 mailbox,
                 last_tick: i64::MIN,
+                send_error: plan.options.send_error,
             };
             actor.start().recipient::<Msg>()
         };
@@ -146,6 +148,11 @@ impl RuleGraph {
                 tracing::warn!(source, error = %e, "source mailbox closed");
             }
         }
+    }
+
+    /// The mailbox of source `i`'s decoder.
+    pub fn source(&self, i: usize) -> Option<Recipient<Msg>> {
+        self.sources.get(i).cloned()
     }
 
     /// Number of sources.

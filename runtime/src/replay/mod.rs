@@ -20,7 +20,7 @@ use weir_planner::{parse_statement, plan, Catalog, RuleOptions, Statement, Strea
 pub use compare::{compare, Mismatch};
 
 use crate::clock::{Clock, VirtualClock};
-use crate::connector::{Sink, SinkError};
+use crate::connector::{BoxFuture, Sink, SinkError};
 use crate::graph::{RuleGraph, SinkEvent};
 use crate::row::{Message, Payload, PayloadData};
 use crate::value::{Map, Value};
@@ -111,9 +111,15 @@ pub fn parse_case(text: &str) -> Result<ReplayCase, ReplayError> {
 struct Collector(Arc<Mutex<Vec<Vec<Value>>>>);
 
 impl Sink for Collector {
-    fn emit(&mut self, rows: &[Value]) -> Result<(), SinkError> {
-        self.0.lock().map_err(|_| SinkError("collector poisoned".into()))?.push(rows.to_vec());
-        Ok(())
+    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
+        let r = match self.0.lock() {
+            Ok(mut v) => {
+                v.push(rows.to_vec());
+                Ok(())
+            }
+            Err(_) => Err(SinkError("collector poisoned".into())),
+        };
+        Box::pin(std::future::ready(r))
     }
 }
 
