@@ -126,6 +126,26 @@ impl Decoder {
         de.end().map_err(|e| DecodeError::Json(e.to_string()))
     }
 
+    /// Decodes newline-delimited JSON: each non-blank line of `chunk` is a
+    /// payload as [`Decoder::decode_json`] takes it (an object, or an array
+    /// of objects). This is an explicit API for line-oriented sources (files,
+    /// bulk loads): a single payload is never split at newlines.
+    ///
+    /// Returns the errors of the lines that failed, with their 0-based line
+    /// numbers; the rows of the other lines are in `out`.
+    pub fn decode_ndjson(&self, chunk: &[u8], ts: i64, out: &mut Vec<Row>) -> Vec<(usize, DecodeError)> {
+        let mut errors = Vec::new();
+        for (i, line) in chunk.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if let Err(e) = self.decode_json(line, ts, out) {
+                errors.push((i, e));
+            }
+        }
+        errors
+    }
+
     /// Builds a row from an already decoded map (tables from files, plugin
     /// sources).
     ///

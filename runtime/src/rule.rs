@@ -83,7 +83,7 @@ impl RunningRule {
         registry: &Registry,
         clock: Arc<dyn Clock>,
         sources: Vec<Box<dyn Source>>,
-        sinks: Vec<Box<dyn Sink>>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
     ) -> Result<RunningRule, BuildError> {
         let mut graph = RuleGraph::start(plan, registry, clock.clone(), sinks)?;
         let events = std::mem::replace(&mut graph.events, mpsc::unbounded_channel().1);

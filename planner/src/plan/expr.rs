@@ -163,6 +163,9 @@ pub enum ContextValue {
     RuleId,
     /// `rule_start()`, ms.
     RuleStart,
+    /// Index of the source a row came from (for per-source filters pushed
+    /// below a join's window).
+    SourceIndex,
 }
 
 impl PExpr {

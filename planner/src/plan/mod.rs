@@ -224,7 +224,12 @@ pub struct WindowPlan {
 pub struct JoinPlan {
     /// Kind.
     pub kind: JoinKind,
-    /// Index of the joined source.
+    /// Index of the left source of the first join. eKuiper takes the two
+    /// sides from the first two streams named in ON, so `l LEFT JOIN r ON
+    /// r.id = l.id` keeps unmatched `r` rows; later joins extend the
+    /// joined rows.
+    pub left: u16,
+    /// Index of the joined (right) source.
     pub source: u16,
     /// `ON` condition.
     pub on: Option<PExpr>,
@@ -273,6 +278,9 @@ pub enum ProjectField {
         expr: PExpr,
         /// Computed but not output (`INVISIBLE`).
         invisible: bool,
+        /// Written with `AS` (with `sendNilField`, aliased and column items
+        /// are sent as null; other expressions are omitted when null).
+        aliased: bool,
     },
     /// `*` of some sources, minus `except`, with `replace`d columns.
     Wildcard {

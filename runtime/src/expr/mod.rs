@@ -226,13 +226,22 @@ impl Expr {
                 .cloned()
                 .unwrap_or(Value::Null),
             Expr::Binary(op, l, r) => ops::binary(*op, &l.eval(row, cx)?, &r.eval(row, cx)?)?,
+            // eKuiper short-circuits only a false left side of AND and a
+            // true left side of OR; otherwise both sides go through the
+            // operator, where a null makes the result false.
             Expr::And(l, r) => {
-                let a = truth(&l.eval(row, cx)?, "AND")?;
-                Value::Bool(a && truth(&r.eval(row, cx)?, "AND")?)
+                let a = l.eval(row, cx)?;
+                if a == Value::Bool(false) {
+                    return Ok(a);
+                }
+                ops::binary(BinOp::And, &a, &r.eval(row, cx)?)?
             }
             Expr::Or(l, r) => {
-                let a = truth(&l.eval(row, cx)?, "OR")?;
-                Value::Bool(a || truth(&r.eval(row, cx)?, "OR")?)
+                let a = l.eval(row, cx)?;
+                if a == Value::Bool(true) {
+                    return Ok(a);
+                }
+                ops::binary(BinOp::Or, &a, &r.eval(row, cx)?)?
             }
             Expr::Not(e) => match e.eval(row, cx)? {
                 Value::Bool(b) => Value::Bool(!b),
@@ -258,11 +267,13 @@ impl Expr {
                     None => None,
                 };
                 for (w, t) in whens {
+                    let w = w.eval(row, cx)?;
                     let hit = match &v {
-                        Some(v) => v.sql_eq(&w.eval(row, cx)?),
-                        None => w.eval(row, cx)?.is_true(),
+                        Some(v) => ops::binary(BinOp::Eq, v, &w)
+                            .map_err(|e| FuncError::new(format!("evaluate case expression error: {e}")))?,
+                        None => w,
                     };
-                    if hit {
+                    if hit.is_true() {
                         return t.eval(row, cx);
                     }
                 }
@@ -273,55 +284,46 @@ impl Expr {
             }
             Expr::InList(e, list, negated) => {
                 let v = e.eval(row, cx)?;
-                if v.is_null() {
-                    return Ok(Value::Bool(false));
-                }
-                let mut found = false;
+                let mut set = Vec::with_capacity(list.len());
                 for item in list {
-                    if v.sql_eq(&item.eval(row, cx)?) {
-                        found = true;
-                        break;
-                    }
+                    set.push(item.eval(row, cx)?);
                 }
-                Value::Bool(found != *negated)
+                in_set(&v, Some(&set), *negated)?
             }
             Expr::InArray(e, arr, negated) => {
                 let v = e.eval(row, cx)?;
                 let a = arr.eval(row, cx)?;
-                if v.is_null() {
-                    return Ok(Value::Bool(false));
-                }
-                let found = match &a {
-                    Value::Array(items) => items.iter().any(|x| v.sql_eq(x)),
-                    Value::Null => false,
-                    other => return Err(FuncError::new(format!("IN expects an array, got {}", other.type_name()))),
-                };
-                Value::Bool(found != *negated)
+                in_set(&v, a.as_array(), *negated)?
             }
             Expr::Between(e, lo, hi, negated) => {
                 let v = e.eval(row, cx)?;
                 let (l, h) = (lo.eval(row, cx)?, hi.eval(row, cx)?);
-                if v.is_null() || l.is_null() || h.is_null() {
+                if v.is_null() {
                     return Ok(Value::Bool(false));
                 }
-                let ge = ops::binary(BinOp::GtEq, &v, &l)?.is_true();
-                let le = ops::binary(BinOp::LtEq, &v, &h)?.is_true();
-                Value::Bool((ge && le) != *negated)
+                let cannot = |b: &Value| {
+                    FuncError::new(format!("between operator cannot compare {} and {}", v.to_text(), b.to_text()))
+                };
+                let ge = ops::binary(BinOp::GtEq, &v, &l).map_err(|_| cannot(&l))?;
+                let le = ops::binary(BinOp::LtEq, &v, &h).map_err(|_| cannot(&h))?;
+                Value::Bool((ge.is_true() && le.is_true()) != *negated)
             }
             Expr::Like(e, p, negated) => {
                 let v = e.eval(row, cx)?;
                 let p = p.eval(row, cx)?;
-                match (&v, &p) {
-                    (Value::Null, _) | (_, Value::Null) => Value::Bool(false),
-                    (Value::String(s), Value::String(pat)) => Value::Bool(like(s, pat) != *negated),
-                    _ => {
-                        return Err(FuncError::new(format!(
-                            "LIKE expects strings, got {} LIKE {}",
-                            v.type_name(),
-                            p.type_name()
-                        )))
-                    }
-                }
+                let Value::String(s) = &v else {
+                    return Err(FuncError::new(format!(
+                        "LIKE operator left operand expects string, but found {}",
+                        v.to_text()
+                    )));
+                };
+                let Value::String(pat) = &p else {
+                    return Err(FuncError::new(format!(
+                        "LIKE operator right operand expects string, but found {}",
+                        p.to_text()
+                    )));
+                };
+                Value::Bool(like(s, pat) != *negated)
             }
             Expr::Arrow(e, key) => arrow(&e.eval(row, cx)?, key)?,
             Expr::Index(e, i) => index(&e.eval(row, cx)?, &i.eval(row, cx)?)?,
@@ -360,6 +362,7 @@ impl Expr {
                 ContextValue::RowNumber => Value::Int(cx.row_number as i64),
                 ContextValue::RuleId => Value::str(cx.func.rule_id),
                 ContextValue::RuleStart => Value::Int(cx.func.rule_start_ms),
+                ContextValue::SourceIndex => Value::Int(row.source as i64),
             },
             Expr::Hit(layout, site, kind, update) => {
                 let Some((count, time)) = layout.hits.get(*site) else { return Ok(Value::Null) };
@@ -392,73 +395,93 @@ fn record_hit(layout: &Layout, site: usize, ts: i64) {
     }
 }
 
-fn truth(v: &Value, op: &str) -> Result<bool, FuncError> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::Null => Ok(false),
-        v => Err(FuncError::new(format!("{op} expects booleans, got {} {}", v.type_name(), v.to_text()))),
+/// eKuiper's IN: a missing set (not an array) gives IN false / NOT IN
+/// true; a null value gives false; elements compare with `=`, whose type
+/// errors fail the row.
+fn in_set(v: &Value, set: Option<&[Value]>, negated: bool) -> Result<Value, FuncError> {
+    let Some(set) = set else { return Ok(Value::Bool(negated)) };
+    if v.is_null() {
+        return Ok(Value::Bool(false));
     }
+    for item in set {
+        let eq = ops::binary(BinOp::Eq, v, item)
+            .map_err(|e| FuncError::new(format!("evaluate in expression error: {e}")))?;
+        if eq.is_true() {
+            return Ok(Value::Bool(!negated));
+        }
+    }
+    Ok(Value::Bool(negated))
 }
 
 fn arrow(v: &Value, key: &str) -> Result<Value, FuncError> {
     match v {
         Value::Map(m) => Ok(m.get(key).cloned().unwrap_or(Value::Null)),
         Value::Null => Ok(Value::Null),
-        Value::Array(_) => Err(FuncError::new(format!("cannot read key {key} of an array"))),
-        other => Err(FuncError::new(format!("cannot read key {key} of {} {}", other.type_name(), other.to_text()))),
+        other => Err(FuncError::new(format!(
+            "the result {} is not a type of map[string]interface{{}}",
+            other.to_text()
+        ))),
     }
 }
 
+/// `v[i]`: arrays only (negative counts from the end), null stays null.
 fn index(v: &Value, i: &Value) -> Result<Value, FuncError> {
-    match (v, i) {
-        (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
-        (Value::Array(a), i) => {
+    match v {
+        Value::Null => Ok(Value::Null),
+        Value::Array(a) => {
             let n = i
                 .as_i64()
-                .ok_or_else(|| FuncError::new(format!("array index must be an integer, got {}", i.type_name())))?;
-            let len = a.len() as i64;
-            let idx = if n < 0 { len + n } else { n };
-            if idx < 0 || idx >= len {
-                return Err(FuncError::new(format!("out of index: {n} of length {len}")));
-            }
-            Ok(a[idx as usize].clone())
+                .ok_or_else(|| FuncError::new(format!("invalid evaluation result - {}", i.to_text())))?;
+            Ok(a[resolve_index(n, a.len(), "out of index")?].clone())
         }
-        (Value::Map(m), Value::String(k)) => Ok(m.get(k.as_ref()).cloned().unwrap_or(Value::Null)),
-        (other, _) => Err(FuncError::new(format!("cannot index {} {}", other.type_name(), other.to_text()))),
+        other => Err(FuncError::new(format!("[] is an invalid operation for {}", other.type_name()))),
     }
 }
 
+fn resolve_index(n: i64, len: usize, what: &str) -> Result<usize, FuncError> {
+    let len_i = len as i64;
+    let idx = if n < 0 { n + len_i } else { n };
+    if idx < 0 || idx >= len_i {
+        return Err(FuncError::new(format!("{what}: {n} of {len}")));
+    }
+    Ok(idx as usize)
+}
+
+/// `v[a:b]` as eKuiper's `subset`: arrays only; equal bounds index one
+/// element; the start must be inside the array and the end within it.
 fn slice(v: &Value, start: Option<&Value>, end: Option<&Value>) -> Result<Value, FuncError> {
-    let len = match v {
-        Value::Array(a) => a.len(),
-        Value::String(s) => s.len(),
-        Value::Bytes(b) => b.len(),
+    let a = match v {
         Value::Null => return Ok(Value::Null),
-        other => return Err(FuncError::new(format!("cannot slice {}", other.type_name()))),
-    } as i64;
-    let bound = |b: Option<&Value>, default: i64| -> Result<i64, FuncError> {
+        Value::Array(a) => a,
+        other => return Err(FuncError::new(format!("[:] is an invalid operation for {}", other.type_name()))),
+    };
+    let bound = |b: Option<&Value>| -> Result<Option<i64>, FuncError> {
         match b {
-            None | Some(Value::Null) => Ok(default),
-            Some(x) => {
-                let n = x
-                    .as_i64()
-                    .ok_or_else(|| FuncError::new(format!("slice bound must be an integer, got {}", x.type_name())))?;
-                Ok(if n < 0 { len + n } else { n })
-            }
+            None | Some(Value::Null) => Ok(None),
+            Some(x) => x
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| FuncError::new(format!("invalid evaluation result - {}", x.to_text()))),
         }
     };
-    let (s, e) = (bound(start, 0)?, bound(end, len)?);
-    if s < 0 || e > len || s > e {
-        return Err(FuncError::new(format!("out of index: [{s}:{e}] of length {len}")));
+    let s = bound(start)?.unwrap_or(0);
+    let e = bound(end)?;
+    if e == Some(s) {
+        return Ok(a[resolve_index(s, a.len(), "out of index")?].clone());
     }
-    let (s, e) = (s as usize, e as usize);
-    Ok(match v {
-        Value::Array(a) => Value::array(a[s..e].to_vec()),
-        Value::String(st) => match st.get(s..e) {
-            Some(sub) => Value::str(sub),
-            None => return Err(FuncError::new("slice splits a multi-byte character")),
-        },
-        Value::Bytes(b) => Value::bytes(b[s..e].to_vec()),
-        _ => Value::Null,
-    })
+    let len = a.len() as i64;
+    let s = if s < 0 { resolve_index(s, a.len(), "out of index")? as i64 } else { s };
+    if s >= len {
+        return Err(FuncError::new(format!("start value is out of index: {s} of {len}")));
+    }
+    let e = match e {
+        None => len,
+        Some(e) if e < 0 => resolve_index(e, a.len(), "out of index")? as i64,
+        Some(e) if e > len => return Err(FuncError::new(format!("end value is out of index: {e} of {len}"))),
+        Some(e) => e,
+    };
+    if s >= e {
+        return Err(FuncError::new(format!("start cannot be greater than end. start:{s}  end:{e}")));
+    }
+    Ok(Value::array(a[s as usize..e as usize].to_vec()))
 }

@@ -6,139 +6,101 @@ use std::cmp::Ordering;
 
 use weir_planner::ast::BinOp;
 
-use crate::functions::FuncError;
+use crate::functions::{go_type, go_v, FuncError};
 use crate::value::Value;
 
-/// Applies a binary operator that is not AND/OR (those short-circuit in
-/// the evaluator).
+/// Applies a binary operator as eKuiper's `SimpleDataEval` does (AND/OR
+/// short-circuits are the evaluator's): a null operand makes comparisons,
+/// logic and bitwise operators false and arithmetic null; bitwise
+/// operators need integers on both sides; strings only compare; booleans
+/// only combine and test equality; a datetime on the left compares with a
+/// datetime or Unix ms on the right; anything else is an error.
 pub(crate) fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, FuncError> {
-    match op {
-        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => arithmetic(op, l, r),
-        BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => bitwise(op, l, r),
-        BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq => compare(op, l, r),
-        BinOp::And | BinOp::Or => logic(op, l, r),
+    use BinOp::*;
+    if l.is_null() || r.is_null() {
+        return Ok(match op {
+            Add | Sub | Mul | Div | Mod => Value::Null,
+            _ => Value::Bool(false),
+        });
     }
+    let cmp = |o: Ordering| -> Option<bool> {
+        Some(match op {
+            Eq => o == Ordering::Equal,
+            NotEq => o != Ordering::Equal,
+            Lt => o == Ordering::Less,
+            LtEq => o != Ordering::Greater,
+            Gt => o == Ordering::Greater,
+            GtEq => o != Ordering::Less,
+            _ => return None,
+        })
+    };
+    let v = match (l, r) {
+        (Value::Bool(a), Value::Bool(b)) => match op {
+            And | BitAnd => Some(Value::Bool(*a && *b)),
+            Or | BitOr => Some(Value::Bool(*a || *b)),
+            BitXor => Some(Value::Bool(a != b)),
+            Eq => Some(Value::Bool(a == b)),
+            NotEq => Some(Value::Bool(a != b)),
+            _ => None,
+        },
+        (Value::Int(a), Value::Int(b)) => {
+            let (a, b) = (*a, *b);
+            match op {
+                Add => Some(Value::Int(a.wrapping_add(b))),
+                Sub => Some(Value::Int(a.wrapping_sub(b))),
+                Mul => Some(Value::Int(a.wrapping_mul(b))),
+                Div | Mod if b == 0 => return Err(FuncError::new("divided by zero")),
+                Div => Some(Value::Int(a.wrapping_div(b))),
+                Mod => Some(Value::Int(a.wrapping_rem(b))),
+                BitAnd => Some(Value::Int(a & b)),
+                BitOr => Some(Value::Int(a | b)),
+                BitXor => Some(Value::Int(a ^ b)),
+                _ => cmp(a.cmp(&b)).map(Value::Bool),
+            }
+        }
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (a, b) = (l.as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0));
+            match op {
+                Add => Some(Value::Float(a + b)),
+                Sub => Some(Value::Float(a - b)),
+                Mul => Some(Value::Float(a * b)),
+                Div | Mod if b == 0.0 => return Err(FuncError::new("divided by zero")),
+                Div => Some(Value::Float(a / b)),
+                Mod => Some(Value::Float(a % b)),
+                // NaN compares false to everything, as in Go.
+                _ => match a.partial_cmp(&b) {
+                    Some(o) => cmp(o).map(Value::Bool),
+                    None => matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq).then_some(Value::Bool(op == NotEq)),
+                },
+            }
+        }
+        (Value::String(a), Value::String(b)) => cmp(a.cmp(b)).map(Value::Bool),
+        (Value::Datetime(a), b) => {
+            let b = match b {
+                Value::Datetime(t) => Some(t.timestamp_millis()),
+                Value::Int(_) | Value::Float(_) => b.as_f64().map(|f| f as i64),
+                Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()),
+                _ => None,
+            };
+            match b {
+                Some(b) => cmp(a.timestamp_millis().cmp(&b)).map(Value::Bool),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    v.ok_or_else(|| mismatch(op, l, r))
 }
 
 fn mismatch(op: BinOp, l: &Value, r: &Value) -> FuncError {
     FuncError::new(format!(
         "invalid operation {}({}) {} {}({})",
-        l.type_name(),
-        l.to_text(),
+        go_type(l),
+        go_v(l),
         op.symbol(),
-        r.type_name(),
-        r.to_text()
+        go_type(r),
+        go_v(r)
     ))
-}
-
-fn arithmetic(op: BinOp, l: &Value, r: &Value) -> Result<Value, FuncError> {
-    if l.is_null() || r.is_null() {
-        return Ok(Value::Null);
-    }
-    match (l, r) {
-        (Value::Int(a), Value::Int(b)) => {
-            let (a, b) = (*a, *b);
-            let v = match op {
-                BinOp::Add => a.wrapping_add(b),
-                BinOp::Sub => a.wrapping_sub(b),
-                BinOp::Mul => a.wrapping_mul(b),
-                BinOp::Div => {
-                    if b == 0 {
-                        return Err(FuncError::new("divided by zero"));
-                    }
-                    a.wrapping_div(b)
-                }
-                _ => {
-                    if b == 0 {
-                        return Err(FuncError::new("divided by zero"));
-                    }
-                    a.wrapping_rem(b)
-                }
-            };
-            Ok(Value::Int(v))
-        }
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            let (a, b) = (l.as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0));
-            let v = match op {
-                BinOp::Add => a + b,
-                BinOp::Sub => a - b,
-                BinOp::Mul => a * b,
-                BinOp::Div => {
-                    if b == 0.0 {
-                        return Err(FuncError::new("divided by zero"));
-                    }
-                    a / b
-                }
-                _ => {
-                    if b == 0.0 {
-                        return Err(FuncError::new("divided by zero"));
-                    }
-                    a % b
-                }
-            };
-            Ok(Value::Float(v))
-        }
-        (Value::Datetime(t), n @ (Value::Int(_) | Value::Float(_))) if matches!(op, BinOp::Add | BinOp::Sub) => {
-            let ms = n.as_f64().unwrap_or(0.0) as i64;
-            let delta = chrono::Duration::milliseconds(if op == BinOp::Add { ms } else { -ms });
-            Ok(t.checked_add_signed(delta).map(Value::Datetime).unwrap_or(Value::Null))
-        }
-        _ => Err(mismatch(op, l, r)),
-    }
-}
-
-fn bitwise(op: BinOp, l: &Value, r: &Value) -> Result<Value, FuncError> {
-    if l.is_null() || r.is_null() {
-        return Ok(Value::Null);
-    }
-    match (l, r) {
-        (Value::Bool(a), Value::Bool(b)) => Ok(Value::Bool(match op {
-            BinOp::BitAnd => *a && *b,
-            BinOp::BitOr => *a || *b,
-            _ => *a != *b,
-        })),
-        _ => match (l.as_i64(), r.as_i64()) {
-            (Some(a), Some(b)) => Ok(Value::Int(match op {
-                BinOp::BitAnd => a & b,
-                BinOp::BitOr => a | b,
-                _ => a ^ b,
-            })),
-            _ => Err(mismatch(op, l, r)),
-        },
-    }
-}
-
-fn compare(op: BinOp, l: &Value, r: &Value) -> Result<Value, FuncError> {
-    if l.is_null() || r.is_null() {
-        return Ok(Value::Bool(false));
-    }
-    if matches!(op, BinOp::Eq | BinOp::NotEq) {
-        if let (Value::Array(_), Value::Array(_)) | (Value::Map(_), Value::Map(_)) = (l, r) {
-            let eq = l.sql_eq(r);
-            return Ok(Value::Bool(if op == BinOp::Eq { eq } else { !eq }));
-        }
-    }
-    let ord = l.compare(r).ok_or_else(|| mismatch(op, l, r))?;
-    Ok(Value::Bool(match op {
-        BinOp::Eq => ord == Ordering::Equal,
-        BinOp::NotEq => ord != Ordering::Equal,
-        BinOp::Lt => ord == Ordering::Less,
-        BinOp::LtEq => ord != Ordering::Greater,
-        BinOp::Gt => ord == Ordering::Greater,
-        _ => ord != Ordering::Less,
-    }))
-}
-
-fn logic(op: BinOp, l: &Value, r: &Value) -> Result<Value, FuncError> {
-    let truth = |v: &Value| -> Result<bool, FuncError> {
-        match v {
-            Value::Null => Ok(false),
-            Value::Bool(b) => Ok(*b),
-            _ => Err(mismatch(op, l, r)),
-        }
-    };
-    let (a, b) = (truth(l)?, truth(r)?);
-    Ok(Value::Bool(if op == BinOp::And { a && b } else { a || b }))
 }
 
 /// SQL LIKE with `%` and `_` (and `\` escaping them).
@@ -188,13 +150,23 @@ mod tests {
     fn nulls() {
         assert_eq!(binary(BinOp::Add, &Value::Null, &Value::Int(1)).unwrap(), Value::Null);
         assert_eq!(binary(BinOp::Eq, &Value::Null, &Value::Null).unwrap(), Value::Bool(false));
-        assert_eq!(binary(BinOp::Or, &Value::Null, &Value::Bool(true)).unwrap(), Value::Bool(true));
+        // eKuiper: a null operand makes OR false (the evaluator only
+        // short-circuits a true left side).
+        assert_eq!(binary(BinOp::Or, &Value::Null, &Value::Bool(true)).unwrap(), Value::Bool(false));
+        assert_eq!(binary(BinOp::BitAnd, &Value::Null, &Value::Int(1)).unwrap(), Value::Bool(false));
+    }
+
+    #[test]
+    fn bitwise_needs_integers() {
+        assert_eq!(binary(BinOp::BitAnd, &Value::Int(3), &Value::Int(1)).unwrap(), Value::Int(1));
+        assert!(binary(BinOp::BitAnd, &Value::Float(3.0), &Value::Int(1)).is_err());
+        assert!(binary(BinOp::Lt, &Value::Bool(true), &Value::Bool(false)).is_err());
     }
 
     #[test]
     fn type_mismatch_is_an_error() {
         let e = binary(BinOp::Gt, &Value::str("a"), &Value::Int(1)).unwrap_err();
-        assert!(e.0.contains("invalid operation"), "{e}");
+        assert_eq!(e.0, "invalid operation string(a) > int64(1)");
         assert!(binary(BinOp::Add, &Value::str("a"), &Value::Int(1)).is_err());
     }
 

@@ -344,7 +344,11 @@ impl Accumulator for Collected {
             }
             Kind::PercentileCont | Kind::PercentileDisc => {
                 let ps = self.column(1);
-                let p = match ps.iter().find(|v| !v.is_null()).and_then(|v| to_float_samekind(v).ok()) {
+                let p = match ps
+                    .iter()
+                    .find(|v| !v.is_null())
+                    .and_then(|v| to_float_samekind(v).ok())
+                {
                     Some(p) => p,
                     None => {
                         return Err(FuncError::new(format!(
@@ -459,10 +463,7 @@ fn median(col: &[Value]) -> FuncResult {
                 _ => Value::Float(xs[n / 2 - 1].wrapping_add(xs[n / 2]) as f64 / 2.0),
             })
         }
-        Some(other) => Err(FuncError::new(format!(
-            "{} should be number",
-            go_v(other)
-        ))),
+        Some(other) => Err(FuncError::new(format!("{} should be number", go_v(other)))),
         None => Ok(Value::Int(0)),
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the aggregate functions, ported from eKuiper's
 //! `funcs_agg_test.go` where it has expected values.
 
+use crate::functions::test_util::{f, i, s, N};
 use crate::functions::{check_arity, FunctionImpl, Registry};
 use crate::value::{Map, Value};
 use weir_planner::{ArgHint, FunctionLookup};
@@ -31,20 +32,6 @@ fn agg_checked(name: &str, check: bool, rows: &[Vec<Value>]) -> Result<Value, St
 fn col(vals: &[Value]) -> Vec<Vec<Value>> {
     vals.iter().map(|v| vec![v.clone()]).collect()
 }
-
-fn i(v: i64) -> Value {
-    Value::Int(v)
-}
-
-fn f(v: f64) -> Value {
-    Value::Float(v)
-}
-
-fn s(v: &str) -> Value {
-    Value::str(v)
-}
-
-const N: Value = Value::Null;
 
 #[test]
 fn basic_stats_from_ekuiper() {

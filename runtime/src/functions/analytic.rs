@@ -1,14 +1,15 @@
 //! Built-in analytic functions (eKuiper's `funcs_analytic.go` and
 //! `funcs_acc.go`): one state per call site and partition.
 //!
-//! eKuiper passes two hidden arguments, the `OVER(WHEN)` result and the
-//! partition key. In weir the operator keeps one state per partition and
-//! does not call the state when WHEN is false, so every `call` here is a
-//! "valid data" call. What eKuiper returns for an event whose WHEN is false
-//! (without touching state): `lag` the value it would return (the oldest
-//! queued one), `latest` the stored value or the default, `changed_col`
-//! null, `had_changed` false, `acc_*` the current accumulated value (but its
-//! start/reset conditions are still applied).
+//! eKuiper passes two hidden arguments, the `OVER(WHEN)` result ("valid
+//! data") and the partition key. In weir the operator keeps one state per
+//! partition and calls [`AnalyticState::call`] when WHEN is true (or absent)
+//! and [`AnalyticState::call_skipped`] when it is false. Each state here has
+//! one `step(args, valid)` mirroring eKuiper's function body, so both paths
+//! check their arguments exactly as eKuiper does. For a skipped event:
+//! `lag` returns the oldest queued value, `latest` the stored value or the
+//! default, `changed_col` null, `had_changed` false, `acc_*` the current
+//! accumulated value (their start/reset conditions are still applied).
 
 use std::collections::VecDeque;
 
@@ -76,6 +77,22 @@ fn validate_bool_first(args: &[ArgHint], what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One analytic function's body, as eKuiper's: `valid` is its hidden
+/// "valid data" argument (the `OVER (WHEN)` result).
+trait Step: Send {
+    fn step(&mut self, args: &[Value], valid: bool) -> FuncResult;
+}
+
+impl<T: Step> AnalyticState for T {
+    fn call(&mut self, args: &[Value]) -> FuncResult {
+        self.step(args, true)
+    }
+
+    fn call_skipped(&mut self, args: &[Value]) -> FuncResult {
+        self.step(args, false)
+    }
+}
+
 // ---------------------------------------------------------------- lag
 
 /// `lag(e[, offset=1[, default[, ignoreNull=true]]])`: a ring of `offset`
@@ -85,8 +102,8 @@ struct Lag {
     queue: Option<(usize, VecDeque<Value>)>,
 }
 
-impl AnalyticState for Lag {
-    fn call(&mut self, args: &[Value]) -> FuncResult {
+impl Step for Lag {
+    fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         let arg0 = args.first().cloned().unwrap_or(Value::Null);
         let size = match args.get(1) {
             Some(v) => to_int_strict(v).map_err(|e| {
@@ -121,7 +138,7 @@ impl AnalyticState for Lag {
             }
         };
         let mut ret = q.front().cloned().unwrap_or(Value::Null);
-        if !ignore_null || !arg0.is_null() {
+        if valid && (!ignore_null || !arg0.is_null()) {
             ret = q.pop_front().unwrap_or(Value::Null);
             if q.len() < *cap {
                 q.push_back(arg0);
@@ -139,10 +156,11 @@ struct Latest {
     last: Value,
 }
 
-impl AnalyticState for Latest {
-    fn call(&mut self, args: &[Value]) -> FuncResult {
+impl Step for Latest {
+    fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         let v = args.first().cloned().unwrap_or(Value::Null);
-        if !v.is_null() {
+        // Nulls are ignored, as are skipped events.
+        if valid && !v.is_null() {
             self.last = v.clone();
             return Ok(v);
         }
@@ -162,8 +180,8 @@ struct ChangedCol {
     last: Value,
 }
 
-impl AnalyticState for ChangedCol {
-    fn call(&mut self, args: &[Value]) -> FuncResult {
+impl Step for ChangedCol {
+    fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         let ignore_null = match args.first() {
             Some(Value::Bool(b)) => *b,
             other => {
@@ -174,7 +192,7 @@ impl AnalyticState for ChangedCol {
             }
         };
         let v = args.get(1).cloned().unwrap_or(Value::Null);
-        if ignore_null && v.is_null() {
+        if (ignore_null && v.is_null()) || !valid {
             return Ok(Value::Null);
         }
         if !go_eq(&v, &self.last) {
@@ -194,14 +212,18 @@ struct HadChanged {
     last: Vec<Value>,
 }
 
-impl AnalyticState for HadChanged {
-    fn call(&mut self, args: &[Value]) -> FuncResult {
+impl Step for HadChanged {
+    fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         if args.len() <= 1 {
             // eKuiper counts its two hidden arguments.
             return Err(FuncError::new(format!(
                 "expect more than one arg but got {}",
                 args.len() + 2
             )));
+        }
+        // eKuiper answers a skipped event before checking `ignoreNull`.
+        if !valid {
+            return Ok(Value::Bool(false));
         }
         let ignore_null = match &args[0] {
             Value::Bool(b) => *b,
@@ -323,11 +345,17 @@ impl Acc {
     }
 }
 
-impl AnalyticState for Acc {
-    fn call(&mut self, args: &[Value]) -> FuncResult {
+impl Step for Acc {
+    /// eKuiper's `handleAccFunc`; a skipped event does not reach `exec`
+    /// (so its value is not even type-checked) but moves the conditions.
+    fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         let v = args.first().cloned().unwrap_or(Value::Null);
         match args.len() {
-            1 => self.exec(&v)?,
+            1 => {
+                if valid {
+                    self.exec(&v)?;
+                }
+            }
             3 => {
                 let on_begin = args[1]
                     .as_bool()
@@ -341,7 +369,7 @@ impl AnalyticState for Acc {
                 if on_begin && !self.has_begin {
                     self.has_begin = true;
                 }
-                if self.has_begin {
+                if self.has_begin && valid {
                     self.exec(&v)?;
                 }
                 if on_reset {

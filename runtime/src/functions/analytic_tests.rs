@@ -2,6 +2,7 @@
 //! `funcs_analytic_test.go` and `funcs_acc_test.go` (without the hidden
 //! WHEN/partition arguments).
 
+use crate::functions::test_util::{b, f, i, s, N};
 use crate::functions::{check_arity, AnalyticState, FunctionImpl, Registry};
 use crate::value::Value;
 use weir_planner::{ArgHint, FunctionLookup};
@@ -26,24 +27,6 @@ fn run(name: &str, events: &[Vec<Value>]) -> Vec<Result<Value, String>> {
         })
         .collect()
 }
-
-fn i(v: i64) -> Value {
-    Value::Int(v)
-}
-
-fn f(v: f64) -> Value {
-    Value::Float(v)
-}
-
-fn s(v: &str) -> Value {
-    Value::str(v)
-}
-
-fn b(v: bool) -> Value {
-    Value::Bool(v)
-}
-
-const N: Value = Value::Null;
 
 fn oks(v: &[Value]) -> Vec<Result<Value, String>> {
     v.iter().cloned().map(Ok).collect()
@@ -299,5 +282,197 @@ fn acc_without_conditions_from_ekuiper() {
     assert_eq!(
         run("acc_sum", &[vec![i(1), b(true)]]),
         vec![Err("wrong args length".to_string())]
+    );
+}
+
+/// Feeds `(args, when, partition)` events as eKuiper's tests do (its two
+/// hidden arguments): one state per partition, `call_skipped` when the WHEN
+/// result is false.
+fn run_when(name: &str, events: &[(Vec<Value>, bool, &str)]) -> Vec<Result<Value, String>> {
+    let mut states = std::collections::HashMap::new();
+    events
+        .iter()
+        .map(|(args, when, key)| {
+            let st = states.entry(*key).or_insert_with(|| state(name));
+            let r = if *when {
+                st.call(args)
+            } else {
+                st.call_skipped(args)
+            };
+            r.map_err(|e| e.0)
+        })
+        .collect()
+}
+
+/// eKuiper's `TestChangedColPartitionWithWhen`.
+#[test]
+fn changed_col_partition_with_when() {
+    let got = run_when(
+        "changed_col",
+        &[
+            (vec![b(true), s("bar")], true, "2"),
+            (vec![b(true), s("bar")], true, "1"),
+            (vec![b(true), s("baz")], true, "2"),
+            (vec![b(true), s("bar")], false, "2"),
+            (vec![b(false), N], true, "1"),
+            (vec![b(false), s("baz")], true, "2"),
+            (vec![b(true), s("foo")], true, "1"),
+            (vec![b(true), s("bar")], false, "1"),
+        ],
+    );
+    assert_eq!(
+        got,
+        oks(&[s("bar"), s("bar"), s("baz"), N, N, N, s("foo"), N])
+    );
+    // The flag is still checked on a skipped event.
+    assert_eq!(
+        run_when("changed_col", &[(vec![s("x"), i(1)], false, "")]),
+        vec![Err("first arg is not a bool but got x".to_string())]
+    );
+}
+
+/// eKuiper's `TestHadChangedPartitionWithWhen`.
+#[test]
+fn had_changed_partition_with_when() {
+    let not_bool = Err("first arg is not a bool but got foo".to_string());
+    let got = run_when(
+        "had_changed",
+        &[
+            (vec![s("foo"), s("bar"), s("baz")], true, "1"),
+            (vec![s("foo"), s("bar")], true, "1"),
+            (vec![b(true), s("bar"), i(20)], true, "3"),
+            (vec![b(true), s("baz"), i(44)], true, "2"),
+            (vec![b(true), s("baz"), i(44)], true, "2"),
+            (vec![b(true), s("baz"), i(44)], true, "2"),
+            (vec![b(true), s("foo"), i(45)], false, "2"),
+            (vec![b(true), s("foo"), N], true, "1"),
+            (vec![b(true), s("foo"), i(44)], true, "2"),
+            (vec![b(true), s("baz"), i(44)], false, "3"),
+        ],
+    );
+    let mut want = vec![not_bool.clone(), not_bool];
+    want.extend(oks(&[
+        b(true),
+        b(true),
+        b(false),
+        b(false),
+        b(false),
+        b(true),
+        b(true),
+        b(false),
+    ]));
+    assert_eq!(got, want);
+    // eKuiper answers a skipped event before checking the flag.
+    assert_eq!(
+        run_when("had_changed", &[(vec![s("foo"), i(1)], false, "")]),
+        oks(&[b(false)])
+    );
+}
+
+/// eKuiper's `TestLagExecWithWhen` and `TestLagPartitionWithWhen`.
+#[test]
+fn lag_with_when() {
+    let got = run_when(
+        "lag",
+        &[
+            (vec![s("foo")], true, "self"),
+            (vec![s("bar")], false, "self"),
+            (vec![s("bar")], true, "self"),
+            (vec![s("foo")], false, "self"),
+            (vec![s("foo")], true, "self"),
+        ],
+    );
+    assert_eq!(got, oks(&[N, s("foo"), s("foo"), s("bar"), s("bar")]));
+    let got = run_when(
+        "lag",
+        &[
+            (vec![s("foo")], true, "1"),
+            (vec![s("bar")], false, "1"),
+            (vec![s("bar")], true, "2"),
+            (vec![s("foo")], true, "1"),
+            (vec![s("foo")], true, "2"),
+        ],
+    );
+    assert_eq!(got, oks(&[N, s("foo"), N, s("foo"), s("bar")]));
+    // A skipped first event still creates the queue with its default.
+    let ev = |v: &str| vec![s(v), i(1), s("dflt")];
+    let got = run_when(
+        "lag",
+        &[
+            (ev("a"), false, ""),
+            (ev("b"), true, ""),
+            (ev("c"), true, ""),
+        ],
+    );
+    assert_eq!(got, oks(&[s("dflt"), s("dflt"), s("b")]));
+    // Arguments are still checked.
+    assert!(run_when("lag", &[(vec![i(1), s("x")], false, "")])[0]
+        .as_ref()
+        .unwrap_err()
+        .starts_with("error converting second arg x to int"));
+}
+
+/// eKuiper's `TestLatestExecWithWhen`.
+#[test]
+fn latest_with_when() {
+    let got = run_when(
+        "latest",
+        &[
+            (vec![s("foo")], true, "self"),
+            (vec![N], true, "self"),
+            (vec![s("bar")], false, "self"),
+            (vec![N], true, "self"),
+            (vec![s("foo")], true, "self"),
+        ],
+    );
+    assert_eq!(
+        got,
+        oks(&[s("foo"), s("foo"), s("foo"), s("foo"), s("foo")])
+    );
+    assert_eq!(
+        run_when("latest", &[(vec![s("bar"), s("dflt")], false, "")]),
+        oks(&[s("dflt")])
+    );
+}
+
+/// eKuiper's `TestAccumulateAgg` (second part): a skipped first event
+/// gives the empty total, without checking the value's type.
+#[test]
+fn acc_skipped() {
+    for (name, want) in [
+        ("acc_sum", f(0.0)),
+        ("acc_max", f(0.0)),
+        ("acc_min", f(0.0)),
+        ("acc_avg", f(0.0)),
+        ("acc_count", i(0)),
+    ] {
+        for arg in [i(1), s("x")] {
+            assert_eq!(
+                run_when(name, &[(vec![arg], false, "")]),
+                vec![Ok(want.clone())],
+                "{name}"
+            );
+        }
+    }
+    // Start and reset conditions still apply on skipped events
+    // (`accFuncWithCond`): the start at event 2 holds although its value is
+    // not added, and the reset at event 4 ends the run.
+    let ev =
+        |v: i64, start: bool, reset: bool, when: bool| (vec![i(v), b(start), b(reset)], when, "");
+    let got = run_when(
+        "acc_sum",
+        &[
+            ev(1, false, false, true),
+            ev(1, true, false, false),
+            ev(2, false, false, true),
+            ev(5, false, true, false),
+            ev(1, false, false, true),
+        ],
+    );
+    assert_eq!(got, oks(&[f(0.0), f(0.0), f(2.0), f(2.0), f(0.0)]));
+    // The condition flags are still type-checked.
+    assert_eq!(
+        run_when("acc_sum", &[(vec![i(1), i(1), b(false)], false, "")]),
+        vec![Err("onBegin should be boolean".to_string())]
     );
 }

@@ -9,7 +9,7 @@
 use rand::seq::SliceRandom;
 
 use super::golike::{
-    go_contains, go_eq, go_v, go_to_string_all, has_nil_or_empty, slice_extreme, to_int_strict,
+    go_contains, go_eq, go_to_string_all, go_v, has_nil_or_empty, slice_extreme, to_int_strict,
 };
 use super::{
     check_arity, nil_checked, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind,
@@ -241,8 +241,7 @@ pub(crate) fn register(r: &mut Registry) {
     nil_checked(r, "array_sort", 1, Some(1), |a| {
         let arr = a[0].as_array().ok_or_else(err_not_array_element)?;
         // eKuiper sorts by the `%v` text of the elements.
-        let mut keyed: Vec<(String, Value)> =
-            arr.iter().map(|v| (go_v(v), v.clone())).collect();
+        let mut keyed: Vec<(String, Value)> = arr.iter().map(|v| (go_v(v), v.clone())).collect();
         keyed.sort_by(|x, y| x.0.cmp(&y.0));
         Ok(Value::array(keyed.into_iter().map(|(_, v)| v).collect()))
     });

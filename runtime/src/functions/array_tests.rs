@@ -1,8 +1,9 @@
 //! Tests of the array functions, mostly ported from eKuiper's
 //! `funcs_array_test.go` (Go `int` test values are weir ints).
 
+use crate::functions::test_util::{arr, f, i, obj, s};
 use crate::functions::{call_scalar, Registry};
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 fn call(name: &str, args: &[Value]) -> Result<Value, String> {
     call_scalar(Registry::builtins(), name, args).map_err(|e| e.0)
@@ -19,33 +20,8 @@ fn err(name: &str, args: &[Value]) -> String {
     }
 }
 
-fn i(v: i64) -> Value {
-    Value::Int(v)
-}
-
-fn f(v: f64) -> Value {
-    Value::Float(v)
-}
-
-fn s(v: &str) -> Value {
-    Value::str(v)
-}
-
-fn arr(v: Vec<Value>) -> Value {
-    Value::array(v)
-}
-
 fn ints(v: &[i64]) -> Value {
     arr(v.iter().map(|x| i(*x)).collect())
-}
-
-fn obj(pairs: &[(&str, Value)]) -> Value {
-    Value::map(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<Map>(),
-    )
 }
 
 const NOT_ARRAY: &str = "first argument should be array of interface{}";

@@ -12,9 +12,9 @@ use super::golike::{
     cannot_convert, go_f64_to_i64, go_str, go_to_string_all, go_v, has_nil_or_empty,
     to_float_samekind, to_int_strict,
 };
-use super::{nil_checked, 
-    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, validate_first_number,
-    validate_first_str, validate_strs,
+use super::{
+    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, nil_checked,
+    validate_first_number, validate_first_str, validate_strs,
 };
 use super::{FuncContext, FuncError, FuncResult, Registry};
 use crate::value::Value;
@@ -159,7 +159,6 @@ fn go_parse_bool(s: &str) -> Result<bool, FuncError> {
         _ => Err(strconv_err("ParseBool", s, false)),
     }
 }
-
 
 /// Go's `base64.StdEncoding.DecodeString` (which skips CR and LF).
 fn go_b64_decode(s: &str) -> Result<Vec<u8>, FuncError> {
@@ -423,29 +422,27 @@ pub(crate) fn register(r: &mut Registry) {
     });
 
     // eKuiper returns the rune itself, i.e. the code point as a number.
-    nil_checked(r, "chr", 1, Some(1), |args| {
-        match &args[0] {
-            Value::Int(i) => Ok(Value::Int(*i as i32 as i64)),
-            Value::Float(f) => Ok(Value::Int(
-                if *f > i32::MIN as f64 - 1.0 && *f < i32::MAX as f64 + 1.0 {
-                    *f as i32 as i64
-                } else {
-                    i32::MIN as i64
-                },
-            )),
-            Value::String(s) => {
-                if s.len() > 1 {
-                    return Err(FuncError::new("Parameter length cannot larger than 1."));
-                }
-                s.chars()
-                    .next()
-                    .map(|c| Value::Int(c as i64))
-                    .ok_or_else(|| FuncError::new("Parameter cannot be an empty string."))
+    nil_checked(r, "chr", 1, Some(1), |args| match &args[0] {
+        Value::Int(i) => Ok(Value::Int(*i as i32 as i64)),
+        Value::Float(f) => Ok(Value::Int(
+            if *f > i32::MIN as f64 - 1.0 && *f < i32::MAX as f64 + 1.0 {
+                *f as i32 as i64
+            } else {
+                i32::MIN as i64
+            },
+        )),
+        Value::String(s) => {
+            if s.len() > 1 {
+                return Err(FuncError::new("Parameter length cannot larger than 1."));
             }
-            _ => Err(FuncError::new(
-                "Only bigint, float and string type can be convert to char type.",
-            )),
+            s.chars()
+                .next()
+                .map(|c| Value::Int(c as i64))
+                .ok_or_else(|| FuncError::new("Parameter cannot be an empty string."))
         }
+        _ => Err(FuncError::new(
+            "Only bigint, float and string type can be convert to char type.",
+        )),
     });
     r.set_validate("chr", |args| {
         if args

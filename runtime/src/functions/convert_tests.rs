@@ -1,16 +1,11 @@
 #![allow(clippy::cloned_ref_to_slice_refs, clippy::approx_constant)]
 
 use super::*;
+use crate::functions::test_util::{i, s};
 use crate::functions::{call_scalar, FunctionLookup};
 
 fn call(name: &str, args: &[Value]) -> FuncResult {
     call_scalar(Registry::builtins(), name, args)
-}
-fn s(x: &str) -> Value {
-    Value::str(x)
-}
-fn i(x: i64) -> Value {
-    Value::Int(x)
 }
 fn cast(v: Value, t: &str) -> FuncResult {
     call("cast", &[v, s(t)])

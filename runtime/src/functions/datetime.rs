@@ -16,7 +16,7 @@ use weir_planner::ArgHint;
 
 use self::format::{format_pattern, go_date, go_parse, month_name, weekday_name};
 use super::golike::{go_f64_to_i64, go_str, go_v, has_nil_or_empty, to_int_strict};
-use super::{nil_checked, def, expect_type, lit_is_bool, lit_is_num, lit_is_str};
+use super::{def, expect_type, lit_is_bool, lit_is_num, lit_is_str, nil_checked};
 use super::{FuncContext, FuncError, FuncResult, Registry};
 use crate::value::{Datetime, Value};
 

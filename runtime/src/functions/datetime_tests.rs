@@ -2,6 +2,7 @@
 
 use super::format::{convert_format, go_format, parse_duration};
 use super::*;
+use crate::functions::test_util::{i, s};
 use crate::functions::{FunctionImpl, FunctionLookup};
 
 /// 2023-08-14 06:38:25.123 UTC.
@@ -22,12 +23,6 @@ fn call_at(now_ms: i64, name: &str, args: &[Value]) -> FuncResult {
 }
 fn call(name: &str, args: &[Value]) -> FuncResult {
     call_at(NOW_MS, name, args)
-}
-fn s(x: &str) -> Value {
-    Value::str(x)
-}
-fn i(x: i64) -> Value {
-    Value::Int(x)
 }
 fn dt(x: &str) -> Datetime {
     chrono::DateTime::parse_from_rfc3339(x).unwrap()

@@ -1,12 +1,19 @@
-//! Go semantics that eKuiper's functions inherit from the language and that
-//! several of weir's function files share: `==` on `interface{}` values,
-//! `fmt`'s `%v` and `%T`, `cast.ToString(v, CONVERT_ALL)`, and the
-//! "first valid argument decides the type" max/min of `common_array_funcs.go`.
+//! Go semantics that eKuiper's functions inherit from the language, in one
+//! place for every function file: `==` on `interface{}` values, `fmt`'s `%v`
+//! and `%T`, the `cast` package's conversions (`ToStringAlways`,
+//! `ToString(CONVERT_ALL)`, `ToInt`/`ToInt64`/`ToFloat64` and their error
+//! text), `returnNilIfHasAnyNil`, and the "first valid argument decides the
+//! type" max/min of `common_array_funcs.go`.
+//!
+//! Floats print with [`format_float_v`] and datetimes with
+//! `time.Time.String()` ([`go_time_string`]); `Value::to_text` is a
+//! different rendering (JSON containers, RFC 3339 datetimes) and is not
+//! Go's `%v`.
 
 use std::fmt::Write as _;
 
-use super::FuncError;
 use super::datetime::format::go_time_string;
+use super::FuncError;
 use crate::value::{format_float_v, Value};
 
 /// Go's `==` on two `interface{}` values (also `reflect.DeepEqual` for the

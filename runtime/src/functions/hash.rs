@@ -3,9 +3,9 @@
 
 use md5::Digest as _;
 
-use super::golike::{go_str, has_nil_or_empty};
-use super::{def, validate_strs};
+use super::golike::go_str;
 use super::Registry;
+use super::{nil_checked, validate_strs};
 use crate::value::Value;
 
 fn hash_fn(r: &mut Registry, name: &'static str, f: fn(&[u8]) -> String) {

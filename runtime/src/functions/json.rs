@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use weir_planner::ArgHint;
 
-use super::golike::{go_v, has_nil_or_empty};
+use super::golike::go_v;
 use super::jsonpath::JsonPath;
-use super::{validate_first_str, FuncError, Registry};
+use super::{nil_checked, validate_first_str, FuncError, Registry};
 use crate::value::Value;
 
 pub(crate) fn register(r: &mut Registry) {
@@ -80,12 +80,9 @@ fn has_non_finite(v: &Value) -> bool {
 
 /// eKuiper's `jsonCall`: compile (cached) and evaluate the path.
 fn json_call(a: &[Value]) -> Result<Value, String> {
-    let path = a[1].as_str().ok_or_else(|| {
-        format!(
-            "invalid jsonPath, must be a string but got {}",
-            go_v(&a[1])
-        )
-    })?;
+    let path = a[1]
+        .as_str()
+        .ok_or_else(|| format!("invalid jsonPath, must be a string but got {}", go_v(&a[1])))?;
     let compiled = compile(path)?;
     let data = match &a[0] {
         Value::Map(_) | Value::Array(_) => a[0].clone(),
@@ -130,14 +127,11 @@ fn validate_json_func(args: &[ArgHint]) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::functions::call_scalar;
+    use crate::functions::test_util::s;
     use weir_planner::FunctionLookup;
 
     fn call(name: &str, args: &[Value]) -> Result<Value, String> {
         call_scalar(Registry::builtins(), name, args).map_err(|e| e.0)
-    }
-
-    fn s(v: &str) -> Value {
-        Value::str(v)
     }
 
     fn j(v: serde_json::Value) -> Value {

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::golike::{go_eq, go_v, go_type};
+use super::golike::{go_eq, go_type, go_v};
 use crate::value::Value;
 
 /// A parsed JSONPath (a gval expression whose root is usually a `$` path).
@@ -607,11 +607,7 @@ fn eval(e: &Expr, cx: &Cx<'_>) -> Result<Value, String> {
             let v = eval(x, cx)?;
             match *op {
                 "-" => to_float(&v).map(|f| Value::Float(-f)).ok_or_else(|| {
-                    format!(
-                        "unexpected {}({}) expected number",
-                        go_v(&v),
-                        go_type(&v)
-                    )
+                    format!("unexpected {}({}) expected number", go_v(&v), go_type(&v))
                 }),
                 "!" => to_bool(&v)
                     .map(|b| Value::Bool(!b))
@@ -782,13 +778,9 @@ fn select(key: &Expr, v: &Value, root: &Value) -> Result<Value, String> {
 
 fn eval_int(e: &Expr, cx: &Cx<'_>) -> Result<i64, String> {
     let v = eval(e, cx)?;
-    to_float(&v).map(|f| f as i64).ok_or_else(|| {
-        format!(
-            "expected number but got {} ({})",
-            go_v(&v),
-            go_type(&v)
-        )
-    })
+    to_float(&v)
+        .map(|f| f as i64)
+        .ok_or_else(|| format!("expected number but got {} ({})", go_v(&v), go_type(&v)))
 }
 
 /// gval's `convertToFloat`: numbers and numeric strings.

@@ -7,15 +7,14 @@
 use weir_planner::ArgHint;
 
 use super::golike::{
-    go_f64_to_i64, go_str, go_v, has_nil_or_empty, to_float_samekind, to_int_samekind,
-    to_int_strict,
+    go_f64_to_i64, go_str, go_v, to_float_samekind, to_int_samekind, to_int_strict,
 };
-use super::{nil_checked, 
-    def, expect_type, lit_is_bool, lit_is_num, lit_is_str, validate_first_number,
+use super::{
+    def, expect_type, lit_is_bool, lit_is_num, lit_is_str, nil_checked, validate_first_number,
     validate_ints, validate_numbers,
 };
-use crate::value::format_float_v;
 use super::{FuncError, Registry};
+use crate::value::format_float_v;
 use crate::value::Value;
 
 /// π/180 and 180/π correctly rounded, as Go's untyped constants are.

@@ -1,16 +1,11 @@
 #![allow(clippy::cloned_ref_to_slice_refs, clippy::approx_constant)]
 
 use super::*;
+use crate::functions::test_util::{f, i};
 use crate::functions::{call_scalar, FuncError, FunctionLookup};
 
 fn call(name: &str, args: &[Value]) -> Result<Value, FuncError> {
     call_scalar(Registry::builtins(), name, args)
-}
-fn f(x: f64) -> Value {
-    Value::Float(x)
-}
-fn i(x: i64) -> Value {
-    Value::Int(x)
 }
 fn err(name: &str, args: &[Value]) -> String {
     call(name, args).unwrap_err().0

@@ -8,20 +8,22 @@
 //! Implementations never panic on user data: a wrong type or value is a
 //! [`FuncError`], which the operator counts as an exception on the rule.
 
-mod args;
-mod math;
-mod string;
-mod convert;
-mod hash;
-mod datetime;
-mod json;
-mod array;
-mod object;
-mod other;
 mod aggregate;
 mod analytic;
+mod args;
+mod array;
+mod convert;
+mod datetime;
 mod golike;
+mod hash;
+mod json;
 mod jsonpath;
+mod math;
+mod object;
+mod other;
+mod string;
+#[cfg(test)]
+mod test_util;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -31,6 +33,7 @@ use weir_planner::{ArgHint, FunctionKind, FunctionLookup, FunctionSignature};
 use crate::value::Value;
 
 pub(crate) use args::*;
+pub(crate) use golike::{go_type, go_v};
 
 /// A function failed on its arguments; the message is shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,11 +79,24 @@ pub trait Accumulator: Send {
 pub type AccumulatorFactory = Arc<dyn Fn() -> Box<dyn Accumulator> + Send + Sync>;
 
 /// The state of one analytic call site for one partition (e.g. `lag`).
-/// `call` is invoked once per event with the evaluated arguments and both
-/// updates the state and returns the result for that event.
+///
+/// Exactly one of the two methods is invoked per event, with the evaluated
+/// arguments (evaluated in both cases, as eKuiper does), and returns the
+/// result for that event. eKuiper passes the `OVER (WHEN cond)` result as a
+/// hidden "valid data" argument; here it selects the method.
 pub trait AnalyticState: Send {
-    /// Processes one event.
+    /// Processes an event whose WHEN condition is true (or that has no WHEN
+    /// clause): updates the state and returns the result.
     fn call(&mut self, args: &[Value]) -> FuncResult;
+
+    /// Processes an event whose WHEN condition is false (eKuiper's
+    /// `validData == false`): the event's value is not taken into the state,
+    /// but the arguments are still checked and the result is still computed:
+    /// `lag` gives the oldest queued value (creating the queue on a first
+    /// call), `latest` the stored value or the default, `changed_col` null,
+    /// `had_changed` false, `acc_*` the current total while still applying
+    /// their start/reset conditions.
+    fn call_skipped(&mut self, args: &[Value]) -> FuncResult;
 }
 
 /// Creates the state of an analytic function for a new partition.
@@ -226,7 +242,13 @@ impl Registry {
     }
 
     /// Registers a function that operators evaluate themselves.
-    pub fn builtin(&mut self, name: &str, kind: FunctionKind, min_args: usize, max_args: Option<usize>) {
+    pub fn builtin(
+        &mut self,
+        name: &str,
+        kind: FunctionKind,
+        min_args: usize,
+        max_args: Option<usize>,
+    ) {
         self.insert(FunctionDef {
             name: name.to_string(),
             kind,
@@ -242,7 +264,10 @@ impl Registry {
     /// # Panics
     /// If `name` is not registered: that is a bug in the catalogue.
     pub fn alias(&mut self, alias: &str, name: &str) {
-        let def = self.defs.get(name).unwrap_or_else(|| panic!("alias {alias} of unknown {name}"));
+        let def = self
+            .defs
+            .get(name)
+            .unwrap_or_else(|| panic!("alias {alias} of unknown {name}"));
         let mut def = FunctionDef::clone(def);
         def.name = alias.to_string();
         self.insert(def);
@@ -253,7 +278,10 @@ impl Registry {
     /// # Panics
     /// If `name` is not registered: that is a bug in the catalogue.
     pub fn set_validate(&mut self, name: &str, validate: ValidateFn) {
-        let def = self.defs.get(name).unwrap_or_else(|| panic!("validator for unknown {name}"));
+        let def = self
+            .defs
+            .get(name)
+            .unwrap_or_else(|| panic!("validator for unknown {name}"));
         let mut def = FunctionDef::clone(def);
         def.validate = Some(validate);
         self.insert(def);

@@ -3,7 +3,7 @@
 //! Go iterates maps in random order; weir's maps are sorted, so `keys`,
 //! `values`, `items` and `obj_to_kvpair_array` list entries by key.
 
-use super::golike::{go_v, go_to_string_all, has_nil_or_empty};
+use super::golike::{go_to_string_all, go_v};
 use super::{nil_checked, FuncError, Registry};
 use crate::value::{Map, Value};
 use weir_planner::ArgHint;
@@ -253,26 +253,10 @@ fn validate_object_construct(args: &[ArgHint]) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::functions::call_scalar;
+    use crate::functions::test_util::{i, obj, s};
 
     fn call(name: &str, args: &[Value]) -> Result<Value, String> {
         call_scalar(Registry::builtins(), name, args).map_err(|e| e.0)
-    }
-
-    fn i(v: i64) -> Value {
-        Value::Int(v)
-    }
-
-    fn s(v: &str) -> Value {
-        Value::str(v)
-    }
-
-    fn obj(pairs: &[(&str, Value)]) -> Value {
-        Value::map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect::<Map>(),
-        )
     }
 
     fn ab() -> Value {

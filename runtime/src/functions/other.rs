@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use weir_planner::{ArgHint, FunctionKind};
 
-use super::golike::{go_typed, has_nil_or_empty};
+use super::golike::go_typed;
 use super::{nil_checked, validate_first_number, validate_first_str, FuncError, Registry};
 use crate::value::Value;
 
@@ -27,14 +27,12 @@ pub(crate) fn register(r: &mut Registry) {
     // eKuiper sleeps the rule's goroutine for `ms` milliseconds before
     // returning `v`. weir must not block an actor thread: it validates `ms`
     // the same way and returns `v` immediately.
-    nil_checked(r, "delay", 2, Some(2), |a| {
-        match &a[0] {
-            Value::Int(_) | Value::Float(_) => Ok(a[1].clone()),
-            other => Err(FuncError::new(format!(
-                "cannot convert {} to int",
-                go_typed(other)
-            ))),
-        }
+    nil_checked(r, "delay", 2, Some(2), |a| match &a[0] {
+        Value::Int(_) | Value::Float(_) => Ok(a[1].clone()),
+        other => Err(FuncError::new(format!(
+            "cannot convert {} to int",
+            go_typed(other)
+        ))),
     });
     r.set_validate("delay", validate_first_number);
 

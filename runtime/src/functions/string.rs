@@ -11,9 +11,9 @@ use regex::Regex;
 use weir_planner::ArgHint;
 
 use super::golike::{go_str, has_nil_or_empty, to_float_samekind, to_int_strict};
-use super::{nil_checked, 
-    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, validate_strs,
-    FuncContext, FuncError, Registry,
+use super::{
+    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, nil_checked,
+    validate_strs, FuncError, Registry,
 };
 use crate::value::Value;
 

@@ -108,7 +108,7 @@ pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleCo
         let steps = plan
             .joins
             .iter()
-            .map(|j| Ok(JoinStep { kind: j.kind, source: j.source, on: j.on.as_ref().map(c).transpose()? }))
+            .map(|j| Ok(JoinStep { kind: j.kind, left: j.left, source: if j.left == j.source { 0 } else { j.source }, on: j.on.as_ref().map(c).transpose()? }))
             .collect::<Result<Vec<_>, FuncError>>()?;
         let source_slots = plan
             .sources
@@ -190,9 +190,9 @@ pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleCo
         .iter()
         .map(|f| {
             Ok(match f {
-                ProjectField::Expr { name, expr, invisible } => ProjectItem::Expr {
+                ProjectField::Expr { name, expr, invisible, aliased } => ProjectItem::Expr {
                     name: name.clone(),
-                    keep_null: send_nil && (matches!(expr, PExpr::Slot(_)) || !name.starts_with("kuiper_field_")),
+                    keep_null: send_nil && (*aliased || matches!(expr, PExpr::Slot(_) | PExpr::AnySlot(_))),
                     expr: c(expr)?,
                     invisible: *invisible,
                 },

@@ -51,7 +51,8 @@ pub struct BuildError {
 }
 
 impl RuleGraph {
-    /// Starts the actors of `plan` on the current actix system.
+    /// Starts the actors of `plan` on the current actix system. Sinks come
+    /// with their eKuiper node names (`sink_log_0`).
     ///
     /// # Errors
     /// A function of the plan is unknown to `registry`.
@@ -59,7 +60,7 @@ impl RuleGraph {
         plan: &PhysicalPlan,
         registry: &Registry,
         clock: Arc<dyn Clock>,
-        sinks: Vec<Box<dyn Sink>>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
     ) -> Result<RuleGraph, BuildError> {
         let cx = RuleContext { rule_id: Arc::from(plan.rule_id.as_str()), start_ms: clock.now_ms() };
         let err = |e: FuncError| BuildError { rule: plan.rule_id.clone(), message: e.0 };
@@ -73,8 +74,8 @@ impl RuleGraph {
         let mut next: Vec<Edge> = sinks
             .into_iter()
             .enumerate()
-            .map(|(i, sink)| {
-                let m = Arc::new(OpMetrics::new(format!("sink_{i}")));
+            .map(|(i, (name, sink))| {
+                let m = Arc::new(OpMetrics::new(name));
                 metrics.push(m.clone());
                 let sink = Arc::new(tokio::sync::Mutex::new(sink));
                 let a = SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox }

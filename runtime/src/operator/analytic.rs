@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::expr::Expr;
-use crate::functions::{AnalyticFactory, AnalyticState, FuncError};
+use crate::functions::{go_v, AnalyticFactory, AnalyticState, FuncError};
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row};
 use crate::value::Value;
@@ -21,7 +21,7 @@ pub struct AnalyticSite {
     pub when: Option<Expr>,
     /// Slot receiving the result.
     pub slot: usize,
-    states: HashMap<String, (Box<dyn AnalyticState>, Value)>,
+    states: HashMap<String, Box<dyn AnalyticState>>,
 }
 
 impl AnalyticSite {
@@ -31,27 +31,27 @@ impl AnalyticSite {
     }
 
     fn eval(&mut self, row: &Row, cx: &crate::expr::EvalContext<'_>) -> Result<Value, FuncError> {
-        // eKuiper keys partitions by the values rendered as text, concatenated.
+        // eKuiper keys partitions by the values' `%v`, concatenated.
         let mut key = String::new();
         for p in &self.partition {
-            key.push_str(&p.eval(row, cx)?.to_text());
+            key.push_str(&go_v(&p.eval(row, cx)?));
         }
-        let fire = match &self.when {
-            Some(w) => w.eval(row, cx)?.is_true(),
+        // Only a boolean false skips: null and other values count as valid.
+        let valid = match &self.when {
+            Some(w) => w.eval(row, cx)? != Value::Bool(false),
             None => true,
         };
-        let factory = &self.factory;
-        let (state, last) = self.states.entry(key).or_insert_with(|| (factory(), Value::Null));
-        if !fire {
-            return Ok(last.clone());
-        }
         let mut args = Vec::with_capacity(self.args.len());
         for a in &self.args {
             args.push(a.eval(row, cx)?);
         }
-        let v = state.call(&args)?;
-        *last = v.clone();
-        Ok(v)
+        let factory = &self.factory;
+        let state = self.states.entry(key).or_insert_with(|| factory());
+        if valid {
+            state.call(&args)
+        } else {
+            state.call_skipped(&args)
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! WHERE and HAVING.
 
 use crate::expr::Expr;
+use crate::functions::FuncError;
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::Batch;
+use crate::value::Value;
 
 /// Keeps the rows for which the condition is true.
 ///
@@ -30,8 +32,16 @@ impl Operator for FilterOp {
                 return false;
             }
             ecx.row_number += 1;
-            match self.cond.eval(row, &ecx) {
-                Ok(v) => v.is_true(),
+            let r = self.cond.eval(row, &ecx).and_then(|v| match v {
+                Value::Bool(b) => Ok(b),
+                Value::Null => Ok(false),
+                v => Err(FuncError::new(format!(
+                    "run Where error: invalid condition that returns non-bool value {}",
+                    v.to_text()
+                ))),
+            });
+            match r {
+                Ok(b) => b,
                 Err(e) => {
                     if batch.window.is_some() {
                         err = Some(e);

@@ -3,6 +3,7 @@
 use weir_planner::ast::JoinKind;
 
 use crate::expr::Expr;
+use crate::functions::FuncError;
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row, WindowRange};
 
@@ -10,6 +11,8 @@ use crate::row::{Batch, Row, WindowRange};
 pub struct JoinStep {
     /// Kind.
     pub kind: JoinKind,
+    /// Left source of the first step.
+    pub left: u16,
     /// The joined source.
     pub source: u16,
     /// `ON`.
@@ -78,13 +81,17 @@ impl JoinOp {
         m
     }
 
-    fn join(&self, rows: &[Row], now: i64, window: Option<WindowRange>, out: &mut Output) -> Vec<Row> {
+    /// Joins the rows; an ON condition failing on any pair fails the whole
+    /// join (eKuiper drops the emission and reports the error).
+    fn join(&self, rows: &[Row], now: i64, window: Option<WindowRange>) -> Result<Vec<Row>, FuncError> {
         let ecx = self.cx.eval(now, window);
-        let mut current: Vec<Row> = rows.iter().filter(|r| r.source == 0).cloned().collect();
+        let first_left = self.steps.first().map_or(0, |s| s.left);
+        let mut current: Vec<Row> = rows.iter().filter(|r| r.source == first_left).cloned().collect();
         for step in &self.steps {
-            let right: Vec<&Row> = match self.tables.iter().find(|t| t.source == step.source) {
+            let right_source = if step.left == step.source { 0 } else { step.source };
+            let right: Vec<&Row> = match self.tables.iter().find(|t| t.source == right_source) {
                 Some(t) => t.rows.iter().collect(),
-                None => rows.iter().filter(|r| r.source == step.source).collect(),
+                None => rows.iter().filter(|r| r.source == right_source).collect(),
             };
             let mut matched_right = vec![false; right.len()];
             let mut next = Vec::new();
@@ -94,13 +101,7 @@ impl JoinOp {
                     let merged = self.merge(l, r);
                     let ok = match &step.on {
                         None => true,
-                        Some(on) => match on.eval(&merged, &ecx) {
-                            Ok(v) => v.is_true(),
-                            Err(e) => {
-                                out.error(e);
-                                false
-                            }
-                        },
+                        Some(on) => on.eval(&merged, &ecx)?.is_true(),
                     };
                     if ok {
                         matched = true;
@@ -121,7 +122,7 @@ impl JoinOp {
             }
             current = next;
         }
-        current
+        Ok(current)
     }
 }
 
@@ -136,19 +137,19 @@ impl Operator for JoinOp {
             return;
         }
         match batch.window {
-            Some(w) => {
+            Some(w) => match self.join(&batch.rows, now, Some(w)) {
                 // eKuiper's join returns nothing for an empty result.
-                let rows = self.join(&batch.rows, now, Some(w), out);
-                if !rows.is_empty() {
-                    out.data(Batch::emission(rows, w));
-                }
-            }
+                Ok(rows) if !rows.is_empty() => out.data(Batch::emission(rows, w)),
+                Ok(_) => {}
+                Err(e) => out.error(format!("run Join error: {e}")),
+            },
             None => {
                 // Each event joins the tables on its own and is one emission.
                 for row in batch.rows {
-                    let rows = self.join(std::slice::from_ref(&row), now, None, out);
-                    if !rows.is_empty() {
-                        out.data(Batch::emission(rows, WindowRange::default()));
+                    match self.join(std::slice::from_ref(&row), now, None) {
+                        Ok(rows) if !rows.is_empty() => out.data(Batch::emission(rows, WindowRange::default())),
+                        Ok(_) => {}
+                        Err(e) => out.error(format!("run Join error: {e}")),
                     }
                 }
             }

@@ -1,8 +1,7 @@
 //! Event time: watermarks and in-order release of events.
 //!
 //! Each input stream's watermark is the largest event time it has shown;
-//! the rule's watermark is the smallest of those (over streams that have
-//! sent something) minus `lateTolerance`. Events older than the current
+//! the rule's watermark is the smallest of those minus `lateTolerance`. Events older than the current
 //! watermark are late and dropped silently, as eKuiper does; the others
 //! wait, sorted, until the watermark passes them. The watermark only moves
 //! when events arrive.
@@ -50,6 +49,11 @@ impl Operator for WatermarkOp {
             }
             self.pending.insert((row.ts, self.seq), row);
             self.seq += 1;
+        }
+        // eKuiper seeds every stream's watermark at zero: nothing is released
+        // until every stream has sent something.
+        if self.input_max.iter().any(Option::is_none) {
+            return;
         }
         let Some(min_max) = self.input_max.iter().flatten().min().copied() else { return };
         let wm = min_max - self.late_tolerance;

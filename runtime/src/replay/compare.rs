@@ -78,6 +78,9 @@ fn rows_equal(actual: &[serde_json::Value], expected: &[serde_json::Value], orde
 pub(crate) fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     match (a, b) {
+        // Integers (epoch ms above all) must match exactly: a relative
+        // tolerance would hide a window bound off by a second.
+        (J::Number(x), J::Number(y)) if x.is_i64() && y.is_i64() => x.as_i64() == y.as_i64(),
         (J::Number(x), J::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
             x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())

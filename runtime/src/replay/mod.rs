@@ -182,7 +182,7 @@ pub fn run_case(case: &ReplayCase) -> Result<Vec<Vec<Value>>, ReplayError> {
     let system = actix::System::new();
     let result = system.block_on(async move {
         let clock = VirtualClock::new(start);
-        let graph = RuleGraph::start(&plan, registry, Arc::new(clock.clone()), vec![Box::new(collector)])
+        let graph = RuleGraph::start(&plan, registry, Arc::new(clock.clone()), vec![("sink_replay_0".to_string(), Box::new(collector))])
             .map_err(|e| ReplayError::Rule(e.to_string()))?;
         let mut driver = Driver { graph, clock, barrier: 0, last_tick: i64::MIN };
         for (source, rows) in tables {
@@ -282,6 +282,19 @@ impl Driver {
             }
         }
     }
+}
+
+/// Compares emissions with the case's `expected`: rows in order only when
+/// the rule has ORDER BY.
+///
+/// # Errors
+/// The first difference, or a case without `expected`.
+pub fn check(case: &ReplayCase, emissions: &[Vec<Value>]) -> Result<(), Mismatch> {
+    let Some(expected) = &case.expected else {
+        return Err(Mismatch { message: "the case has no \"expected\"".into() });
+    };
+    let ordered = matches!(parse_statement(&case.sql), Ok(Statement::Select(s)) if !s.order_by.is_empty());
+    compare(emissions, expected, ordered)
 }
 
 /// Renders emissions as the JSON `weir replay` prints: an array with one

@@ -225,8 +225,13 @@ impl Binder<'_> {
         if let Some(i) = self.aggregates.iter().position(|(ast, _)| ast == e) {
             return Ok(PExpr::Slot(AGG_MARK + i as u32));
         }
-        let Expr::Call { args, filter, .. } = e else { unreachable!("aggregate() on a non-call") };
-        let args = args.iter().map(|a| self.bind(a, Clause::InAggregate)).collect::<Result<_>>()?;
+        let Expr::Call { args, filter, pos: call_pos, .. } = e else { unreachable!("aggregate() on a non-call") };
+        let mut args: Vec<PExpr> = args.iter().map(|a| self.bind(a, Clause::InAggregate)).collect::<Result<_>>()?;
+        if func == "deduplicate" {
+            // eKuiper's parser gives deduplicate the whole row as a hidden
+            // first argument, after validating the user's two.
+            args.insert(0, self.bind(&Expr::Wildcard(*call_pos), Clause::InAggregate)?);
+        }
         let filter = match filter {
             Some(f) => Some(self.bind(f, Clause::Row)?),
             None => None,

@@ -7,14 +7,14 @@ mod window;
 use expr::{Clause, AGG_MARK};
 use scope::Scope;
 
-use crate::ast::{Expr, Select, SelectField, Statement, StreamKind, WindowKind};
+use crate::ast::{BinOp, Expr, Select, SelectField, Statement, StreamKind, WindowKind};
 use crate::catalog::Catalog;
 use crate::error::{Error, Pos, Result};
 use crate::functions::{FunctionKind, FunctionLookup};
 use crate::parse::parse_statement;
 use crate::plan::naming::default_name;
 use crate::plan::{
-    AggregateCall, AggregatePlan, AnalyticCall, JoinPlan, OperatorInfo, PExpr, PhysicalPlan, ProjectField,
+    AggregateCall, AggregatePlan, AnalyticCall, ContextValue, JoinPlan, OperatorInfo, PExpr, PhysicalPlan, ProjectField,
     RuleOptions, SortKey, WindowSpec,
 };
 
@@ -97,9 +97,14 @@ impl Binder<'_> {
             .iter()
             .enumerate()
             .map(|(i, j)| {
+                let (left, source) = match (&j.on, i) {
+                    (Some(on), 0) => self.join_sides(on).unwrap_or((0, 1)),
+                    _ => (0, i as u16 + 1),
+                };
                 Ok(JoinPlan {
                     kind: j.kind,
-                    source: i as u16 + 1,
+                    left,
+                    source,
                     on: match &j.on {
                         Some(on) => Some(self.bind(on, Clause::Row)?),
                         None => None,
@@ -145,16 +150,18 @@ impl Binder<'_> {
         }
         order.iter_mut().for_each(|k| k.expr.map_slots(&remap));
 
-        let event_time_or_late = options.is_event_time;
+        // eKuiper pushes WHERE below processing-time windows other than
+        // count and sliding; with joins only the conjuncts that read one
+        // stream go down, each applied to that stream's rows.
         let pushdown = match &window {
             None => s.joins.is_empty(),
-            Some(w) => {
-                !event_time_or_late
-                    && s.joins.is_empty()
-                    && matches!(w.spec, WindowSpec::Tumbling { .. } | WindowSpec::Hopping { .. } | WindowSpec::Session { .. })
-            }
+            Some(w) => !options.is_event_time && !matches!(w.spec, WindowSpec::Count { .. } | WindowSpec::Sliding { .. }),
         };
-        let (pre_filter, filter) = if pushdown { (condition, None) } else { (None, condition) };
+        let (pre_filter, filter) = match condition {
+            Some(c) if pushdown && !s.joins.is_empty() => self.split_for_join(c),
+            Some(c) if pushdown => (Some(c), None),
+            c => (None, c),
+        };
         let aggregate = aggregating.then(|| AggregatePlan {
             keys,
             calls: self.aggregates.iter().map(|(_, c)| c.clone()).collect(),
@@ -259,7 +266,7 @@ impl Binder<'_> {
                         }
                         None => self.bind(expr, Clause::Output)?,
                     };
-                    out.push(ProjectField::Expr { name, expr: bound, invisible: *invisible });
+                    out.push(ProjectField::Expr { name, expr: bound, invisible: *invisible, aliased: alias.is_some() });
                 }
             }
         }
@@ -294,6 +301,74 @@ impl Binder<'_> {
         let sites = std::mem::replace(&mut self.gate, outer).unwrap_or_default();
         let bound = bound?;
         Ok(if sites.is_empty() { bound } else { PExpr::HitGate { sites, cond: Box::new(bound) } })
+    }
+
+    /// The first two distinct streams an ON condition names, as eKuiper's
+    /// join takes its left and right sides from them.
+    fn join_sides(&self, on: &Expr) -> Option<(u16, u16)> {
+        let mut seen: Vec<u16> = Vec::new();
+        on.walk(&mut |e| {
+            if let Expr::Column { qualifier: Some(q), .. } = e {
+                if let Some(i) = self.scope.source_index(q) {
+                    if !seen.contains(&i) {
+                        seen.push(i);
+                    }
+                }
+            }
+            true
+        });
+        match seen[..] {
+            [a, b, ..] if a <= 1 && b <= 1 => Some((a, b)),
+            _ => None,
+        }
+    }
+
+    /// Splits a WHERE over joined streams: conjuncts reading a single
+    /// stream become per-stream filters before the window, the rest stay
+    /// after the join.
+    fn split_for_join(&self, c: PExpr) -> (Option<PExpr>, Option<PExpr>) {
+        let mut conjuncts = Vec::new();
+        split_and(c, &mut conjuncts);
+        let (mut pushed, mut kept) = (Vec::new(), Vec::new());
+        for c in conjuncts {
+            let sources = self.sources_of(&c);
+            if sources.len() == 1 {
+                let s = *sources.iter().next().expect("one source");
+                let not_this = PExpr::Binary {
+                    op: BinOp::NotEq,
+                    left: Box::new(PExpr::Context(ContextValue::SourceIndex)),
+                    right: Box::new(PExpr::Lit(crate::ast::Literal::Int(s as i64))),
+                };
+                pushed.push(PExpr::Binary { op: BinOp::Or, left: Box::new(not_this), right: Box::new(c) });
+            } else {
+                kept.push(c);
+            }
+        }
+        (join_and(pushed), join_and(kept))
+    }
+
+    /// The sources whose columns an expression reads.
+    fn sources_of(&self, e: &PExpr) -> std::collections::BTreeSet<u16> {
+        let mut out = std::collections::BTreeSet::new();
+        e.visit(&mut |x| {
+            let mut slot = |s: u32| {
+                for (i, src) in self.scope.sources.iter().enumerate() {
+                    if src.columns.iter().any(|c| c.slot == s) || src.all_slot == Some(s) || src.meta_slot == Some(s) {
+                        out.insert(i as u16);
+                    }
+                }
+            };
+            match x {
+                PExpr::Slot(s) => slot(*s),
+                PExpr::AnySlot(v) => v.iter().for_each(|s| slot(*s)),
+                PExpr::Row(v) => out.extend(v.iter().copied()),
+                PExpr::Meta { source, .. } => {
+                    out.insert(*source);
+                }
+                _ => {}
+            }
+        });
+        out
     }
 
     /// `changed_cols(prefix, ignoreNull, col, ... | *)`.
@@ -380,6 +455,20 @@ impl Binder<'_> {
         });
         found
     }
+}
+
+fn split_and(e: PExpr, out: &mut Vec<PExpr>) {
+    match e {
+        PExpr::Binary { op: BinOp::And, left, right } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        e => out.push(e),
+    }
+}
+
+fn join_and(v: Vec<PExpr>) -> Option<PExpr> {
+    v.into_iter().reduce(|l, r| PExpr::Binary { op: BinOp::And, left: Box::new(l), right: Box::new(r) })
 }
 
 /// eKuiper's node names: `source_<stream>`, then `op_<n>_<kind>` counting

@@ -21,9 +21,8 @@ impl WindowOp {
             return;
         }
         let content = self.rows[self.rows.len() - size..].to_vec();
-        let start = self.trigger_time.unwrap_or(content[0].ts);
-        out.data(Batch::emission(content, WindowRange { start, end: ts, trigger: ts }));
-        self.trigger_time = Some(ts);
+        // eKuiper stamps both ends with the time the window completes.
+        out.data(Batch::emission(content, WindowRange { start: ts, end: ts, trigger: ts }));
         let keep_from = self.rows.len() + 1 - size;
         self.rows.drain(..keep_from);
     }

@@ -57,6 +57,8 @@ pub struct WindowOp {
     delayed: VecDeque<i64>,
     count: u64,
     states: Option<StateWindows>,
+    /// Event-time session: the last window ended at a max-duration tick.
+    session_ticked: bool,
 }
 
 impl WindowOp {
@@ -86,6 +88,7 @@ impl WindowOp {
             delayed: VecDeque::new(),
             count: 0,
             states,
+            session_ticked: false,
         }
     }
 
@@ -215,6 +218,10 @@ impl WindowOp {
             && matches!(self.spec, WindowSpec::Tumbling { .. } | WindowSpec::Hopping { .. } | WindowSpec::Session { .. })
         {
             self.next_end = Some(aligned_end(now, self.raw_interval(), self.unit));
+            // eKuiper starts the first processing-time window at rule start.
+            if !matches!(self.spec, WindowSpec::Session { .. }) {
+                self.trigger_time = Some(now);
+            }
         }
         // Fire due timers in time order.
         loop {

@@ -9,16 +9,17 @@ impl WindowOp {
     /// the first gap longer than the timeout (last event + timeout) or at
     /// an aligned max-duration tick after its first event, as in eKuiper.
     pub(super) fn session_event_time(&mut self, wm: i64, max_ms: i64, timeout_ms: i64, out: &mut Output) {
-        let mut last_ticked = false;
         while let Some((end, ticked)) = self.next_session_end(wm, max_ms, timeout_ms) {
             if end > wm {
                 break;
             }
-            if !last_ticked {
+            // After a max-duration tick the session goes on: the next window
+            // starts where the ticked one ended (the scan's trigger time).
+            if !self.session_ticked {
                 self.trigger_time = self.rows.first().map(|r| r.ts);
             }
             self.scan(end, max_ms, out);
-            last_ticked = ticked;
+            self.session_ticked = ticked;
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::expr::Expr;
+use crate::functions::go_v;
 use crate::operator::{Output, RuleContext};
 use crate::row::{Batch, Row, WindowRange};
 
@@ -22,55 +23,53 @@ impl StateWindows {
 
     /// Single condition: idle until it holds (that event opens the window);
     /// each later event for which it holds emits the window without itself
-    /// and opens the next one with itself. Two conditions: `begin` is tested
-    /// while idle and opens (event included); `emit` is tested on later
-    /// events and closes (event included).
+    /// (ending at its time) and opens the next one with itself. Two
+    /// conditions: `begin` is tested while idle and opens (event included);
+    /// `emit` is tested on later events and closes (event included). A
+    /// condition that fails to evaluate counts as false, as in eKuiper.
     pub(super) fn process(&mut self, row: Row, cx: &RuleContext, now: i64, out: &mut Output) {
-        let (begin, emit) = (&self.begin, self.emit.as_ref());
         let ecx = cx.eval(now, None);
         let test = |e: &Expr, out: &mut Output| match e.eval(&row, &ecx) {
-            Ok(v) => Some(v.is_true()),
+            Ok(v) => v.is_true(),
             Err(err) => {
                 out.error(err);
-                None
+                false
             }
         };
-        let mut key = String::new();
+        // eKuiper's partition key: "parKey_" then "%v," per value.
+        let mut key = String::from("parKey_");
         for p in &self.partition {
-            match p.eval(&row, &ecx) {
-                Ok(v) => key.push_str(&v.to_text()),
-                Err(e) => {
-                    out.error(e);
-                    return;
-                }
+            if let Ok(v) = p.eval(&row, &ecx) {
+                key.push_str(&go_v(&v));
+                key.push(',');
             }
         }
+        let (begin, emit) = (&self.begin, self.emit.as_ref());
         let is_open = self.open.contains_key(&key);
+        if !is_open {
+            if test(begin, out) {
+                self.open.insert(key, vec![row]);
+            }
+            return;
+        }
         match emit {
             None => {
-                let Some(hit) = test(begin, out) else { return };
-                if hit {
-                    if let Some(rows) = self.open.remove(&key) {
-                        emit_rows(rows, out);
+                if test(begin, out) {
+                    let end = row.ts;
+                    if let Some(rows) = self.open.insert(key, vec![row]) {
+                        emit_rows(rows, end, out);
                     }
-                    self.open.insert(key, vec![row]);
-                } else if is_open {
+                } else {
                     self.open.entry(key).or_default().push(row);
                 }
             }
             Some(emit) => {
-                if !is_open {
-                    if test(begin, out) == Some(true) {
-                        self.open.insert(key, vec![row]);
-                    }
-                    return;
-                }
-                let Some(close) = test(emit, out) else { return };
-                let rows = self.open.entry(key.clone()).or_default();
-                rows.push(row);
+                let close = test(emit, out);
+                let end = row.ts;
+                self.open.entry(key.clone()).or_default().push(row);
                 if close {
                     if let Some(rows) = self.open.remove(&key) {
-                        emit_rows(rows, out);
+                        emit_rows(rows, end, out);
                     }
                 }
             }
@@ -78,8 +77,7 @@ impl StateWindows {
     }
 }
 
-fn emit_rows(rows: Vec<Row>, out: &mut Output) {
-    let start = rows.first().map(|r| r.ts).unwrap_or(0);
-    let end = rows.last().map(|r| r.ts).unwrap_or(0);
+fn emit_rows(rows: Vec<Row>, end: i64, out: &mut Output) {
+    let start = rows.first().map(|r| r.ts).unwrap_or(end);
     out.data(Batch::emission(rows, WindowRange { start, end, trigger: end }));
 }

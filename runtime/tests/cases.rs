@@ -1,0 +1,48 @@
+//! Runs every replay case of `tests/cases/` in process.
+
+use std::path::PathBuf;
+
+use weir_runtime::replay;
+
+fn cases() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/cases");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/cases exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_replay_case_passes() {
+    let cases = cases();
+    assert!(cases.len() >= 80, "only {} cases", cases.len());
+    let mut failures = Vec::new();
+    for path in &cases {
+        let text = std::fs::read_to_string(path).expect("readable case");
+        let result = replay::parse_case(&text)
+            .and_then(|c| replay::run_case(&c).map(|e| (c, e)))
+            .map_err(|e| e.to_string())
+            .and_then(|(c, e)| replay::check(&c, &e).map_err(|m| m.message));
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// `WEIR_CASE=name cargo test -p weir-runtime --test cases one_case -- --nocapture`
+/// prints the diff of a single case.
+#[test]
+fn one_case() {
+    let Ok(name) = std::env::var("WEIR_CASE") else { return };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/cases").join(format!("{name}.json"));
+    let case = replay::parse_case(&std::fs::read_to_string(path).expect("case exists")).expect("valid case");
+    let emissions = replay::run_case(&case).expect("case runs");
+    println!("{}", replay::render(&emissions));
+    if let Err(m) = replay::check(&case, &emissions) {
+        panic!("{}", m.message);
+    }
+}
