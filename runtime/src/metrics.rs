@@ -8,6 +8,8 @@ use std::sync::Mutex;
 pub struct OpMetrics {
     /// eKuiper node name (`source_demo`, `op_3_window`, `sink_log_0`).
     pub name: String,
+    /// Instance of the node (`concurrency` runs several).
+    pub instance: usize,
     records_in: AtomicU64,
     records_out: AtomicU64,
     messages_processed: AtomicU64,
@@ -20,9 +22,14 @@ pub struct OpMetrics {
 }
 
 impl OpMetrics {
-    /// Metrics for node `name`.
+    /// Metrics for instance 0 of node `name`.
     pub fn new(name: impl Into<String>) -> OpMetrics {
         OpMetrics { name: name.into(), ..OpMetrics::default() }
+    }
+
+    /// Metrics for instance `instance` of node `name`.
+    pub fn instance(name: impl Into<String>, instance: usize) -> OpMetrics {
+        OpMetrics { name: name.into(), instance, ..OpMetrics::default() }
     }
 
     /// Counts one handled message with `rows_in` rows in and `rows_out` out.
@@ -66,10 +73,10 @@ impl OpMetrics {
         self.last_exception.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// eKuiper's status entries for instance 0:
-    /// `<name>_0_records_in_total`, ... in eKuiper's order.
+    /// eKuiper's status entries: `<name>_<instance>_records_in_total`, ...
+    /// in eKuiper's order.
     pub fn status_entries(&self) -> Vec<(String, serde_json::Value)> {
-        let p = format!("{}_0_", self.name);
+        let p = format!("{}_{}_", self.name, self.instance);
         vec![
             (format!("{p}records_in_total"), self.records_in.load(Ordering::Relaxed).into()),
             (format!("{p}records_out_total"), self.records_out.load(Ordering::Relaxed).into()),

@@ -15,14 +15,23 @@ fn cases() -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn every_replay_case_passes() {
+/// Runs every case, with `concurrency` forced when given, and collects
+/// the failures.
+fn run_all(concurrency: Option<u32>) -> (usize, Vec<String>) {
     let cases = cases();
-    assert!(cases.len() >= 80, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for path in &cases {
         let text = std::fs::read_to_string(path).expect("readable case");
         let result = replay::parse_case(&text)
+            .map(|mut c| {
+                if let Some(n) = concurrency {
+                    if !c.options.is_object() {
+                        c.options = serde_json::json!({});
+                    }
+                    c.options["concurrency"] = n.into();
+                }
+                c
+            })
             .and_then(|c| replay::run_case(&c).map(|e| (c, e)))
             .map_err(|e| e.to_string())
             .and_then(|(c, e)| replay::check(&c, &e).map_err(|m| m.message));
@@ -30,7 +39,21 @@ fn every_replay_case_passes() {
             failures.push(format!("{}: {e}", path.file_name().unwrap_or_default().to_string_lossy()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    (cases.len(), failures)
+}
+
+#[test]
+fn every_replay_case_passes() {
+    let (n, failures) = run_all(None);
+    assert!(n >= 80, "only {n} cases");
+    assert!(failures.is_empty(), "{} of {n} cases failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Parallel instances of stateless stages must not change any output.
+#[test]
+fn every_replay_case_passes_with_concurrency() {
+    let (n, failures) = run_all(Some(3));
+    assert!(failures.is_empty(), "{} of {n} cases failed with concurrency 3:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// `WEIR_CASE=name cargo test -p weir-runtime --test cases one_case -- --nocapture`

@@ -319,6 +319,9 @@ pub struct OperatorInfo {
     pub id: u32,
     /// eKuiper's node name (`source_demo`, `op_2_decoder`, `op_3_window`).
     pub name: String,
+    /// Instances the node runs (rule option `concurrency` for stateless
+    /// stages, 1 for the others).
+    pub parallelism: u32,
 }
 
 /// Builds a literal from a JSON value where possible (plan-time checks).

@@ -8,6 +8,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::align::Aligner;
+use super::sequence::Sequencer;
 use crate::clock::{Clock, Timers};
 use crate::connector::Sink;
 use crate::metrics::OpMetrics;
@@ -42,11 +43,36 @@ fn rows_of(m: &Message) -> u64 {
     }
 }
 
+/// How an operator takes in its inputs.
+pub(crate) enum Intake {
+    /// Inputs are different streams: align barriers across them.
+    Align(Aligner),
+    /// Inputs are the instances of a parallel stage: restore their order.
+    Sequence(Sequencer),
+}
+
+impl Intake {
+    fn push(&mut self, input: usize, msg: Message) -> Vec<(usize, Message)> {
+        match self {
+            Intake::Align(a) => a.push(input, msg),
+            Intake::Sequence(s) => s.push(input, msg),
+        }
+    }
+}
+
 /// Runs one operator.
 pub(crate) struct OperatorActor {
     pub(crate) op: Box<dyn Operator>,
-    pub(crate) aligner: Aligner,
+    pub(crate) intake: Intake,
     pub(crate) downstream: Vec<Edge>,
+    /// Deal data round-robin over `downstream` (the instances of a
+    /// parallel stage) instead of sending it to all.
+    pub(crate) split: bool,
+    /// Next instance to deal data to.
+    pub(crate) dealt: usize,
+    /// This is an instance of a parallel stage: answer every data message
+    /// with exactly one (possibly empty) data message.
+    pub(crate) one_to_one: bool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) timers: Timers,
     pub(crate) timer_id: usize,
@@ -95,8 +121,13 @@ impl Handler<Msg> for OperatorActor {
         let started = Instant::now();
         let rows_in = rows_of(&msg.message);
         let mut out = Output::default();
-        for (input, m) in self.aligner.push(msg.input, msg.message) {
+        for (input, m) in self.intake.push(msg.input, msg.message) {
+            let is_data = matches!(m, Message::Data(_) | Message::Payloads(_));
+            let before = out.messages.len();
             self.handle_one(input, m, &mut out);
+            if self.one_to_one && is_data && !out.messages[before..].iter().any(|m| matches!(m, Message::Data(_))) {
+                out.messages.push(Message::Data(crate::row::Batch::events(Vec::new())));
+            }
         }
         self.timers.set(self.timer_id, self.op.next_timer());
         let now = self.clock.now_ms();
@@ -115,18 +146,28 @@ impl Handler<Msg> for OperatorActor {
         if out.messages.is_empty() || self.downstream.is_empty() {
             return;
         }
-        let edges = self.downstream.clone();
-        let messages = out.messages;
+        // Route now (the deal counter is actor state), send in order.
+        let mut sends: Vec<(Edge, Message)> = Vec::with_capacity(out.messages.len());
+        for m in out.messages {
+            let is_data = matches!(m, Message::Data(_) | Message::Payloads(_));
+            if self.split && is_data {
+                let e = self.downstream[self.dealt % self.downstream.len()].clone();
+                self.dealt += 1;
+                sends.push((e, m));
+            } else {
+                let (last, rest) = self.downstream.split_last().expect("downstream is not empty");
+                for e in rest {
+                    sends.push((e.clone(), m.clone()));
+                }
+                sends.push((last.clone(), m));
+            }
+        }
         // Waiting here keeps this actor from taking more input until the
         // downstream mailboxes have room: that is the backpressure.
         ctx.wait(
             async move {
-                for m in messages {
-                    let (last, rest) = edges.split_last().expect("downstream is not empty");
-                    for e in rest {
-                        let _ = e.to.send(Msg { input: e.input, message: m.clone() }).await;
-                    }
-                    let _ = last.to.send(Msg { input: last.input, message: m }).await;
+                for (e, m) in sends {
+                    let _ = e.to.send(Msg { input: e.input, message: m }).await;
                 }
             }
             .into_actor(self),

@@ -17,6 +17,8 @@ pub(crate) struct Stage {
     pub(crate) name: String,
     pub(crate) op: Box<dyn Operator>,
     pub(crate) inputs: usize,
+    /// Runs as parallel instances (the plan's parallelism is above 1).
+    pub(crate) parallel: bool,
 }
 
 /// The operators of a rule.
@@ -29,20 +31,27 @@ pub(crate) struct Compiled {
     pub(crate) table_inputs: Vec<(u16, usize, usize)>,
 }
 
-pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleContext) -> Result<Compiled, FuncError> {
-    let layout = Arc::new(Layout::of(plan));
-    let c = |e: &PExpr| compile(e, registry, &layout);
+/// Compiles the plan's operators. Instances compiled for parallel stages
+/// share `layout`, which also holds rule-wide state (`last_hit_*`).
+pub(crate) fn compile_plan(
+    plan: &PhysicalPlan,
+    registry: &Registry,
+    cx: &RuleContext,
+    layout: &Arc<Layout>,
+) -> Result<Compiled, FuncError> {
+    let c = |e: &PExpr| compile(e, registry, layout);
     let width = plan.width as usize;
     let event_time = plan.options.is_event_time;
     let names = &plan.operators;
     let mut name_idx = plan.sources.len();
+    // Node names and parallelism come from the plan, in stage order.
     let mut next_name = |fallback: &str| {
-        let n = names.get(name_idx).map(|o| o.name.clone()).unwrap_or_else(|| fallback.to_string());
+        let n = names.get(name_idx).map(|o| (o.name.clone(), o.parallelism > 1));
         name_idx += 1;
-        n
+        n.unwrap_or_else(|| (fallback.to_string(), false))
     };
 
-    let decoder_name = next_name("op_2_decoder");
+    let (decoder_name, decoder_parallel) = next_name("op_2_decoder");
     let decoders = plan
         .sources
         .iter()
@@ -51,15 +60,20 @@ pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleCo
             let ts = if event_time && !s.is_table() { s.def.options.timestamp.as_deref() } else { None };
             let dec = Decoder::new(s, i as u16, width, ts);
             let name = if plan.sources.len() == 1 { decoder_name.clone() } else { format!("{decoder_name}_{}", s.name) };
-            Stage { name, op: Box::new(DecodeOp::new(dec, s.meta_slot.map(|m| m as usize))), inputs: 1 }
+            Stage {
+                name,
+                op: Box::new(DecodeOp::new(dec, s.meta_slot.map(|m| m as usize))),
+                inputs: 1,
+                parallel: decoder_parallel,
+            }
         })
         .collect();
     let streams = plan.sources.iter().filter(|s| !s.is_table()).count();
 
     let mut stages: Vec<Stage> = Vec::new();
-    let push = |stages: &mut Vec<Stage>, name: String, op: Box<dyn Operator>| {
+    let push = |stages: &mut Vec<Stage>, (name, parallel): (String, bool), op: Box<dyn Operator>| {
         let inputs = if stages.is_empty() { streams } else { 1 };
-        stages.push(Stage { name, op, inputs });
+        stages.push(Stage { name, op, inputs, parallel });
     };
     if event_time {
         push(&mut stages, next_name("watermark"), Box::new(WatermarkOp::new(streams, plan.options.late_tolerance_ms)));
@@ -147,9 +161,9 @@ pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleCo
                 }
             }
         }
-        let name = next_name("join");
+        let (name, parallel) = next_name("join");
         let inputs = if stages.is_empty() { streams } else { 1 } + table_inputs.len();
-        stages.push(Stage { name, op: Box::new(join), inputs });
+        stages.push(Stage { name, op: Box::new(join), inputs, parallel });
     }
     if let Some(f) = &plan.filter {
         push(&mut stages, next_name("filter"), Box::new(FilterOp::new(c(f)?, cx.clone())));
@@ -175,7 +189,11 @@ pub(crate) fn compile_plan(plan: &PhysicalPlan, registry: &Registry, cx: &RuleCo
             sites.push(AggregateSite { factory: factory.clone(), args, filter: call.filter.as_ref().map(c).transpose()? });
         }
         let keys = a.keys.iter().map(c).collect::<Result<_, _>>()?;
-        push(&mut stages, next_name("aggregate"), Box::new(AggregateOp::new(keys, sites, a.base as usize, cx.clone())));
+        push(
+            &mut stages,
+            next_name("aggregate"),
+            Box::new(AggregateOp::new(keys, sites, a.base as usize, cx.clone())),
+        );
     }
     if let Some(h) = &plan.having {
         push(&mut stages, next_name("having"), Box::new(FilterOp::new(c(h)?, cx.clone())));

@@ -9,6 +9,7 @@
 mod actor;
 mod align;
 mod compile;
+mod sequence;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use weir_planner::PhysicalPlan;
 
 pub use actor::{Msg, SinkEvent};
 pub use align::Aligner;
+pub use sequence::Sequencer;
 
 use crate::clock::{Clock, Timers};
 use crate::connector::Sink;
@@ -25,7 +27,9 @@ use crate::functions::{FuncError, Registry};
 use crate::metrics::OpMetrics;
 use crate::operator::RuleContext;
 use crate::row::{Message, Payload};
-use actor::{Edge, OperatorActor, SinkActor};
+use crate::expr::Layout;
+use crate::operator::{Operator, Output};
+use actor::{Edge, Intake, OperatorActor, SinkActor};
 
 /// A running rule: where to push input, and what comes back.
 pub struct RuleGraph {
@@ -38,6 +42,16 @@ pub struct RuleGraph {
     pub metrics: Vec<Arc<OpMetrics>>,
     /// Number of sinks.
     pub sinks: usize,
+    /// Threads of parallel instances (`concurrency` > 1).
+    arbiters: Vec<Arbiter>,
+}
+
+impl Drop for RuleGraph {
+    fn drop(&mut self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
 }
 
 /// A rule graph could not be built.
@@ -50,9 +64,111 @@ pub struct BuildError {
     pub message: String,
 }
 
+/// Forwards what it gets: splits data over parallel instances, or merges
+/// them back (with a [`Sequencer`] intake).
+struct PassOp;
+
+impl Operator for PassOp {
+    fn process(&mut self, _input: usize, batch: crate::row::Batch, _now: i64, out: &mut Output) {
+        out.data(batch);
+    }
+
+    fn process_payloads(&mut self, payloads: Vec<Payload>, _now: i64, out: &mut Output) {
+        out.messages.push(Message::Payloads(payloads));
+    }
+}
+
+/// The instances at one position of the pipeline, as seen from upstream.
+enum Next {
+    /// Every edge gets every message (one instance, or several sinks).
+    All(Vec<Edge>),
+    /// Parallel instances of one stage: data is dealt round-robin.
+    Instances(Vec<Edge>),
+}
+
+/// Starts actors, on the current arbiter or spread over extra ones.
+struct Spawner<'a> {
+    clock: Arc<dyn Clock>,
+    timers: Timers,
+    mailbox: usize,
+    send_error: bool,
+    arbiters: &'a [Arbiter],
+    metrics: Vec<Arc<OpMetrics>>,
+}
+
+impl Spawner<'_> {
+    fn spawn(&mut self, name: String, instance: usize, op: Box<dyn Operator>, intake: Intake, next: &Next, one_to_one: bool) -> Recipient<Msg> {
+        let m = Arc::new(OpMetrics::instance(name, instance));
+        self.metrics.push(m.clone());
+        let (downstream, split) = match next {
+            Next::All(e) => (e.clone(), false),
+            Next::Instances(e) => (e.clone(), true),
+        };
+        let actor = OperatorActor {
+            op,
+            intake,
+            downstream,
+            split,
+            dealt: 0,
+            one_to_one,
+            clock: self.clock.clone(),
+            timer_id: self.timers.register(),
+            timers: self.timers.clone(),
+            metrics: m,
+            mailbox: self.mailbox,
+            last_tick: i64::MIN,
+            send_error: self.send_error,
+        };
+        match instance.checked_sub(1).and_then(|i| self.arbiters.get(i)) {
+            Some(a) => OperatorActor::start_in_arbiter(&a.handle(), move |_| actor).recipient(),
+            None => actor.start().recipient(),
+        }
+    }
+
+    /// Starts the instances of one pipeline position, wired to `next`;
+    /// returns how the previous position reaches them.
+    fn position(&mut self, stages: Vec<compile::Stage>, next: Next) -> Next {
+        let n = stages.len();
+        if n == 1 {
+            let stage = stages.into_iter().next().expect("one stage");
+            let intake = Intake::Align(Aligner::new(stage.inputs));
+            let r = self.spawn(stage.name, 0, stage.op, intake, &next, false);
+            return Next::All(vec![Edge { to: r, input: 0 }]);
+        }
+        // Parallel instances: chain to the next position's instances one to
+        // one, or merge them back in order before a single next position.
+        let targets: Vec<Next> = match next {
+            Next::Instances(e) if e.len() == n => e.into_iter().map(|e| Next::All(vec![e])).collect(),
+            next => {
+                let name = format!("{}_merge", stages[0].name);
+                let merge = self.spawn(name, 0, Box::new(PassOp), Intake::Sequence(Sequencer::new(n)), &next, false);
+                (0..n).map(|i| Next::All(vec![Edge { to: merge.clone(), input: i }])).collect()
+            }
+        };
+        let edges = stages
+            .into_iter()
+            .zip(targets)
+            .enumerate()
+            .map(|(i, (stage, target))| {
+                let intake = Intake::Align(Aligner::new(stage.inputs));
+                Edge { to: self.spawn(stage.name, i, stage.op, intake, &target, true), input: 0 }
+            })
+            .collect();
+        Next::Instances(edges)
+    }
+}
+
+fn first_edge(next: &Next) -> Edge {
+    match next {
+        Next::All(e) | Next::Instances(e) => e[0].clone(),
+    }
+}
+
 impl RuleGraph {
     /// Starts the actors of `plan` on the current actix system. Sinks come
-    /// with their eKuiper node names (`sink_log_0`).
+    /// with their eKuiper node names (`sink_log_0`). With `concurrency: N`
+    /// the stateless stages run as N instances on their own threads, merged
+    /// back in order (see [`Sequencer`]).
     ///
     /// # Errors
     /// A function of the plan is unknown to `registry`.
@@ -64,19 +180,33 @@ impl RuleGraph {
     ) -> Result<RuleGraph, BuildError> {
         let cx = RuleContext { rule_id: Arc::from(plan.rule_id.as_str()), start_ms: clock.now_ms() };
         let err = |e: FuncError| BuildError { rule: plan.rule_id.clone(), message: e.0 };
-        let compiled = compile::compile_plan(plan, registry, &cx).map_err(err)?;
+        let layout = Arc::new(Layout::of(plan));
+        let par = plan.operators.iter().map(|o| o.parallelism).max().unwrap_or(1).max(1) as usize;
+        let mut compiled: Vec<compile::Compiled> = (0..par)
+            .map(|_| compile::compile_plan(plan, registry, &cx, &layout))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
         let mailbox = plan.options.buffer_length.max(1) as usize;
         let timers = Timers::default();
         let (tx, events) = mpsc::unbounded_channel();
-        let mut metrics = Vec::new();
+        let arbiters: Vec<Arbiter> = (1..par).map(|_| Arbiter::new()).collect();
+        let mut spawner = Spawner {
+            clock: clock.clone(),
+            timers: timers.clone(),
+            mailbox,
+            send_error: plan.options.send_error,
+            arbiters: &arbiters,
+            metrics: Vec::new(),
+        };
 
         let sink_count = sinks.len();
-        let mut next: Vec<Edge> = sinks
+        let mut sink_metrics = Vec::new();
+        let sink_edges: Vec<Edge> = sinks
             .into_iter()
             .enumerate()
             .map(|(i, (name, sink))| {
                 let m = Arc::new(OpMetrics::new(name));
-                metrics.push(m.clone());
+                sink_metrics.push(m.clone());
                 let sink = Arc::new(tokio::sync::Mutex::new(sink));
                 let a = SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox }
                     .start();
@@ -84,51 +214,65 @@ impl RuleGraph {
             })
             .collect();
 
-        let spawn = |stage: compile::Stage, downstream: Vec<Edge>, metrics: &mut Vec<Arc<OpMetrics>>| {
-            let m = Arc::new(OpMetrics::new(stage.name));
-            metrics.push(m.clone());
-            let actor = OperatorActor {
-                op: stage.op,
-                aligner: Aligner::new(stage.inputs),
-                downstream,
-                clock: clock.clone(),
-                timer_id: timers.register(),
-                timers: timers.clone(),
-                metrics: m,
-                mailbox,
-                last_tick: i64::MIN,
-                send_error: plan.options.send_error,
-            };
-            actor.start().recipient::<Msg>()
-        };
-
-        // Start from the sinks backwards so every actor knows its downstream.
-        let mut stage_addrs: Vec<Recipient<Msg>> = Vec::new();
-        for stage in compiled.stages.into_iter().rev() {
-            let r = spawn(stage, next, &mut metrics);
-            stage_addrs.push(r.clone());
-            next = vec![Edge { to: r, input: 0 }];
+        // Positions of the pipeline, each with one instance per compiled
+        // copy when it may run in parallel.
+        let positions = compiled[0].stages.len();
+        let mut stage_groups: Vec<Vec<compile::Stage>> = (0..positions).map(|_| Vec::new()).collect();
+        for (k, c) in compiled.iter_mut().enumerate() {
+            for (p, stage) in std::mem::take(&mut c.stages).into_iter().enumerate() {
+                if k == 0 || stage.parallel {
+                    stage_groups[p].push(stage);
+                }
+            }
         }
-        stage_addrs.reverse();
-        let first = stage_addrs.first().cloned();
+        // Start from the sinks backwards so every actor knows its downstream.
+        let mut next = Next::All(sink_edges);
+        let mut entries: Vec<Edge> = Vec::with_capacity(positions);
+        for group in stage_groups.into_iter().rev() {
+            next = spawner.position(group, next);
+            entries.push(first_edge(&next));
+        }
+        entries.reverse();
+        let first = next;
 
+        let table_inputs = compiled[0].table_inputs.clone();
+        let mut decoders: Vec<Vec<compile::Stage>> = (0..plan.sources.len()).map(|_| Vec::new()).collect();
+        for (k, c) in compiled.iter_mut().enumerate() {
+            for (i, d) in std::mem::take(&mut c.decoders).into_iter().enumerate() {
+                if k == 0 || d.parallel {
+                    decoders[i].push(d);
+                }
+            }
+        }
         let mut stream_input = 0;
         let mut sources = Vec::new();
-        for (i, dec) in compiled.decoders.into_iter().enumerate() {
-            let edge = match compiled.table_inputs.iter().find(|(s, _, _)| *s as usize == i) {
-                Some((_, stage, input)) => Edge { to: stage_addrs[*stage].clone(), input: *input },
+        for (i, group) in decoders.into_iter().enumerate() {
+            let target = match table_inputs.iter().find(|(s, _, _)| *s as usize == i) {
+                Some((_, stage, input)) => {
+                    Next::All(vec![Edge { to: entries[*stage].to.clone(), input: *input }])
+                }
                 None => {
-                    let e = Edge { to: first.clone().expect("a plan has a project stage"), input: stream_input };
+                    let target = match &first {
+                        Next::All(e) => Next::All(vec![Edge { to: e[0].to.clone(), input: stream_input }]),
+                        Next::Instances(e) => Next::Instances(e.clone()),
+                    };
                     stream_input += 1;
-                    e
+                    target
                 }
             };
-            let mut src = dec;
-            src.name = if plan.sources.len() == 1 { src.name } else { src.name.clone() };
-            sources.push(spawn(src, vec![edge], &mut metrics));
+            let name = group[0].name.clone();
+            let entry = spawner.position(group, target);
+            let r = match entry {
+                Next::All(e) => e[0].to.clone(),
+                // Parallel decoders: a splitter deals payloads to them.
+                instances => spawner.spawn(format!("{name}_split"), 0, Box::new(PassOp), Intake::Align(Aligner::new(1)), &instances, false),
+            };
+            sources.push(r);
         }
+        let mut metrics = spawner.metrics;
         metrics.reverse();
-        Ok(RuleGraph { sources, timers, events, metrics, sinks: sink_count })
+        metrics.extend(sink_metrics);
+        Ok(RuleGraph { sources, timers, events, metrics, sinks: sink_count, arbiters })
     }
 
     /// Sends payloads into source `source`; waits while its mailbox is full.

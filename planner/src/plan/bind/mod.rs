@@ -471,48 +471,61 @@ fn join_and(v: Vec<PExpr>) -> Option<PExpr> {
     v.into_iter().reduce(|l, r| PExpr::Binary { op: BinOp::And, left: Box::new(l), right: Box::new(r) })
 }
 
-/// eKuiper's node names: `source_<stream>`, then `op_<n>_<kind>` counting
-/// plan nodes from the source.
+/// eKuiper's node names (`source_<stream>`, then `op_<n>_<kind>` counting
+/// plan nodes from the source), with each node's parallelism: stages that
+/// keep no state across messages run `concurrency` instances; the others
+/// (watermark, analytic, window, join, stateful projections, rules with
+/// rule-wide hit state) run one.
 fn operator_names(p: &PhysicalPlan) -> Vec<OperatorInfo> {
-    let mut ops = Vec::new();
-    for s in &p.sources {
-        ops.push(format!("source_{}", s.name));
-    }
+    let par = if p.hit_sites > 0 { 1 } else { p.options.concurrency.max(1) };
+    let stateful_project = p.project.iter().any(|f| matches!(f, ProjectField::ChangedCols { .. }));
+    let streams = p.sources.iter().filter(|s| !s.is_table()).count();
+    let mut ops: Vec<(String, u32)> = p.sources.iter().map(|s| (format!("source_{}", s.name), 1)).collect();
     let mut n = 2;
-    let mut push = |kind: &str, ops: &mut Vec<String>| {
-        ops.push(format!("op_{n}_{kind}"));
+    let mut push = |kind: &str, parallel: bool, ops: &mut Vec<(String, u32)>| {
+        ops.push((format!("op_{n}_{kind}"), if parallel { par } else { 1 }));
         n += 1;
     };
-    push("decoder", &mut ops);
+    // Parallel instances need a single input to deal from.
+    push("decoder", p.sources.len() == 1, &mut ops);
+    let mut first = true;
+    let mut stage = |kind: &str, stateless: bool, ops: &mut Vec<(String, u32)>| {
+        let single_input = !first || streams == 1;
+        first = false;
+        push(kind, stateless && single_input, ops);
+    };
     if p.options.is_event_time {
-        push("watermark", &mut ops);
+        stage("watermark", false, &mut ops);
     }
     if !p.analytics.is_empty() {
-        push("analytic", &mut ops);
+        stage("analytic", false, &mut ops);
     }
     if p.pre_filter.is_some() {
-        push("filter", &mut ops);
+        stage("filter", true, &mut ops);
     }
     if p.window.is_some() {
-        push("window", &mut ops);
+        stage("window", false, &mut ops);
     }
     if !p.joins.is_empty() {
-        push("join", &mut ops);
+        stage("join", false, &mut ops);
     }
     if p.filter.is_some() {
-        push("filter", &mut ops);
+        stage("filter", true, &mut ops);
     }
     if p.aggregate.is_some() {
-        push("aggregate", &mut ops);
+        stage("aggregate", true, &mut ops);
     }
     if p.having.is_some() {
-        push("having", &mut ops);
+        stage("having", true, &mut ops);
     }
     if !p.order.is_empty() {
-        push("order", &mut ops);
+        stage("order", true, &mut ops);
     }
-    push("project", &mut ops);
-    ops.into_iter().enumerate().map(|(id, name)| OperatorInfo { id: id as u32, name }).collect()
+    stage("project", !stateful_project, &mut ops);
+    ops.into_iter()
+        .enumerate()
+        .map(|(id, (name, parallelism))| OperatorInfo { id: id as u32, name, parallelism })
+        .collect()
 }
 
 #[cfg(test)]
