@@ -26,7 +26,8 @@ impl NopSink {
 impl Sink for NopSink {
     fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, std::result::Result<(), SinkError>> {
         if self.log {
-            tracing::info!("nop sink: {}", Value::array(rows.to_vec()).to_json());
+            let payload = Value::array(rows.to_vec()).to_json();
+            tracing::info!("nop sink: {payload}");
         }
         Box::pin(std::future::ready(Ok(())))
     }
