@@ -19,6 +19,7 @@ pub mod operator;
 pub mod replay;
 pub mod row;
 pub mod rule;
+pub mod state;
 pub mod value;
 
 pub use functions::{FuncContext, FuncError, FuncResult, Registry};

@@ -4,7 +4,7 @@ use crate::value::Value;
 
 /// One event (or joined or aggregated tuple): values in plan-assigned
 /// slots, the event's timestamp and the source it came from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Values by slot.
     pub slots: Vec<Value>,

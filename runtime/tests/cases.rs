@@ -17,7 +17,7 @@ fn cases() -> Vec<PathBuf> {
 
 /// Runs every case, with `concurrency` forced when given, and collects
 /// the failures.
-fn run_all(concurrency: Option<u32>) -> (usize, Vec<String>) {
+fn run_all(concurrency: Option<u32>, replay_options: replay::ReplayOptions) -> (usize, Vec<String>) {
     let cases = cases();
     let mut failures = Vec::new();
     for path in &cases {
@@ -32,7 +32,7 @@ fn run_all(concurrency: Option<u32>) -> (usize, Vec<String>) {
                 }
                 c
             })
-            .and_then(|c| replay::run_case(&c).map(|e| (c, e)))
+            .and_then(|c| replay::run_case_with(&c, replay_options).map(|e| (c, e)))
             .map_err(|e| e.to_string())
             .and_then(|(c, e)| replay::check(&c, &e).map_err(|m| m.message));
         if let Err(e) = result {
@@ -44,7 +44,7 @@ fn run_all(concurrency: Option<u32>) -> (usize, Vec<String>) {
 
 #[test]
 fn every_replay_case_passes() {
-    let (n, failures) = run_all(None);
+    let (n, failures) = run_all(None, Default::default());
     assert!(n >= 80, "only {n} cases");
     assert!(failures.is_empty(), "{} of {n} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
@@ -52,8 +52,16 @@ fn every_replay_case_passes() {
 /// Parallel instances of stateless stages must not change any output.
 #[test]
 fn every_replay_case_passes_with_concurrency() {
-    let (n, failures) = run_all(Some(3));
+    let (n, failures) = run_all(Some(3), Default::default());
     assert!(failures.is_empty(), "{} of {n} cases failed with concurrency 3:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Checkpointing every operator at every barrier and restarting the rule
+/// from that checkpoint must not change any output.
+#[test]
+fn every_replay_case_passes_with_restore_at_each_barrier() {
+    let (n, failures) = run_all(None, replay::ReplayOptions { restore_each_barrier: true });
+    assert!(failures.is_empty(), "{} of {n} cases failed with restores:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// `WEIR_CASE=name cargo test -p weir-runtime --test cases one_case -- --nocapture`

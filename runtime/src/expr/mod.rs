@@ -54,6 +54,19 @@ impl Layout {
         }
     }
 
+    /// The `last_hit_*` counters: (count, time) per call site.
+    pub fn hit_values(&self) -> Vec<(i64, i64)> {
+        self.hits.iter().map(|(c, t)| (c.load(Ordering::Relaxed), t.load(Ordering::Relaxed))).collect()
+    }
+
+    /// Restores the `last_hit_*` counters.
+    pub fn set_hit_values(&self, values: &[(i64, i64)]) {
+        for ((c, t), (cv, tv)) in self.hits.iter().zip(values) {
+            c.store(*cv, Ordering::Relaxed);
+            t.store(*tv, Ordering::Relaxed);
+        }
+    }
+
     /// Adds the columns of `sources` of `row` to `out`; earlier sources win
     /// on name collisions (eKuiper: the FROM stream wins). Null columns are
     /// left out, as a missing field is.

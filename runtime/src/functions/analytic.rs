@@ -83,7 +83,7 @@ trait Step: Send {
     fn step(&mut self, args: &[Value], valid: bool) -> FuncResult;
 }
 
-impl<T: Step> AnalyticState for T {
+impl<T: Step + serde::Serialize + serde::de::DeserializeOwned> AnalyticState for T {
     fn call(&mut self, args: &[Value]) -> FuncResult {
         self.step(args, true)
     }
@@ -91,13 +91,22 @@ impl<T: Step> AnalyticState for T {
     fn call_skipped(&mut self, args: &[Value]) -> FuncResult {
         self.step(args, false)
     }
+
+    fn save(&self) -> Result<Vec<u8>, crate::state::StateError> {
+        crate::state::codec::encode(self)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), crate::state::StateError> {
+        *self = crate::state::codec::decode(bytes, "analytic state")?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------- lag
 
 /// `lag(e[, offset=1[, default[, ignoreNull=true]]])`: a ring of `offset`
 /// values, created on the first call and filled with that call's default.
-#[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Lag {
     queue: Option<(usize, VecDeque<Value>)>,
 }
@@ -151,7 +160,7 @@ impl Step for Lag {
 // ---------------------------------------------------------------- latest
 
 /// `latest(e[, default])`: the last non-null value seen.
-#[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Latest {
     last: Value,
 }
@@ -175,7 +184,7 @@ impl Step for Latest {
 
 /// `changed_col(ignoreNull, e)`: `e` when it differs (Go deep equality)
 /// from the last value that changed, else null.
-#[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct ChangedCol {
     last: Value,
 }
@@ -207,7 +216,7 @@ impl Step for ChangedCol {
 
 /// `had_changed(ignoreNull, e1, …)`: true if any argument differs from its
 /// last value (each is then remembered).
-#[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct HadChanged {
     last: Vec<Value>,
 }
@@ -255,7 +264,7 @@ impl Step for HadChanged {
 
 // ---------------------------------------------------------------- acc_*
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, PartialEq)]
 enum AccKind {
     Sum,
     Min,
@@ -267,6 +276,7 @@ enum AccKind {
 /// `acc_*(e[, startCond, resetCond])`: accumulates over the rule's life;
 /// with conditions, from the event where `startCond` is true up to and
 /// including the event where `resetCond` is true.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     kind: AccKind,
     count: i64,

@@ -97,6 +97,18 @@ pub trait AnalyticState: Send {
     /// `had_changed` false, `acc_*` the current total while still applying
     /// their start/reset conditions.
     fn call_skipped(&mut self, args: &[Value]) -> FuncResult;
+
+    /// The state, encoded for a checkpoint.
+    ///
+    /// # Errors
+    /// Encoding failed.
+    fn save(&self) -> Result<Vec<u8>, crate::state::StateError>;
+
+    /// Restores the state saved by [`AnalyticState::save`].
+    ///
+    /// # Errors
+    /// The bytes are not a valid state.
+    fn load(&mut self, bytes: &[u8]) -> Result<(), crate::state::StateError>;
 }
 
 /// Creates the state of an analytic function for a new partition.

@@ -81,6 +81,8 @@ pub(crate) struct OperatorActor {
     pub(crate) last_tick: i64,
     /// Rule option `sendError`: dropped rows become error messages.
     pub(crate) send_error: bool,
+    /// Where this operator writes its state at each barrier (checkpoints).
+    pub(crate) snapshots: Option<(Arc<dyn crate::state::StateBackend>, super::StateSlot)>,
 }
 
 impl Actor for OperatorActor {
@@ -109,8 +111,26 @@ impl OperatorActor {
                 self.op.on_watermark(wm, out);
                 out.messages.push(Message::Watermark(wm));
             }
-            m @ (Message::Barrier(_) | Message::End | Message::Error(_)) => out.messages.push(m),
+            Message::Barrier(n) => {
+                if let Err(e) = self.checkpoint(n) {
+                    // Without this operator's state the epoch cannot
+                    // complete: hold its barrier back, report the error.
+                    tracing::error!(operator = %self.metrics.name, epoch = n, error = %e, "checkpoint failed");
+                    out.error(format!("checkpoint {n} failed: {e}"));
+                    return;
+                }
+                out.messages.push(Message::Barrier(n));
+            }
+            m @ (Message::End | Message::Error(_)) => out.messages.push(m),
         }
+    }
+
+    /// Writes the operator's state for epoch `n`.
+    fn checkpoint(&self, n: u64) -> crate::state::StateResult<()> {
+        let Some((backend, slot)) = &self.snapshots else { return Ok(()) };
+        let Some(bytes) = self.op.snapshot()? else { return Ok(()) };
+        let key = slot.at(n).encode();
+        backend.write(vec![crate::state::Write::Put(crate::state::Space::Checkpoints, key, bytes)], false)
     }
 }
 

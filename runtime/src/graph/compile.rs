@@ -19,6 +19,8 @@ pub(crate) struct Stage {
     pub(crate) inputs: usize,
     /// Runs as parallel instances (the plan's parallelism is above 1).
     pub(crate) parallel: bool,
+    /// Stable operator id from the plan (addresses its checkpointed state).
+    pub(crate) id: u32,
 }
 
 /// The operators of a rule.
@@ -46,12 +48,12 @@ pub(crate) fn compile_plan(
     let mut name_idx = plan.sources.len();
     // Node names and parallelism come from the plan, in stage order.
     let mut next_name = |fallback: &str| {
-        let n = names.get(name_idx).map(|o| (o.name.clone(), o.parallelism > 1));
+        let n = names.get(name_idx).map(|o| (o.name.clone(), o.parallelism > 1, o.id));
         name_idx += 1;
-        n.unwrap_or_else(|| (fallback.to_string(), false))
+        n.unwrap_or_else(|| (fallback.to_string(), false, name_idx as u32))
     };
 
-    let (decoder_name, decoder_parallel) = next_name("op_2_decoder");
+    let (decoder_name, decoder_parallel, decoder_id) = next_name("op_2_decoder");
     let decoders = plan
         .sources
         .iter()
@@ -65,15 +67,16 @@ pub(crate) fn compile_plan(
                 op: Box::new(DecodeOp::new(dec, s.meta_slot.map(|m| m as usize))),
                 inputs: 1,
                 parallel: decoder_parallel,
+                id: decoder_id,
             }
         })
         .collect();
     let streams = plan.sources.iter().filter(|s| !s.is_table()).count();
 
     let mut stages: Vec<Stage> = Vec::new();
-    let push = |stages: &mut Vec<Stage>, (name, parallel): (String, bool), op: Box<dyn Operator>| {
+    let push = |stages: &mut Vec<Stage>, (name, parallel, id): (String, bool, u32), op: Box<dyn Operator>| {
         let inputs = if stages.is_empty() { streams } else { 1 };
-        stages.push(Stage { name, op, inputs, parallel });
+        stages.push(Stage { name, op, inputs, parallel, id });
     };
     if event_time {
         push(&mut stages, next_name("watermark"), Box::new(WatermarkOp::new(streams, plan.options.late_tolerance_ms)));
@@ -161,9 +164,9 @@ pub(crate) fn compile_plan(
                 }
             }
         }
-        let (name, parallel) = next_name("join");
+        let (name, parallel, id) = next_name("join");
         let inputs = if stages.is_empty() { streams } else { 1 } + table_inputs.len();
-        stages.push(Stage { name, op: Box::new(join), inputs, parallel });
+        stages.push(Stage { name, op: Box::new(join), inputs, parallel, id });
     }
     if let Some(f) = &plan.filter {
         push(&mut stages, next_name("filter"), Box::new(FilterOp::new(c(f)?, cx.clone())));

@@ -28,6 +28,7 @@ use crate::metrics::OpMetrics;
 use crate::operator::RuleContext;
 use crate::row::{Message, Payload};
 use crate::expr::Layout;
+use crate::state::{Space, StateBackend, StateError, StateKey};
 use crate::operator::{Operator, Output};
 use actor::{Edge, Intake, OperatorActor, SinkActor};
 
@@ -64,6 +65,21 @@ pub struct BuildError {
     pub message: String,
 }
 
+/// Where one operator instance keeps its snapshots.
+#[derive(Debug, Clone)]
+pub(crate) struct StateSlot {
+    rule: String,
+    operator: u32,
+    shard: u32,
+}
+
+impl StateSlot {
+    /// The key of the snapshot of `epoch` (zero-padded: keys sort by epoch).
+    pub(crate) fn at(&self, epoch: u64) -> StateKey {
+        StateKey { rule: self.rule.clone(), operator: self.operator, shard: self.shard, key: format!("{epoch:020}") }
+    }
+}
+
 /// Forwards what it gets: splits data over parallel instances, or merges
 /// them back (with a [`Sequencer`] intake).
 struct PassOp;
@@ -86,8 +102,21 @@ enum Next {
     Instances(Vec<Edge>),
 }
 
+/// Checkpointing of a rule's operator state.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Where snapshots go.
+    pub backend: Arc<dyn StateBackend>,
+    /// Epoch to restore the operators from at start, if any.
+    pub restore: Option<u64>,
+    /// When the rule first started (kept across restores for `rule_start()`).
+    pub rule_start_ms: Option<i64>,
+}
+
 /// Starts actors, on the current arbiter or spread over extra ones.
 struct Spawner<'a> {
+    rule: String,
+    checkpoint: Option<CheckpointConfig>,
     clock: Arc<dyn Clock>,
     timers: Timers,
     mailbox: usize,
@@ -97,9 +126,37 @@ struct Spawner<'a> {
 }
 
 impl Spawner<'_> {
-    fn spawn(&mut self, name: String, instance: usize, op: Box<dyn Operator>, intake: Intake, next: &Next, one_to_one: bool) -> Recipient<Msg> {
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &mut self,
+        name: String,
+        id: Option<u32>,
+        instance: usize,
+        mut op: Box<dyn Operator>,
+        intake: Intake,
+        next: &Next,
+        one_to_one: bool,
+    ) -> Result<Recipient<Msg>, BuildError> {
+        let snapshots = match (&self.checkpoint, id) {
+            (Some(cp), Some(id)) => {
+                let key = StateSlot { rule: self.rule.clone(), operator: id, shard: instance as u32 };
+                if let Some(epoch) = cp.restore {
+                    let k = key.at(epoch);
+                    let bytes = cp.backend.get(Space::Checkpoints, &k.encode()).map_err(|e| self.state_err(&name, e))?;
+                    if let Some(b) = bytes {
+                        op.restore(&b).map_err(|e| self.state_err(&name, e))?;
+                    }
+                }
+                Some((cp.backend.clone(), key))
+            }
+            _ => None,
+        };
         let m = Arc::new(OpMetrics::instance(name, instance));
         self.metrics.push(m.clone());
+        // A restored operator may have a timer pending: publish it before
+        // anyone reads the timers.
+        let timer_id = self.timers.register();
+        self.timers.set(timer_id, op.next_timer());
         let (downstream, split) = match next {
             Next::All(e) => (e.clone(), false),
             Next::Instances(e) => (e.clone(), true),
@@ -112,28 +169,33 @@ impl Spawner<'_> {
             dealt: 0,
             one_to_one,
             clock: self.clock.clone(),
-            timer_id: self.timers.register(),
+            timer_id,
             timers: self.timers.clone(),
             metrics: m,
             mailbox: self.mailbox,
             last_tick: i64::MIN,
             send_error: self.send_error,
+            snapshots,
         };
-        match instance.checked_sub(1).and_then(|i| self.arbiters.get(i)) {
+        Ok(match instance.checked_sub(1).and_then(|i| self.arbiters.get(i)) {
             Some(a) => OperatorActor::start_in_arbiter(&a.handle(), move |_| actor).recipient(),
             None => actor.start().recipient(),
-        }
+        })
+    }
+
+    fn state_err(&self, node: &str, e: StateError) -> BuildError {
+        BuildError { rule: self.rule.clone(), message: format!("cannot restore {node} from its checkpoint: {e}") }
     }
 
     /// Starts the instances of one pipeline position, wired to `next`;
     /// returns how the previous position reaches them.
-    fn position(&mut self, stages: Vec<compile::Stage>, next: Next) -> Next {
+    fn position(&mut self, stages: Vec<compile::Stage>, next: Next) -> Result<Next, BuildError> {
         let n = stages.len();
         if n == 1 {
             let stage = stages.into_iter().next().expect("one stage");
             let intake = Intake::Align(Aligner::new(stage.inputs));
-            let r = self.spawn(stage.name, 0, stage.op, intake, &next, false);
-            return Next::All(vec![Edge { to: r, input: 0 }]);
+            let r = self.spawn(stage.name, Some(stage.id), 0, stage.op, intake, &next, false)?;
+            return Ok(Next::All(vec![Edge { to: r, input: 0 }]));
         }
         // Parallel instances: chain to the next position's instances one to
         // one, or merge them back in order before a single next position.
@@ -141,20 +203,16 @@ impl Spawner<'_> {
             Next::Instances(e) if e.len() == n => e.into_iter().map(|e| Next::All(vec![e])).collect(),
             next => {
                 let name = format!("{}_merge", stages[0].name);
-                let merge = self.spawn(name, 0, Box::new(PassOp), Intake::Sequence(Sequencer::new(n)), &next, false);
+                let merge = self.spawn(name, None, 0, Box::new(PassOp), Intake::Sequence(Sequencer::new(n)), &next, false)?;
                 (0..n).map(|i| Next::All(vec![Edge { to: merge.clone(), input: i }])).collect()
             }
         };
-        let edges = stages
-            .into_iter()
-            .zip(targets)
-            .enumerate()
-            .map(|(i, (stage, target))| {
-                let intake = Intake::Align(Aligner::new(stage.inputs));
-                Edge { to: self.spawn(stage.name, i, stage.op, intake, &target, true), input: 0 }
-            })
-            .collect();
-        Next::Instances(edges)
+        let mut edges = Vec::with_capacity(n);
+        for (i, (stage, target)) in stages.into_iter().zip(targets).enumerate() {
+            let intake = Intake::Align(Aligner::new(stage.inputs));
+            edges.push(Edge { to: self.spawn(stage.name, Some(stage.id), i, stage.op, intake, &target, true)?, input: 0 });
+        }
+        Ok(Next::Instances(edges))
     }
 }
 
@@ -178,7 +236,25 @@ impl RuleGraph {
         clock: Arc<dyn Clock>,
         sinks: Vec<(String, Box<dyn Sink>)>,
     ) -> Result<RuleGraph, BuildError> {
-        let cx = RuleContext { rule_id: Arc::from(plan.rule_id.as_str()), start_ms: clock.now_ms() };
+        RuleGraph::start_with(plan, registry, clock, sinks, None)
+    }
+
+    /// Like [`RuleGraph::start`], with checkpointing: every stateful
+    /// operator writes its state at each barrier, and restores the given
+    /// epoch first.
+    ///
+    /// # Errors
+    /// An unknown function, or a checkpoint that cannot be read or decoded:
+    /// the rule refuses to run on bad state.
+    pub fn start_with(
+        plan: &PhysicalPlan,
+        registry: &Registry,
+        clock: Arc<dyn Clock>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        checkpoint: Option<CheckpointConfig>,
+    ) -> Result<RuleGraph, BuildError> {
+        let start_ms = checkpoint.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
+        let cx = RuleContext { rule_id: Arc::from(plan.rule_id.as_str()), start_ms };
         let err = |e: FuncError| BuildError { rule: plan.rule_id.clone(), message: e.0 };
         let layout = Arc::new(Layout::of(plan));
         let par = plan.operators.iter().map(|o| o.parallelism).max().unwrap_or(1).max(1) as usize;
@@ -191,6 +267,8 @@ impl RuleGraph {
         let (tx, events) = mpsc::unbounded_channel();
         let arbiters: Vec<Arbiter> = (1..par).map(|_| Arbiter::new()).collect();
         let mut spawner = Spawner {
+            rule: plan.rule_id.clone(),
+            checkpoint,
             clock: clock.clone(),
             timers: timers.clone(),
             mailbox,
@@ -229,7 +307,7 @@ impl RuleGraph {
         let mut next = Next::All(sink_edges);
         let mut entries: Vec<Edge> = Vec::with_capacity(positions);
         for group in stage_groups.into_iter().rev() {
-            next = spawner.position(group, next);
+            next = spawner.position(group, next)?;
             entries.push(first_edge(&next));
         }
         entries.reverse();
@@ -261,11 +339,19 @@ impl RuleGraph {
                 }
             };
             let name = group[0].name.clone();
-            let entry = spawner.position(group, target);
+            let entry = spawner.position(group, target)?;
             let r = match entry {
                 Next::All(e) => e[0].to.clone(),
                 // Parallel decoders: a splitter deals payloads to them.
-                instances => spawner.spawn(format!("{name}_split"), 0, Box::new(PassOp), Intake::Align(Aligner::new(1)), &instances, false),
+                instances => spawner.spawn(
+                    format!("{name}_split"),
+                    None,
+                    0,
+                    Box::new(PassOp),
+                    Intake::Align(Aligner::new(1)),
+                    &instances,
+                    false,
+                )?,
             };
             sources.push(r);
         }

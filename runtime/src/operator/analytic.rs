@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::expr::Expr;
 use crate::functions::{go_v, AnalyticFactory, AnalyticState, FuncError};
+use crate::state::{codec, StateResult};
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row};
 use crate::value::Value;
@@ -70,6 +71,32 @@ impl AnalyticOp {
 }
 
 impl Operator for AnalyticOp {
+    fn snapshot(&self) -> StateResult<Option<Vec<u8>>> {
+        let mut sites = Vec::with_capacity(self.sites.len());
+        for site in &self.sites {
+            let mut parts: Vec<(&String, Vec<u8>)> = Vec::with_capacity(site.states.len());
+            for (k, st) in &site.states {
+                parts.push((k, st.save()?));
+            }
+            parts.sort_by(|a, b| a.0.cmp(b.0));
+            sites.push(parts);
+        }
+        codec::encode(&sites).map(Some)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
+        let sites: Vec<Vec<(String, Vec<u8>)>> = codec::decode(bytes, "analytic")?;
+        for (site, parts) in self.sites.iter_mut().zip(sites) {
+            site.states.clear();
+            for (k, b) in parts {
+                let mut st = (site.factory)();
+                st.load(&b)?;
+                site.states.insert(k, st);
+            }
+        }
+        Ok(())
+    }
+
     fn process(&mut self, _input: usize, mut batch: Batch, now: i64, out: &mut Output) {
         let ecx = self.cx.eval(now, batch.window);
         batch.rows.retain_mut(|row| {

@@ -4,6 +4,7 @@ use weir_planner::ast::JoinKind;
 
 use crate::expr::Expr;
 use crate::functions::FuncError;
+use crate::state::{codec, StateResult};
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row, WindowRange};
 
@@ -127,6 +128,22 @@ impl JoinOp {
 }
 
 impl Operator for JoinOp {
+    fn snapshot(&self) -> StateResult<Option<Vec<u8>>> {
+        if self.tables.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<&Vec<Row>> = self.tables.iter().map(|t| &t.rows).collect();
+        codec::encode(&rows).map(Some)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
+        let rows: Vec<Vec<Row>> = codec::decode(bytes, "join tables")?;
+        for (t, r) in self.tables.iter_mut().zip(rows) {
+            t.rows = r;
+        }
+        Ok(())
+    }
+
     fn process(&mut self, input: usize, batch: Batch, now: i64, out: &mut Output) {
         if input > 0 {
             if let Some(t) = self.tables.get_mut(input - 1) {

@@ -30,6 +30,7 @@ pub use window::{StateConditions, WindowOp};
 use crate::expr::EvalContext;
 use crate::functions::FuncContext;
 use crate::row::{Batch, Message, WindowRange};
+use crate::state::StateResult;
 
 /// What an operator produced while handling one input.
 #[derive(Debug, Default)]
@@ -78,6 +79,23 @@ pub trait Operator: Send {
     /// The next processing-time instant this operator must be woken at.
     fn next_timer(&self) -> Option<i64> {
         None
+    }
+
+    /// The operator's state for a checkpoint; `None` when it keeps none.
+    ///
+    /// # Errors
+    /// Encoding failed.
+    fn snapshot(&self) -> StateResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Restores a state taken by [`Operator::snapshot`].
+    ///
+    /// # Errors
+    /// The bytes are not a state of this operator (corrupt checkpoint).
+    fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
+        let _ = bytes;
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use crate::expr::{EvalContext, Expr, Layout};
 use crate::functions::FuncError;
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row};
+use crate::state::{codec, StateResult};
 use crate::value::{Map, Value};
 
 /// One output item, compiled.
@@ -145,6 +146,40 @@ fn output_row(m: Map, ts: i64) -> Row {
 }
 
 impl Operator for ProjectOp {
+    /// The state of `changed_cols` items and the rule's `last_hit_*`
+    /// counters (the projection is the last stage to read them).
+    fn snapshot(&self) -> StateResult<Option<Vec<u8>>> {
+        let changed: Vec<Vec<(&String, &Value)>> = self
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ProjectItem::ChangedCols { last, .. } => {
+                    let mut v: Vec<_> = last.iter().collect();
+                    v.sort_by(|a, b| a.0.cmp(b.0));
+                    Some(v)
+                }
+                _ => None,
+            })
+            .collect();
+        let hits = self.layout.hit_values();
+        if changed.is_empty() && hits.is_empty() {
+            return Ok(None);
+        }
+        codec::encode(&(changed, hits)).map(Some)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
+        let (changed, hits): (Vec<Vec<(String, Value)>>, Vec<(i64, i64)>) = codec::decode(bytes, "project")?;
+        let mut changed = changed.into_iter();
+        for item in &mut self.items {
+            if let ProjectItem::ChangedCols { last, .. } = item {
+                *last = changed.next().unwrap_or_default().into_iter().collect();
+            }
+        }
+        self.layout.set_hit_values(&hits);
+        Ok(())
+    }
+
     fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
         let cx = self.cx.clone();
         let mut ecx = cx.eval(now, batch.window);

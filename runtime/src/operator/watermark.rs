@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::operator::{Operator, Output};
 use crate::row::{Batch, Message, Row};
+use crate::state::{codec, StateResult};
 
 /// Sorts events by event time and emits watermarks.
 pub struct WatermarkOp {
@@ -38,6 +39,22 @@ impl WatermarkOp {
 }
 
 impl Operator for WatermarkOp {
+    fn snapshot(&self) -> StateResult<Option<Vec<u8>>> {
+        let pending: Vec<(&(i64, u64), &Row)> = self.pending.iter().collect();
+        codec::encode(&(&self.input_max, self.watermark, pending, self.seq, self.late_dropped)).map(Some)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
+        type S = (Vec<Option<i64>>, Option<i64>, Vec<((i64, u64), Row)>, u64, u64);
+        let (input_max, watermark, pending, seq, late): S = codec::decode(bytes, "watermark")?;
+        self.input_max = input_max;
+        self.watermark = watermark;
+        self.pending = pending.into_iter().collect();
+        self.seq = seq;
+        self.late_dropped = late;
+        Ok(())
+    }
+
     fn process(&mut self, input: usize, batch: Batch, _now: i64, out: &mut Output) {
         for row in batch.rows {
             if self.watermark.is_some_and(|wm| row.ts < wm) {

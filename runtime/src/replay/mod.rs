@@ -21,7 +21,8 @@ pub use compare::{compare, Mismatch};
 
 use crate::clock::{Clock, VirtualClock};
 use crate::connector::{BoxFuture, Sink, SinkError};
-use crate::graph::{RuleGraph, SinkEvent};
+use crate::graph::{CheckpointConfig, RuleGraph, SinkEvent};
+use crate::state::MemoryBackend;
 use crate::row::{Message, Payload, PayloadData};
 use crate::value::{Map, Value};
 use crate::Registry;
@@ -123,11 +124,28 @@ impl Sink for Collector {
     }
 }
 
+/// How to run a case.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayOptions {
+    /// After every barrier, checkpoint all operator state, tear the rule
+    /// down and start it again from that checkpoint. The output must not
+    /// change: this proves that restore is complete.
+    pub restore_each_barrier: bool,
+}
+
 /// Runs a case and returns the emissions the sink received.
 ///
 /// # Errors
 /// An invalid setup statement, rule, file or event.
 pub fn run_case(case: &ReplayCase) -> Result<Vec<Vec<Value>>, ReplayError> {
+    run_case_with(case, ReplayOptions::default())
+}
+
+/// Runs a case with options.
+///
+/// # Errors
+/// An invalid setup statement, rule, file or event.
+pub fn run_case_with(case: &ReplayCase, replay: ReplayOptions) -> Result<Vec<Vec<Value>>, ReplayError> {
     let dir = tempfile::tempdir().map_err(|e| ReplayError::File { name: "data dir".into(), message: e.to_string() })?;
     for (name, content) in &case.files {
         let text = match content {
@@ -182,9 +200,16 @@ pub fn run_case(case: &ReplayCase) -> Result<Vec<Vec<Value>>, ReplayError> {
     let system = actix::System::new();
     let result = system.block_on(async move {
         let clock = VirtualClock::new(start);
-        let graph = RuleGraph::start(&plan, registry, Arc::new(clock.clone()), vec![("sink_replay_0".to_string(), Box::new(collector))])
+        let checkpoint = replay.restore_each_barrier.then(|| CheckpointConfig {
+            backend: Arc::new(MemoryBackend::default()),
+            restore: None,
+            rule_start_ms: Some(start),
+        });
+        let sinks = vec![("sink_replay_0".to_string(), Box::new(collector.clone()) as Box<dyn Sink>)];
+        let graph = RuleGraph::start_with(&plan, registry, Arc::new(clock.clone()), sinks, checkpoint.clone())
             .map_err(|e| ReplayError::Rule(e.to_string()))?;
-        let mut driver = Driver { graph, clock, barrier: 0, last_tick: i64::MIN };
+        let restart = checkpoint.map(|c| Restart { plan: plan.clone(), config: c, collector });
+        let mut driver = Driver { graph, clock, barrier: 0, last_tick: i64::MIN, restart };
         for (source, rows) in tables {
             let payloads =
                 rows.into_iter().map(|m| Payload { data: PayloadData::Object(m), ts: start, meta: None }).collect();
@@ -231,12 +256,20 @@ fn load_table_file(dir: &Path, name: &str) -> Result<Vec<Map>, ReplayError> {
         .collect()
 }
 
+/// What the driver needs to restart the rule from a checkpoint.
+struct Restart {
+    plan: weir_planner::PhysicalPlan,
+    config: CheckpointConfig,
+    collector: Collector,
+}
+
 /// Moves the virtual clock and waits for the graph to settle.
 struct Driver {
     graph: RuleGraph,
     clock: VirtualClock,
     barrier: u64,
     last_tick: i64,
+    restart: Option<Restart>,
 }
 
 impl Driver {
@@ -267,6 +300,17 @@ impl Driver {
                 Some(SinkEvent::Barrier { n: m, .. }) if m == n => seen += 1,
                 Some(_) => {}
                 None => return,
+            }
+        }
+        if let Some(r) = &self.restart {
+            // Every operator has written its state for epoch n: start a
+            // fresh graph from it (the old one stops when dropped).
+            let mut config = r.config.clone();
+            config.restore = Some(n);
+            let sinks = vec![("sink_replay_0".to_string(), Box::new(r.collector.clone()) as Box<dyn Sink>)];
+            match RuleGraph::start_with(&r.plan, Registry::builtins(), Arc::new(self.clock.clone()), sinks, Some(config)) {
+                Ok(g) => self.graph = g,
+                Err(e) => tracing::error!(error = %e, "restore failed"),
             }
         }
     }

@@ -24,6 +24,7 @@ use state::StateWindows;
 use crate::expr::Expr;
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row, WindowRange};
+use crate::state::{codec, StateResult};
 
 /// The compiled conditions of a state window.
 pub struct StateConditions {
@@ -282,7 +283,45 @@ impl WindowOp {
     }
 }
 
+/// The mutable part of a window, as checkpointed.
+type WindowState = (
+    Vec<Row>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    VecDeque<i64>,
+    VecDeque<i64>,
+    u64,
+    bool,
+    Option<Vec<(String, Vec<Row>)>>,
+);
+
 impl Operator for WindowOp {
+    fn snapshot(&self) -> StateResult<Option<Vec<u8>>> {
+        let state: WindowState = (
+            self.rows.clone(),
+            self.trigger_time,
+            self.next_end,
+            self.session_timeout,
+            self.triggers.clone(),
+            self.delayed.clone(),
+            self.count,
+            self.session_ticked,
+            self.states.as_ref().map(StateWindows::open_windows),
+        );
+        codec::encode(&state).map(Some)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
+        let s: WindowState = codec::decode(bytes, "window")?;
+        (self.rows, self.trigger_time, self.next_end, self.session_timeout) = (s.0, s.1, s.2, s.3);
+        (self.triggers, self.delayed, self.count, self.session_ticked) = (s.4, s.5, s.6, s.7);
+        if let (Some(states), Some(open)) = (&mut self.states, s.8) {
+            states.set_open_windows(open);
+        }
+        Ok(())
+    }
+
     fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
         for row in batch.rows {
             if self.admit(&row, now, out) {

@@ -21,6 +21,18 @@ impl StateWindows {
         StateWindows { partition, begin, emit, open: HashMap::new() }
     }
 
+    /// The open windows by partition key, sorted (for checkpoints).
+    pub(super) fn open_windows(&self) -> Vec<(String, Vec<Row>)> {
+        let mut v: Vec<_> = self.open.iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Replaces the open windows (restore).
+    pub(super) fn set_open_windows(&mut self, open: Vec<(String, Vec<Row>)>) {
+        self.open = open.into_iter().collect();
+    }
+
     /// Single condition: idle until it holds (that event opens the window);
     /// each later event for which it holds emits the window without itself
     /// (ending at its time) and opens the next one with itself. Two
