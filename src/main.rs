@@ -1,6 +1,13 @@
 //! The `weir` command: arguments in, exit code out.
 
+mod api;
+mod bench;
 mod cli;
+mod client;
+mod error;
+mod node;
+mod rules;
+mod store;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
 //! Integration tests of the `weir` binary.
 
 mod replay;
+mod rest;
 mod util;

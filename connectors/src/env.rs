@@ -1,18 +1,122 @@
-//! What connectors share on a node.
+//! What connectors share on a node: the data directory, source
+//! configuration files, pooled MQTT connections and the memory bus.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
-/// Node-wide connector state: the data directory (file sources and sinks,
-/// uploads) and shared connections.
+use crate::memory::Bus;
+use crate::mqtt::Pool;
+use crate::props::{invalid, Props};
+use crate::Result;
+
+/// Node-wide connector state. Cloning shares it.
+///
+/// Source configuration follows eKuiper's files: `etc/mqtt_source.yaml` for
+/// `mqtt`, `etc/sources/<type>.yaml` for the others, each a map of
+/// sections (`default` plus named sections picked by a stream's
+/// `CONF_KEY`). The binary reads the files and hands them over with
+/// [`Environment::set_source_conf`] or [`Environment::load_source_yaml`].
 #[derive(Debug, Clone)]
 pub struct Environment {
     /// Data directory.
     pub data_dir: PathBuf,
+    conf: Arc<RwLock<BTreeMap<String, serde_json::Value>>>,
+    mqtt: Pool,
+    memory: Bus,
 }
 
 impl Environment {
-    /// An environment rooted at `data_dir`.
+    /// An environment rooted at `data_dir`, with no source configuration
+    /// (connector defaults apply).
     pub fn new(data_dir: impl Into<PathBuf>) -> Environment {
-        Environment { data_dir: data_dir.into() }
+        Environment { data_dir: data_dir.into(), conf: Arc::default(), mqtt: Pool::default(), memory: Bus::default() }
+    }
+
+    /// Sets the configuration sections of source type `kind` (lower case,
+    /// e.g. `mqtt`, `neuron`, `memory`): a JSON object of section name ->
+    /// property object.
+    ///
+    /// # Errors
+    /// `sections` is not an object of objects.
+    pub fn set_source_conf(&self, kind: &str, sections: serde_json::Value) -> Result<()> {
+        let ok = sections.as_object().is_some_and(|o| o.values().all(|s| s.is_object() || s.is_null()));
+        if !ok {
+            return Err(invalid(kind, "source configuration must map section names to objects".into()));
+        }
+        self.conf.write().unwrap_or_else(|e| e.into_inner()).insert(kind.to_ascii_lowercase(), sections);
+        Ok(())
+    }
+
+    /// Like [`Environment::set_source_conf`], from the text of an eKuiper
+    /// YAML file (`etc/mqtt_source.yaml`, `etc/sources/neuron.yaml`...).
+    ///
+    /// # Errors
+    /// Invalid YAML or a shape other than sections of maps.
+    pub fn load_source_yaml(&self, kind: &str, yaml: &str) -> Result<()> {
+        let v: serde_json::Value =
+            serde_yaml::from_str(yaml).map_err(|e| invalid(kind, format!("invalid YAML: {e}")))?;
+        self.set_source_conf(kind, v)
+    }
+
+    /// The properties of a `kind` source: the `default` section, overridden
+    /// key by key by section `conf_key`, then by the stream's `EXTRA` (a
+    /// JSON object string). Keys match case-insensitively.
+    ///
+    /// # Errors
+    /// `conf_key` names no section, or `EXTRA` is not a JSON object.
+    pub(crate) fn source_props(&self, kind: &str, conf_key: Option<&str>, extra: Option<&str>) -> Result<Props> {
+        let conf = self.conf.read().unwrap_or_else(|e| e.into_inner());
+        let sections = conf.get(&kind.to_ascii_lowercase()).and_then(|v| v.as_object());
+        let section = |name: &str| {
+            sections.and_then(|s| s.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| Props::new(v)))
+        };
+        let mut props = section("default").unwrap_or_default();
+        if let Some(key) = conf_key.filter(|k| !k.is_empty()) {
+            match section(key) {
+                Some(p) => props.merge(&p),
+                None if key.eq_ignore_ascii_case("default") => {}
+                None => return Err(invalid("CONF_KEY", format!("no {kind} configuration section {key:?}"))),
+            }
+        }
+        if let Some(extra) = extra.filter(|e| !e.trim().is_empty()) {
+            let v: serde_json::Value =
+                serde_json::from_str(extra).map_err(|e| invalid("EXTRA", format!("invalid JSON: {e}")))?;
+            if !v.is_object() {
+                return Err(invalid("EXTRA", "expects a JSON object".into()));
+            }
+            props.merge(&Props::new(&v));
+        }
+        Ok(props)
+    }
+
+    /// The pool of shared MQTT connections.
+    pub(crate) fn mqtt(&self) -> &Pool {
+        &self.mqtt
+    }
+
+    /// The in-process pub/sub bus of the `memory` connectors.
+    pub(crate) fn memory(&self) -> &Bus {
+        &self.memory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_override_default_then_extra() {
+        let env = Environment::new("/tmp");
+        env.load_source_yaml(
+            "mqtt",
+            "default:\n  server: tcp://127.0.0.1:1883\n  qos: 1\ndemo:\n  Server: tcp://10.0.0.1:1883\n",
+        )
+        .unwrap();
+        let p = env.source_props("mqtt", Some("demo"), Some(r#"{"QOS": 0}"#)).unwrap();
+        assert_eq!(p.str("server").unwrap(), Some("tcp://10.0.0.1:1883"));
+        assert_eq!(p.int("qos").unwrap(), Some(0));
+        assert!(env.source_props("mqtt", Some("nope"), None).is_err());
+        assert!(env.source_props("mqtt", None, Some("[1]")).is_err());
     }
 }

@@ -10,8 +10,19 @@
 
 mod env;
 mod error;
+mod file;
+mod format;
+mod http;
 mod log;
+mod memory;
+mod mqtt;
+mod neuron;
 mod nop;
+mod outlet;
+mod props;
+mod rest;
+mod simulator;
+mod transform;
 
 use weir_planner::StreamDef;
 use weir_runtime::connector::Sink;
@@ -19,6 +30,7 @@ use weir_runtime::rule::Source;
 
 pub use env::Environment;
 pub use error::{Error, Result};
+pub use transform::{render_topic, Template, TemplateError};
 
 /// Where a sink runs: the rule and the action's position.
 #[derive(Debug, Clone)]
@@ -35,8 +47,18 @@ pub struct SinkContext {
 /// An unknown `TYPE`, or connector properties that are invalid.
 pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
     let kind = def.source_type().to_ascii_lowercase();
-    let _ = env;
-    Err(Error::UnknownType { kind, what: "source" })
+    match kind.as_str() {
+        "mqtt" => {
+            let config = mqtt::source::SourceConfig::new(def, env, "mqtt", None)?;
+            Ok(Box::new(mqtt::source::MqttSource::new(config, env, mqtt::source::decode_bytes)))
+        }
+        "neuron" => Ok(Box::new(neuron::source::new(def, env)?)),
+        "memory" => Ok(Box::new(memory::source::MemorySource::new(def, env)?)),
+        "file" => Ok(Box::new(file::source::FileSource::new(def, env)?)),
+        "simulator" => Ok(Box::new(simulator::SimulatorSource::new(def, env)?)),
+        "httppull" => Ok(Box::new(http::pull::HttpPullSource::new(def, env)?)),
+        _ => Err(Error::UnknownType { kind, what: "source" }),
+    }
 }
 
 /// Builds the sink of one rule action `{"<kind>": props}`.
@@ -45,10 +67,24 @@ pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
 /// An unknown sink type, or properties that are invalid (named in the
 /// message).
 pub fn sink(kind: &str, props: &serde_json::Value, ctx: &SinkContext, env: &Environment) -> Result<Box<dyn Sink>> {
-    let _ = env;
     match kind.to_ascii_lowercase().as_str() {
-        "log" => Ok(Box::new(log::LogSink::new(ctx))),
-        "nop" => Ok(Box::new(nop::NopSink::new(props)?)),
+        "log" => transformed(props, log::LogSink::new(ctx)),
+        "nop" => transformed(props, nop::NopSink::new(&props::Props::new(props))?),
+        "file" => file::sink::build(props, env),
+        "rest" => transformed(props, rest::RestSink::new(&props::Props::new(props))?),
+        "mqtt" => {
+            let config = mqtt::sink::SinkConfig::new(&props::Props::new(props), env)?;
+            Ok(Box::new(mqtt::sink::MqttSink::new(config, mqtt::sink::json_array())))
+        }
+        "neuron" => Ok(Box::new(neuron::sink::NeuronSink::new(&props::Props::new(props), ctx, env)?)),
+        "memory" => Ok(Box::new(memory::sink::MemorySink::new(&props::Props::new(props), env)?)),
         other => Err(Error::UnknownType { kind: other.to_string(), what: "sink" }),
     }
+}
+
+/// Wraps a connector in the common sink layer (`sendSingle`,
+/// `dataTemplate`, `fields`, `format`, `bufferLength`...).
+fn transformed<C: transform::SinkConnector>(props: &serde_json::Value, connector: C) -> Result<Box<dyn Sink>> {
+    let opts = transform::SinkOptions::from_props(&props::Props::new(props))?;
+    Ok(Box::new(transform::TransformSink::new(opts, connector)))
 }

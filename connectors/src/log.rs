@@ -1,12 +1,13 @@
-//! The `log` sink: logs each emission, as eKuiper's
-//! `sink result for rule <id>: <payload>`.
+//! The `log` sink: logs each message, as eKuiper's
+//! `sink result for rule <id>: <payload>`. The common sink properties
+//! apply (`sendSingle`, `dataTemplate`, `fields`...).
 
-use weir_runtime::connector::{BoxFuture, Sink, SinkError};
-use weir_runtime::Value;
+use weir_runtime::connector::{BoxFuture, SinkError};
 
+use crate::transform::{Outgoing, SinkConnector};
 use crate::SinkContext;
 
-/// Logs emissions at info level.
+/// Logs messages at info level.
 pub(crate) struct LogSink {
     rule_id: String,
 }
@@ -17,10 +18,9 @@ impl LogSink {
     }
 }
 
-impl Sink for LogSink {
-    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
-        let payload = Value::array(rows.to_vec()).to_json();
-        tracing::info!("sink result for rule {}: {}", self.rule_id, payload);
+impl SinkConnector for LogSink {
+    fn publish<'a>(&'a mut self, msg: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
+        tracing::info!("sink result for rule {}: {}", self.rule_id, String::from_utf8_lossy(&msg.bytes));
         Box::pin(std::future::ready(Ok(())))
     }
 }

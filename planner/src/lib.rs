@@ -13,14 +13,14 @@ mod parse;
 mod plan;
 mod types;
 
+pub use ast::{Statement, StreamKind};
 pub use catalog::{Catalog, StreamDef, StreamOptions};
 pub use error::{Error, Pos, Result};
 pub use functions::{ArgHint, FunctionKind, FunctionLookup, FunctionSignature};
 pub use parse::{parse_expr, parse_statement};
 pub use plan::{
-    parse_duration_ms, plan, AggregateCall, HitKind, AggregatePlan, AnalyticCall, ColumnSlot, ContextValue, JoinPlan,
+    parse_duration_ms, plan, AggregateCall, AggregatePlan, AnalyticCall, ColumnSlot, ContextValue, HitKind, JoinPlan,
     OperatorInfo, PExpr, PhysicalPlan, ProjectField, RuleOptions, SortKey, SourcePlan, TimeUnit, WindowPlan,
     WindowSpec,
 };
-pub use ast::{Statement, StreamKind};
 pub use types::{DataType, FieldDef};

@@ -170,19 +170,15 @@ impl Decoder {
             let v = match (v, &t.default) {
                 (None, Some(d)) if self.strict => Some(default_value(d, t.data_type.as_ref())),
                 (None, _) if self.strict => {
-                    return Err(DecodeError::Field {
-                        field: t.name.to_string(),
-                        message: "field not found".into(),
-                    })
+                    return Err(DecodeError::Field { field: t.name.to_string(), message: "field not found".into() })
                 }
                 (v, _) => v,
             };
             let v = match (&t.data_type, v) {
                 (_, None) => Value::Null,
-                (Some(dt), Some(v)) => convert(v, dt).map_err(|message| DecodeError::Field {
-                    field: t.name.to_string(),
-                    message,
-                })?,
+                (Some(dt), Some(v)) => {
+                    convert(v, dt).map_err(|message| DecodeError::Field { field: t.name.to_string(), message })?
+                }
                 (None, Some(v)) => v,
             };
             if Some(i) == self.ts_target {

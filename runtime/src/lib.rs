@@ -8,6 +8,7 @@
 //! on a virtual clock.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod clock;
 pub mod connector;
 pub mod decode;

@@ -15,11 +15,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weir_planner::PhysicalPlan;
 
+use crate::checkpoint::{self, CommitRecord, Coordinator};
 use crate::clock::{Clock, Timers};
 use crate::connector::Sink;
-use crate::graph::{BuildError, Msg, RuleGraph, SinkEvent};
+use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
 use crate::row::{Message, Payload};
+use crate::state::StateBackend;
 use crate::Registry;
 
 /// Where a source sends what it reads. Sending waits while the rule is
@@ -67,9 +69,10 @@ pub trait Source: Send + 'static {
 pub struct RunningRule {
     graph: Arc<RuleGraph>,
     stop: watch::Sender<bool>,
-    events: mpsc::UnboundedReceiver<SinkEvent>,
+    ended: Option<tokio::sync::oneshot::Receiver<()>>,
     tasks: Vec<JoinHandle<()>>,
     sources_done: Vec<JoinHandle<()>>,
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RunningRule {
@@ -85,7 +88,40 @@ impl RunningRule {
         sources: Vec<Box<dyn Source>>,
         sinks: Vec<(String, Box<dyn Sink>)>,
     ) -> Result<RunningRule, BuildError> {
-        let mut graph = RuleGraph::start(plan, registry, clock.clone(), sinks)?;
+        RunningRule::start_with(plan, registry, clock, sources, sinks, None)
+    }
+
+    /// Like [`RunningRule::start`], with a state store: a rule with
+    /// `qos` 1 or 2 restores its newest committed checkpoint first, then
+    /// checkpoints every `checkpointInterval`.
+    ///
+    /// # Errors
+    /// An unknown function, or a checkpoint that cannot be read (a corrupt
+    /// store): the rule refuses to run on bad state.
+    pub fn start_with(
+        plan: &PhysicalPlan,
+        registry: &Registry,
+        clock: Arc<dyn Clock>,
+        sources: Vec<Box<dyn Source>>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        state: Option<Arc<dyn StateBackend>>,
+    ) -> Result<RunningRule, BuildError> {
+        let rule = plan.rule_id.clone();
+        let err = |e: crate::state::StateError| BuildError { rule: rule.clone(), message: e.to_string() };
+        let state = state.filter(|_| plan.options.qos > 0);
+        let mut config = None;
+        let mut committed = 0;
+        if let Some(backend) = &state {
+            let record = checkpoint::latest_commit(backend.as_ref(), &rule).map_err(err)?;
+            committed = record.map_or(0, |r| r.epoch);
+            config = Some(CheckpointConfig {
+                backend: backend.clone(),
+                restore: record.map(|r| r.epoch),
+                rule_start_ms: Some(record.map_or_else(|| clock.now_ms(), |r| r.rule_start_ms)),
+            });
+        }
+        let rule_start = config.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
+        let mut graph = RuleGraph::start_with(plan, registry, clock.clone(), sinks, config)?;
         let events = std::mem::replace(&mut graph.events, mpsc::unbounded_channel().1);
         let graph = Arc::new(graph);
         let (stop, stop_rx) = watch::channel(false);
@@ -95,8 +131,32 @@ impl RunningRule {
             let out = SourceSender { to, clock: clock.clone(), stop: stop_rx.clone() };
             sources_done.push(actix::spawn(source.run(out)));
         }
-        let driver = actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock, stop_rx));
-        Ok(RunningRule { graph, stop, events, tasks: vec![driver], sources_done })
+        let mut tasks =
+            vec![actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock.clone(), stop_rx.clone()))];
+        let committed_epoch = Arc::new(std::sync::atomic::AtomicU64::new(committed));
+        if let Some(backend) = state {
+            let interval = plan.options.checkpoint_interval_ms.max(1);
+            tasks.push(actix::spawn(inject_barriers(graph.clone(), clock, interval, committed, stop_rx)));
+            let ctx = CommitContext { backend, rule, rule_start, committed: committed_epoch.clone() };
+            let (ended_tx, ended) = tokio::sync::oneshot::channel();
+            actix::spawn(watch_sinks(events, graph.sinks, Some(ctx), committed, ended_tx));
+            return Ok(RunningRule {
+                graph,
+                stop,
+                ended: Some(ended),
+                tasks,
+                sources_done,
+                committed: committed_epoch,
+            });
+        }
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        actix::spawn(watch_sinks(events, graph.sinks, None, committed, ended_tx));
+        Ok(RunningRule { graph, stop, ended: Some(ended), tasks, sources_done, committed: committed_epoch })
+    }
+
+    /// The newest committed checkpoint epoch (0 if none).
+    pub fn committed_epoch(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Metrics of every node of the rule.
@@ -120,13 +180,68 @@ impl RunningRule {
             let _ = t.await;
         }
         self.graph.broadcast(Message::End).await;
-        let mut ended = 0;
-        while ended < self.graph.sinks {
-            match self.events.recv().await {
-                Some(SinkEvent::Ended { .. }) => ended += 1,
-                Some(_) => {}
-                None => break,
+        if let Some(ended) = self.ended.take() {
+            let _ = ended.await;
+        }
+    }
+}
+
+/// What the sink watcher needs to commit checkpoints.
+struct CommitContext {
+    backend: Arc<dyn StateBackend>,
+    rule: String,
+    rule_start: i64,
+    committed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Follows the sinks: commits an epoch once every sink has seen its
+/// barrier, and reports when all sinks have ended.
+async fn watch_sinks(
+    mut events: mpsc::UnboundedReceiver<SinkEvent>,
+    sinks: usize,
+    commits: Option<CommitContext>,
+    committed: u64,
+    ended_tx: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut coordinator = Coordinator::new(sinks, committed);
+    let mut ended = 0;
+    while ended < sinks {
+        match events.recv().await {
+            Some(SinkEvent::Barrier { n, .. }) => {
+                let (Some(epoch), Some(ctx)) = (coordinator.ack(n), &commits) else { continue };
+                let record = CommitRecord { epoch, rule_start_ms: ctx.rule_start };
+                let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
+                // RocksDB's fsync must not stall the actor threads.
+                let r = tokio::task::spawn_blocking(move || checkpoint::commit(backend.as_ref(), &rule, record)).await;
+                match r {
+                    Ok(Ok(())) => ctx.committed.store(epoch, std::sync::atomic::Ordering::Relaxed),
+                    Ok(Err(e)) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit failed"),
+                    Err(e) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit task failed"),
+                }
             }
+            Some(SinkEvent::Ended { .. }) => ended += 1,
+            None => break,
+        }
+    }
+    let _ = ended_tx.send(());
+}
+
+/// Sends barrier n into every source every `interval` ms of the clock.
+async fn inject_barriers(
+    graph: Arc<RuleGraph>,
+    clock: Arc<dyn Clock>,
+    interval: i64,
+    mut epoch: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let due = clock.now_ms() + interval;
+        tokio::select! {
+            _ = clock.sleep_until(due) => {
+                epoch += 1;
+                graph.broadcast(Message::Barrier(epoch)).await;
+            }
+            _ = stop.changed() => return,
         }
     }
 }

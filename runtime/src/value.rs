@@ -210,16 +210,12 @@ impl Value {
             serde_json::Value::Bool(b) => Value::Bool(b),
             serde_json::Value::Number(n) => number_value(&n, int_for_whole),
             serde_json::Value::String(s) => Value::String(Arc::from(s)),
-            serde_json::Value::Array(a) => Value::array(
-                a.into_iter()
-                    .map(|v| Value::from_json(v, int_for_whole))
-                    .collect(),
-            ),
-            serde_json::Value::Object(o) => Value::map(
-                o.into_iter()
-                    .map(|(k, v)| (k, Value::from_json(v, int_for_whole)))
-                    .collect(),
-            ),
+            serde_json::Value::Array(a) => {
+                Value::array(a.into_iter().map(|v| Value::from_json(v, int_for_whole)).collect())
+            }
+            serde_json::Value::Object(o) => {
+                Value::map(o.into_iter().map(|(k, v)| (k, Value::from_json(v, int_for_whole))).collect())
+            }
         }
     }
 
@@ -230,18 +226,16 @@ impl Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            Value::Float(f) => {
+                serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+            }
             Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Bytes(_) | Value::Datetime(_) => match serde_json::from_str(&self.to_json()) {
                 Ok(v) => v,
                 Err(_) => serde_json::Value::Null,
             },
             Value::Array(a) => serde_json::Value::Array(a.iter().map(|v| v.to_serde_json()).collect()),
-            Value::Map(m) => serde_json::Value::Object(
-                m.iter().map(|(k, v)| (k.clone(), v.to_serde_json())).collect(),
-            ),
+            Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_serde_json())).collect()),
         }
     }
 
@@ -277,10 +271,7 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.sql_eq(y))
             }
             (Value::Map(a), Value::Map(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b.iter())
-                        .all(|((ka, va), (kb, vb))| ka == kb && va.sql_eq(vb))
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && va.sql_eq(vb))
             }
             _ => self.compare(other) == Some(Ordering::Equal),
         }

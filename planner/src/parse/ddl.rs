@@ -188,9 +188,7 @@ impl Parser {
             "EXTRA" => o.extra = Some(value),
             "VERSION" => o.version = Some(value),
             "TEMP" => o.temp = boolean(&value)?,
-            other => {
-                return Err(Error::parse(pos, format!("found \"{other}\", unknown option keys({OPTION_KEYS}).")))
-            }
+            other => return Err(Error::parse(pos, format!("found \"{other}\", unknown option keys({OPTION_KEYS})."))),
         }
         Ok(())
     }

@@ -84,12 +84,7 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<Spanned>> {
     let dialect = EkuiperDialect;
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
-        .map_err(|e| {
-            Error::parse(
-                Pos { line: e.location.line as u32, column: e.location.column as u32 },
-                e.message,
-            )
-        })?;
+        .map_err(|e| Error::parse(Pos { line: e.location.line as u32, column: e.location.column as u32 }, e.message))?;
     let mut out = Vec::with_capacity(tokens.len() + 1);
     let mut last = Pos { line: 1, column: 1 };
     for t in tokens {

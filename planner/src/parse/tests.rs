@@ -25,9 +25,7 @@ fn create_stream_with_types_and_options() {
 
 #[test]
 fn schemaless_and_unknown_option() {
-    let Statement::Create(def) = parse_statement(r#"CREATE TABLE t () WITH (TYPE="file")"#).unwrap() else {
-        panic!()
-    };
+    let Statement::Create(def) = parse_statement(r#"CREATE TABLE t () WITH (TYPE="file")"#).unwrap() else { panic!() };
     assert!(def.fields.is_none());
     assert_eq!(def.retain_size(), 9999);
     let err = parse_statement(r#"CREATE STREAM s () WITH (FOO="x")"#).unwrap_err();
@@ -84,7 +82,8 @@ fn analytic_over_partition_when() {
 
 #[test]
 fn joins_and_bare_join() {
-    let s = select("SELECT * FROM a INNER JOIN b ON a.id = b.id LEFT JOIN c ON a.x = c.x GROUP BY TUMBLINGWINDOW(ss, 1)");
+    let s =
+        select("SELECT * FROM a INNER JOIN b ON a.id = b.id LEFT JOIN c ON a.x = c.x GROUP BY TUMBLINGWINDOW(ss, 1)");
     assert_eq!(s.joins.len(), 2);
     assert_eq!(s.joins[1].kind, JoinKind::Left);
     let err = parse_statement("SELECT * FROM a JOIN b ON a.id = b.id").unwrap_err();
@@ -94,7 +93,9 @@ fn joins_and_bare_join() {
 #[test]
 fn wildcard_except_replace_and_invisible() {
     let s = select("SELECT * EXCEPT(a, b) REPLACE(c + 1 AS c), d INVISIBLE, s.* FROM s");
-    assert!(matches!(&s.fields[0], SelectField::Wildcard { except, replace, .. } if except.len() == 2 && replace.len() == 1));
+    assert!(
+        matches!(&s.fields[0], SelectField::Wildcard { except, replace, .. } if except.len() == 2 && replace.len() == 1)
+    );
     assert!(matches!(&s.fields[1], SelectField::Expr { invisible: true, .. }));
     assert!(matches!(&s.fields[2], SelectField::Wildcard { qualifier: Some(q), .. } if q == "s"));
 }

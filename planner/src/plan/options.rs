@@ -82,9 +82,10 @@ impl RuleOptions {
                 }
                 "checkpointinterval" => o.checkpoint_interval_ms = as_duration_ms("checkpointInterval", val)?,
                 "restartstrategy" => {
-                    if let Some(a) = val.as_object().and_then(|m| {
-                        m.iter().find(|(k, _)| k.eq_ignore_ascii_case("attempts")).map(|(_, v)| v)
-                    }) {
+                    if let Some(a) = val
+                        .as_object()
+                        .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("attempts")).map(|(_, v)| v))
+                    {
                         o.restart_attempts = as_count("restartStrategy.attempts", a)?;
                     }
                 }
@@ -177,8 +178,8 @@ mod tests {
 
     #[test]
     fn defaults_and_case_insensitive_keys() {
-        let o = RuleOptions::from_json(&serde_json::json!({"ISEVENTTIME": true, "lateTolerance": "2s", "foo": 1}))
-            .unwrap();
+        let o =
+            RuleOptions::from_json(&serde_json::json!({"ISEVENTTIME": true, "lateTolerance": "2s", "foo": 1})).unwrap();
         assert!(o.is_event_time);
         assert_eq!(o.late_tolerance_ms, 2000);
         assert_eq!(o.buffer_length, 1024);

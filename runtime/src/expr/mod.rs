@@ -232,12 +232,9 @@ impl Expr {
         Ok(match self {
             Expr::Lit(v) => v.clone(),
             Expr::Slot(s) => row.slots.get(*s).cloned().unwrap_or(Value::Null),
-            Expr::AnySlot(v) => v
-                .iter()
-                .filter_map(|s| row.slots.get(*s))
-                .find(|x| !x.is_null())
-                .cloned()
-                .unwrap_or(Value::Null),
+            Expr::AnySlot(v) => {
+                v.iter().filter_map(|s| row.slots.get(*s)).find(|x| !x.is_null()).cloned().unwrap_or(Value::Null)
+            }
             Expr::Binary(op, l, r) => ops::binary(*op, &l.eval(row, cx)?, &r.eval(row, cx)?)?,
             // eKuiper short-circuits only a false left side of AND and a
             // true left side of OR; otherwise both sides go through the
@@ -430,10 +427,9 @@ fn arrow(v: &Value, key: &str) -> Result<Value, FuncError> {
     match v {
         Value::Map(m) => Ok(m.get(key).cloned().unwrap_or(Value::Null)),
         Value::Null => Ok(Value::Null),
-        other => Err(FuncError::new(format!(
-            "the result {} is not a type of map[string]interface{{}}",
-            other.to_text()
-        ))),
+        other => {
+            Err(FuncError::new(format!("the result {} is not a type of map[string]interface{{}}", other.to_text())))
+        }
     }
 }
 
@@ -442,9 +438,7 @@ fn index(v: &Value, i: &Value) -> Result<Value, FuncError> {
     match v {
         Value::Null => Ok(Value::Null),
         Value::Array(a) => {
-            let n = i
-                .as_i64()
-                .ok_or_else(|| FuncError::new(format!("invalid evaluation result - {}", i.to_text())))?;
+            let n = i.as_i64().ok_or_else(|| FuncError::new(format!("invalid evaluation result - {}", i.to_text())))?;
             Ok(a[resolve_index(n, a.len(), "out of index")?].clone())
         }
         other => Err(FuncError::new(format!("[] is an invalid operation for {}", other.type_name()))),

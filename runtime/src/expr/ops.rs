@@ -93,14 +93,7 @@ pub(crate) fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, FuncError
 }
 
 fn mismatch(op: BinOp, l: &Value, r: &Value) -> FuncError {
-    FuncError::new(format!(
-        "invalid operation {}({}) {} {}({})",
-        go_type(l),
-        go_v(l),
-        op.symbol(),
-        go_type(r),
-        go_v(r)
-    ))
+    FuncError::new(format!("invalid operation {}({}) {} {}({})", go_type(l), go_v(l), op.symbol(), go_type(r), go_v(r)))
 }
 
 /// SQL LIKE with `%` and `_` (and `\` escaping them).

@@ -26,38 +26,18 @@ pub(crate) fn register(r: &mut Registry) {
     r.aggregate("avg", 1, Some(1), || Box::new(SumAvg::new(true)));
     r.aggregate("max", 1, Some(1), || Box::new(Extreme::new(true)));
     r.aggregate("min", 1, Some(1), || Box::new(Extreme::new(false)));
-    r.aggregate("median", 1, Some(1), || {
-        Box::new(Collected::new(Kind::Median))
-    });
-    r.aggregate("stddev", 1, Some(1), || {
-        Box::new(Collected::new(Kind::Stddev))
-    });
-    r.aggregate("stddevs", 1, Some(1), || {
-        Box::new(Collected::new(Kind::Stddevs))
-    });
+    r.aggregate("median", 1, Some(1), || Box::new(Collected::new(Kind::Median)));
+    r.aggregate("stddev", 1, Some(1), || Box::new(Collected::new(Kind::Stddev)));
+    r.aggregate("stddevs", 1, Some(1), || Box::new(Collected::new(Kind::Stddevs)));
     r.aggregate("var", 1, Some(1), || Box::new(Collected::new(Kind::Var)));
     r.aggregate("vars", 1, Some(1), || Box::new(Collected::new(Kind::Vars)));
-    r.aggregate("percentile_cont", 2, Some(2), || {
-        Box::new(Collected::new(Kind::PercentileCont))
-    });
-    r.aggregate("percentile_disc", 2, Some(2), || {
-        Box::new(Collected::new(Kind::PercentileDisc))
-    });
-    r.aggregate("collect", 1, Some(1), || {
-        Box::new(Collected::new(Kind::Collect))
-    });
-    r.aggregate("merge_agg", 1, Some(1), || {
-        Box::new(Collected::new(Kind::MergeAgg))
-    });
-    r.aggregate("last_value", 2, Some(2), || {
-        Box::new(Collected::new(Kind::LastValue))
-    });
-    r.aggregate("deduplicate", 2, Some(2), || {
-        Box::new(Collected::new(Kind::Deduplicate))
-    });
-    for name in [
-        "sum", "avg", "max", "min", "median", "stddev", "stddevs", "var", "vars",
-    ] {
+    r.aggregate("percentile_cont", 2, Some(2), || Box::new(Collected::new(Kind::PercentileCont)));
+    r.aggregate("percentile_disc", 2, Some(2), || Box::new(Collected::new(Kind::PercentileDisc)));
+    r.aggregate("collect", 1, Some(1), || Box::new(Collected::new(Kind::Collect)));
+    r.aggregate("merge_agg", 1, Some(1), || Box::new(Collected::new(Kind::MergeAgg)));
+    r.aggregate("last_value", 2, Some(2), || Box::new(Collected::new(Kind::LastValue)));
+    r.aggregate("deduplicate", 2, Some(2), || Box::new(Collected::new(Kind::Deduplicate)));
+    for name in ["sum", "avg", "max", "min", "median", "stddev", "stddevs", "var", "vars"] {
         r.set_validate(name, validate_numbers);
     }
     r.set_validate("percentile_cont", validate_numbers);
@@ -95,11 +75,7 @@ impl Accumulator for Count {
     }
 
     fn finish(&self) -> FuncResult {
-        Ok(if self.rows == 0 {
-            Value::Null
-        } else {
-            Value::Int(self.n)
-        })
+        Ok(if self.rows == 0 { Value::Null } else { Value::Int(self.n) })
     }
 }
 
@@ -121,13 +97,7 @@ struct SumAvg {
 
 impl SumAvg {
     fn new(avg: bool) -> SumAvg {
-        SumAvg {
-            avg,
-            rows: 0,
-            count: 0,
-            total: Total::None,
-            err: None,
-        }
+        SumAvg { avg, rows: 0, count: 0, total: Total::None, err: None }
     }
 
     fn add(&mut self, v: &Value) -> Result<(), FuncError> {
@@ -146,19 +116,13 @@ impl SumAvg {
         }
         match &mut self.total {
             Total::Int(t) => {
-                let i = to_int_samekind(v).map_err(|_| {
-                    FuncError::new(format!("requires int but found {}", go_typed(v)))
-                })?;
+                let i = to_int_samekind(v)
+                    .map_err(|_| FuncError::new(format!("requires int but found {}", go_typed(v))))?;
                 *t = t.wrapping_add(i);
             }
             Total::Float(t) => match v {
                 Value::Float(f) => *t += f,
-                _ => {
-                    return Err(FuncError::new(format!(
-                        "requires float64 but found {}",
-                        go_typed(v)
-                    )))
-                }
+                _ => return Err(FuncError::new(format!("requires float64 but found {}", go_typed(v)))),
             },
             Total::None => {}
         }
@@ -208,12 +172,7 @@ struct Extreme {
 
 impl Extreme {
     fn new(want_max: bool) -> Extreme {
-        Extreme {
-            want_max,
-            rows: 0,
-            best: Value::Null,
-            err: None,
-        }
+        Extreme { want_max, rows: 0, best: Value::Null, err: None }
     }
 }
 
@@ -270,17 +229,11 @@ struct Collected {
 
 impl Collected {
     fn new(kind: Kind) -> Collected {
-        Collected {
-            kind,
-            rows: Vec::new(),
-        }
+        Collected { kind, rows: Vec::new() }
     }
 
     fn column(&self, i: usize) -> Vec<Value> {
-        self.rows
-            .iter()
-            .map(|r| r.get(i).cloned().unwrap_or(Value::Null))
-            .collect()
+        self.rows.iter().map(|r| r.get(i).cloned().unwrap_or(Value::Null)).collect()
     }
 }
 
@@ -304,11 +257,7 @@ impl Accumulator for Collected {
                         m.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
                     }
                 }
-                Ok(if m.is_empty() {
-                    Value::Null
-                } else {
-                    Value::map(m)
-                })
+                Ok(if m.is_empty() { Value::Null } else { Value::map(m) })
             }
             Kind::LastValue => {
                 let flags = self.column(1);
@@ -321,11 +270,7 @@ impl Accumulator for Collected {
                         )))
                     }
                 };
-                let last = if ignore_null {
-                    col.iter().rev().find(|v| !v.is_null())
-                } else {
-                    None
-                };
+                let last = if ignore_null { col.iter().rev().find(|v| !v.is_null()) } else { None };
                 Ok(last.or(col.last()).cloned().unwrap_or(Value::Null))
             }
             Kind::Deduplicate => self.deduplicate(),
@@ -344,11 +289,7 @@ impl Accumulator for Collected {
             }
             Kind::PercentileCont | Kind::PercentileDisc => {
                 let ps = self.column(1);
-                let p = match ps
-                    .iter()
-                    .find(|v| !v.is_null())
-                    .and_then(|v| to_float_samekind(v).ok())
-                {
+                let p = match ps.iter().find(|v| !v.is_null()).and_then(|v| to_float_samekind(v).ok()) {
                     Some(p) => p,
                     None => {
                         return Err(FuncError::new(format!(
@@ -362,17 +303,13 @@ impl Accumulator for Collected {
                     return Ok(Value::Null);
                 }
                 if self.kind == Kind::PercentileCont {
-                    percentile(xs, p * 100.0).map(Value::Float).ok_or_else(|| {
-                        FuncError::new("percentile exec with error: Input is outside of range.")
-                    })
+                    percentile(xs, p * 100.0)
+                        .map(Value::Float)
+                        .ok_or_else(|| FuncError::new("percentile exec with error: Input is outside of range."))
                 } else {
                     percentile_nearest_rank(xs, p * 100.0)
                         .map(Value::Float)
-                        .ok_or_else(|| {
-                            FuncError::new(
-                                "PopulationVariance exec with error: Input is outside of range.",
-                            )
-                        })
+                        .ok_or_else(|| FuncError::new("PopulationVariance exec with error: Input is outside of range."))
                 }
             }
         }
@@ -416,10 +353,7 @@ fn floats(col: &[Value]) -> Result<Vec<f64>, FuncError> {
         .filter(|v| !v.is_null())
         .map(|v| {
             to_float_samekind(v).map_err(|_| {
-                FuncError::new(format!(
-                    "requires float64 slice but found {}",
-                    go_typed(&Value::array(col.to_vec()))
-                ))
+                FuncError::new(format!("requires float64 slice but found {}", go_typed(&Value::array(col.to_vec()))))
             })
         })
         .collect()

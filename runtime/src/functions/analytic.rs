@@ -23,12 +23,7 @@ pub(crate) fn register(r: &mut Registry) {
     r.analytic("lag", 1, Some(4), || Box::new(Lag::default()));
     r.set_validate("lag", validate_lag);
     r.analytic("latest", 1, Some(2), || Box::new(Latest::default()));
-    r.analytic(
-        "changed_col",
-        2,
-        Some(2),
-        || Box::new(ChangedCol::default()),
-    );
+    r.analytic("changed_col", 2, Some(2), || Box::new(ChangedCol::default()));
     r.set_validate("changed_col", |a| validate_bool_first(a, "boolean"));
     r.analytic("had_changed", 2, None, || Box::new(HadChanged::default()));
     r.set_validate("had_changed", |a| validate_bool_first(a, "bool"));
@@ -40,13 +35,7 @@ pub(crate) fn register(r: &mut Registry) {
         ("acc_avg", AccKind::Avg),
     ] {
         r.analytic(name, 1, Some(3), move || Box::new(Acc::new(kind)));
-        r.set_validate(name, |a| {
-            if a.len() == 2 {
-                Err("Expect 1/3 arguments but found 2.".into())
-            } else {
-                Ok(())
-            }
-        });
+        r.set_validate(name, |a| if a.len() == 2 { Err("Expect 1/3 arguments but found 2.".into()) } else { Ok(()) });
     }
 }
 
@@ -69,9 +58,7 @@ fn validate_lag(args: &[ArgHint]) -> Result<(), String> {
 }
 
 fn validate_bool_first(args: &[ArgHint], what: &str) -> Result<(), String> {
-    if let Some(ArgHint::Literal(serde_json::Value::Number(_) | serde_json::Value::String(_))) =
-        args.first()
-    {
+    if let Some(ArgHint::Literal(serde_json::Value::Number(_) | serde_json::Value::String(_))) = args.first() {
         return Err(format!("Expect {what} type for parameter 1"));
     }
     Ok(())
@@ -115,31 +102,21 @@ impl Step for Lag {
     fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         let arg0 = args.first().cloned().unwrap_or(Value::Null);
         let size = match args.get(1) {
-            Some(v) => to_int_strict(v).map_err(|e| {
-                FuncError::new(format!(
-                    "error converting second arg {} to int: {}",
-                    go_v(v),
-                    e.0
-                ))
-            })?,
+            Some(v) => to_int_strict(v)
+                .map_err(|e| FuncError::new(format!("error converting second arg {} to int: {}", go_v(v), e.0)))?,
             None => 1,
         };
         let default = args.get(2).cloned().unwrap_or(Value::Null);
         let ignore_null = match args.get(3) {
             Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(FuncError::new(format!(
-                    "The fourth arg is not a bool but got {}",
-                    go_v(&arg0)
-                )))
-            }
+            Some(_) => return Err(FuncError::new(format!("The fourth arg is not a bool but got {}", go_v(&arg0)))),
             None => true,
         };
         let (cap, q) = match &mut self.queue {
             Some(q) => q,
             slot => {
-                let cap = usize::try_from(size)
-                    .map_err(|_| FuncError::new("the index should not be a nagtive integer"))?;
+                let cap =
+                    usize::try_from(size).map_err(|_| FuncError::new("the index should not be a nagtive integer"))?;
                 if cap > 1_000_000 {
                     return Err(FuncError::new(format!("lag offset {cap} is too large")));
                 }
@@ -225,10 +202,7 @@ impl Step for HadChanged {
     fn step(&mut self, args: &[Value], valid: bool) -> FuncResult {
         if args.len() <= 1 {
             // eKuiper counts its two hidden arguments.
-            return Err(FuncError::new(format!(
-                "expect more than one arg but got {}",
-                args.len() + 2
-            )));
+            return Err(FuncError::new(format!("expect more than one arg but got {}", args.len() + 2)));
         }
         // eKuiper answers a skipped event before checking `ignoreNull`.
         if !valid {
@@ -236,12 +210,7 @@ impl Step for HadChanged {
         }
         let ignore_null = match &args[0] {
             Value::Bool(b) => *b,
-            other => {
-                return Err(FuncError::new(format!(
-                    "first arg is not a bool but got {}",
-                    go_v(other)
-                )))
-            }
+            other => return Err(FuncError::new(format!("first arg is not a bool but got {}", go_v(other)))),
         };
         if self.last.len() < args.len() {
             self.last.resize(args.len(), Value::Null);
@@ -288,13 +257,7 @@ struct Acc {
 
 impl Acc {
     fn new(kind: AccKind) -> Acc {
-        Acc {
-            kind,
-            count: 0,
-            sum: 0.0,
-            extreme: None,
-            has_begin: false,
-        }
+        Acc { kind, count: 0, sum: 0.0, extreme: None, has_begin: false }
     }
 
     fn reset(&mut self) {
@@ -318,11 +281,8 @@ impl Acc {
             }
             AccKind::Min | AccKind::Max => {
                 let x = v.as_f64().ok_or_else(not_number)?;
-                let cur = self.extreme.unwrap_or(if self.kind == AccKind::Min {
-                    i64::MAX as f64
-                } else {
-                    i64::MIN as f64
-                });
+                let cur =
+                    self.extreme.unwrap_or(if self.kind == AccKind::Min { i64::MAX as f64 } else { i64::MIN as f64 });
                 self.extreme = Some(if self.kind == AccKind::Min {
                     if cur < x {
                         cur
@@ -367,12 +327,8 @@ impl Step for Acc {
                 }
             }
             3 => {
-                let on_begin = args[1]
-                    .as_bool()
-                    .ok_or_else(|| FuncError::new("onBegin should be boolean"))?;
-                let on_reset = args[2]
-                    .as_bool()
-                    .ok_or_else(|| FuncError::new("onReset should be boolean"))?;
+                let on_begin = args[1].as_bool().ok_or_else(|| FuncError::new("onBegin should be boolean"))?;
+                let on_reset = args[2].as_bool().ok_or_else(|| FuncError::new("onReset should be boolean"))?;
                 if !self.has_begin {
                     self.reset();
                 }

@@ -9,9 +9,7 @@ use weir_planner::{ArgHint, FunctionLookup};
 
 fn state(name: &str) -> Box<dyn AnalyticState> {
     let def = Registry::builtins().get(name).expect("registered");
-    let FunctionImpl::Analytic(factory) = &def.imp else {
-        panic!("{name} is not analytic")
-    };
+    let FunctionImpl::Analytic(factory) = &def.imp else { panic!("{name} is not analytic") };
     factory()
 }
 
@@ -35,61 +33,31 @@ fn oks(v: &[Value]) -> Vec<Result<Value, String>> {
 #[test]
 fn lag_with_default_and_ignore_null() {
     let ev = |v: Value| vec![v, i(1), s("default"), b(true)];
-    let got = run(
-        "lag",
-        &[
-            ev(s("foo")),
-            ev(N),
-            ev(s("bar")),
-            ev(s("foo")),
-            ev(s("foo")),
-        ],
-    );
-    assert_eq!(
-        got,
-        oks(&[s("default"), s("foo"), s("foo"), s("bar"), s("foo")])
-    );
+    let got = run("lag", &[ev(s("foo")), ev(N), ev(s("bar")), ev(s("foo")), ev(s("foo"))]);
+    assert_eq!(got, oks(&[s("default"), s("foo"), s("foo"), s("bar"), s("foo")]));
     let got = run("lag", &[vec![s("foo"), i(1), s("default"), i(23)]]);
-    assert_eq!(
-        got,
-        vec![Err("The fourth arg is not a bool but got foo".to_string())]
-    );
+    assert_eq!(got, vec![Err("The fourth arg is not a bool but got foo".to_string())]);
 }
 
 #[test]
 fn lag_basics() {
-    assert_eq!(
-        run("lag", &[vec![s("foo")], vec![s("bar")], vec![s("baz")]]),
-        oks(&[N, s("foo"), s("bar")])
-    );
+    assert_eq!(run("lag", &[vec![s("foo")], vec![s("bar")], vec![s("baz")]]), oks(&[N, s("foo"), s("bar")]));
     // ignoreNull defaults to true: nulls are skipped.
-    assert_eq!(
-        run("lag", &[vec![i(1)], vec![N], vec![i(2)]]),
-        oks(&[N, i(1), i(1)])
-    );
+    assert_eq!(run("lag", &[vec![i(1)], vec![N], vec![i(2)]]), oks(&[N, i(1), i(1)]));
     // ignoreNull false: nulls are queued.
     let ev = |v: Value| vec![v, i(1), N, b(false)];
     assert_eq!(run("lag", &[ev(i(1)), ev(N), ev(i(2))]), oks(&[N, i(1), N]));
     // offset 2.
     let ev = |v: i64| vec![i(v), i(2), i(0)];
-    assert_eq!(
-        run("lag", &[ev(1), ev(2), ev(3), ev(4)]),
-        oks(&[i(0), i(0), i(1), i(2)])
-    );
+    assert_eq!(run("lag", &[ev(1), ev(2), ev(3), ev(4)]), oks(&[i(0), i(0), i(1), i(2)]));
     // offset 0 always gives null.
-    assert_eq!(
-        run("lag", &[vec![i(1), i(0)], vec![i(2), i(0)]]),
-        oks(&[N, N])
-    );
+    assert_eq!(run("lag", &[vec![i(1), i(0)], vec![i(2), i(0)]]), oks(&[N, N]));
     assert!(run("lag", &[vec![i(1), i(-1)]])[0].is_err());
     assert!(run("lag", &[vec![i(1), s("x")]])[0]
         .as_ref()
         .unwrap_err()
         .starts_with("error converting second arg x to int"));
-    assert_eq!(
-        run("lag", &[vec![]])[0],
-        Err("Expect 1 to 4 arguments but found 0.".into())
-    );
+    assert_eq!(run("lag", &[vec![]])[0], Err("Expect 1 to 4 arguments but found 0.".into()));
     let reg = Registry::builtins();
     let lit = |v| ArgHint::Literal(v);
     assert_eq!(
@@ -101,30 +69,14 @@ fn lag_basics() {
         Err("Expect int type for parameter 2".into())
     );
     assert!(reg
-        .validate(
-            "lag",
-            &[
-                ArgHint::Expr,
-                lit(serde_json::json!(2)),
-                ArgHint::Expr,
-                lit(serde_json::json!(true))
-            ]
-        )
+        .validate("lag", &[ArgHint::Expr, lit(serde_json::json!(2)), ArgHint::Expr, lit(serde_json::json!(true))])
         .is_ok());
 }
 
 #[test]
 fn latest() {
     assert_eq!(
-        run(
-            "latest",
-            &[
-                vec![N, s("dflt")],
-                vec![s("a"), s("dflt")],
-                vec![N, s("dflt")],
-                vec![s("b")]
-            ]
-        ),
+        run("latest", &[vec![N, s("dflt")], vec![s("a"), s("dflt")], vec![N, s("dflt")], vec![s("b")]]),
         oks(&[s("dflt"), s("a"), s("a"), s("b")])
     );
     assert_eq!(run("latest", &[vec![N]]), oks(&[N]));
@@ -135,38 +87,17 @@ fn latest() {
 fn changed_col() {
     let ev = |v: Value| vec![b(true), v];
     assert_eq!(
-        run(
-            "changed_col",
-            &[
-                ev(s("foo")),
-                ev(s("foo")),
-                ev(N),
-                ev(s("bar")),
-                ev(s("foo"))
-            ]
-        ),
+        run("changed_col", &[ev(s("foo")), ev(s("foo")), ev(N), ev(s("bar")), ev(s("foo"))]),
         oks(&[s("foo"), N, N, s("bar"), s("foo")])
     );
     let ev = |v: Value| vec![b(false), v];
-    assert_eq!(
-        run("changed_col", &[ev(N), ev(i(1)), ev(N), ev(N)]),
-        oks(&[N, i(1), N, N])
-    );
+    assert_eq!(run("changed_col", &[ev(N), ev(i(1)), ev(N), ev(N)]), oks(&[N, i(1), N, N]));
     // Go deep equality: 1 and 1.0 differ.
-    assert_eq!(
-        run("changed_col", &[ev(i(1)), ev(f(1.0))]),
-        oks(&[i(1), f(1.0)])
-    );
-    assert_eq!(
-        run("changed_col", &[vec![s("x"), i(1)]]),
-        vec![Err("first arg is not a bool but got x".to_string())]
-    );
+    assert_eq!(run("changed_col", &[ev(i(1)), ev(f(1.0))]), oks(&[i(1), f(1.0)]));
+    assert_eq!(run("changed_col", &[vec![s("x"), i(1)]]), vec![Err("first arg is not a bool but got x".to_string())]);
     let reg = Registry::builtins();
     assert_eq!(
-        reg.validate(
-            "changed_col",
-            &[ArgHint::Literal(serde_json::json!("foo")), ArgHint::Expr]
-        ),
+        reg.validate("changed_col", &[ArgHint::Literal(serde_json::json!("foo")), ArgHint::Expr]),
         Err("Expect boolean type for parameter 1".into())
     );
 }
@@ -175,114 +106,49 @@ fn changed_col() {
 fn had_changed() {
     let ev = |a: Value, c: Value| vec![b(true), a, c];
     assert_eq!(
-        run(
-            "had_changed",
-            &[
-                ev(i(1), s("x")),
-                ev(i(1), s("x")),
-                ev(N, s("x")),
-                ev(i(1), s("y")),
-                ev(i(2), N)
-            ]
-        ),
+        run("had_changed", &[ev(i(1), s("x")), ev(i(1), s("x")), ev(N, s("x")), ev(i(1), s("y")), ev(i(2), N)]),
         oks(&[b(true), b(false), b(false), b(true), b(true)])
     );
     let ev = |a: Value| vec![b(false), a];
-    assert_eq!(
-        run("had_changed", &[ev(N), ev(i(1)), ev(N)]),
-        oks(&[b(false), b(true), b(true)])
-    );
-    assert_eq!(
-        run("had_changed", &[vec![i(1), i(1)]]),
-        vec![Err("first arg is not a bool but got 1".to_string())]
-    );
-    assert_eq!(
-        run("had_changed", &[vec![b(true)]]),
-        vec![Err("Expect at least 2 arguments but found 1.".to_string())]
-    );
+    assert_eq!(run("had_changed", &[ev(N), ev(i(1)), ev(N)]), oks(&[b(false), b(true), b(true)]));
+    assert_eq!(run("had_changed", &[vec![i(1), i(1)]]), vec![Err("first arg is not a bool but got 1".to_string())]);
+    assert_eq!(run("had_changed", &[vec![b(true)]]), vec![Err("Expect at least 2 arguments but found 1.".to_string())]);
 }
 
 #[test]
 fn acc_with_conditions_from_ekuiper() {
     let ev = |v: i64, start: bool, reset: bool| vec![i(v), b(start), b(reset)];
-    let flags = [
-        (false, false),
-        (true, false),
-        (false, false),
-        (false, true),
-        (false, false),
-    ];
+    let flags = [(false, false), (true, false), (false, false), (false, true), (false, false)];
     let same = |v: i64| -> Vec<Vec<Value>> { flags.iter().map(|(s, r)| ev(v, *s, *r)).collect() };
-    assert_eq!(
-        run("acc_avg", &same(1)),
-        oks(&[f(0.0), f(1.0), f(1.0), f(1.0), f(0.0)])
-    );
-    assert_eq!(
-        run("acc_sum", &same(1)),
-        oks(&[f(0.0), f(1.0), f(2.0), f(3.0), f(0.0)])
-    );
-    assert_eq!(
-        run("acc_count", &same(1)),
-        oks(&[i(0), i(1), i(2), i(3), i(0)])
-    );
+    assert_eq!(run("acc_avg", &same(1)), oks(&[f(0.0), f(1.0), f(1.0), f(1.0), f(0.0)]));
+    assert_eq!(run("acc_sum", &same(1)), oks(&[f(0.0), f(1.0), f(2.0), f(3.0), f(0.0)]));
+    assert_eq!(run("acc_count", &same(1)), oks(&[i(0), i(1), i(2), i(3), i(0)]));
     let vals = [1, 5, 4, 3, 2];
-    let evs: Vec<Vec<Value>> = vals
-        .iter()
-        .zip(flags.iter())
-        .map(|(v, (s, r))| ev(*v, *s, *r))
-        .collect();
-    assert_eq!(
-        run("acc_min", &evs),
-        oks(&[f(0.0), f(5.0), f(4.0), f(3.0), f(0.0)])
-    );
-    assert_eq!(
-        run("acc_max", &evs),
-        oks(&[f(0.0), f(5.0), f(5.0), f(5.0), f(0.0)])
-    );
-    assert_eq!(
-        run("acc_sum", &[vec![i(1), i(1), b(false)]]),
-        vec![Err("onBegin should be boolean".to_string())]
-    );
-    assert_eq!(
-        run("acc_sum", &[vec![i(1), b(true), N]]),
-        vec![Err("onReset should be boolean".to_string())]
-    );
+    let evs: Vec<Vec<Value>> = vals.iter().zip(flags.iter()).map(|(v, (s, r))| ev(*v, *s, *r)).collect();
+    assert_eq!(run("acc_min", &evs), oks(&[f(0.0), f(5.0), f(4.0), f(3.0), f(0.0)]));
+    assert_eq!(run("acc_max", &evs), oks(&[f(0.0), f(5.0), f(5.0), f(5.0), f(0.0)]));
+    assert_eq!(run("acc_sum", &[vec![i(1), i(1), b(false)]]), vec![Err("onBegin should be boolean".to_string())]);
+    assert_eq!(run("acc_sum", &[vec![i(1), b(true), N]]), vec![Err("onReset should be boolean".to_string())]);
 }
 
 #[test]
 fn acc_without_conditions_from_ekuiper() {
-    let evs =
-        |vals: &[Value]| -> Vec<Vec<Value>> { vals.iter().map(|v| vec![v.clone()]).collect() };
-    assert_eq!(
-        run("acc_count", &evs(&[s("1"), f(1.0), i(1), N, i(1)])),
-        oks(&[i(1), i(2), i(3), i(3), i(4)])
-    );
+    let evs = |vals: &[Value]| -> Vec<Vec<Value>> { vals.iter().map(|v| vec![v.clone()]).collect() };
+    assert_eq!(run("acc_count", &evs(&[s("1"), f(1.0), i(1), N, i(1)])), oks(&[i(1), i(2), i(3), i(3), i(4)]));
     let num_err = Err("the value should be number".to_string());
     let got = run("acc_avg", &evs(&[s("1"), f(1.0), f(2.0), i(3)]));
-    assert_eq!(
-        got,
-        vec![num_err.clone(), Ok(f(1.0)), Ok(f(1.5)), Ok(f(2.0))]
-    );
+    assert_eq!(got, vec![num_err.clone(), Ok(f(1.0)), Ok(f(1.5)), Ok(f(2.0))]);
     let got = run("acc_max", &evs(&[s("1"), f(1.0), f(3.0), i(2)]));
-    assert_eq!(
-        got,
-        vec![num_err.clone(), Ok(f(1.0)), Ok(f(3.0)), Ok(f(3.0))]
-    );
+    assert_eq!(got, vec![num_err.clone(), Ok(f(1.0)), Ok(f(3.0)), Ok(f(3.0))]);
     let got = run("acc_min", &evs(&[f(5.0), i(2), N, f(4.0)]));
-    assert_eq!(
-        got,
-        vec![Ok(f(5.0)), Ok(f(2.0)), num_err.clone(), Ok(f(2.0))]
-    );
+    assert_eq!(got, vec![Ok(f(5.0)), Ok(f(2.0)), num_err.clone(), Ok(f(2.0))]);
     let got = run("acc_sum", &evs(&[i(1), N, f(2.5), s("x")]));
     assert_eq!(got, vec![Ok(f(1.0)), Ok(f(1.0)), Ok(f(3.5)), num_err]);
     assert_eq!(
         Registry::builtins().validate("acc_sum", &[ArgHint::Expr, ArgHint::Expr]),
         Err("Expect 1/3 arguments but found 2.".into())
     );
-    assert_eq!(
-        run("acc_sum", &[vec![i(1), b(true)]]),
-        vec![Err("wrong args length".to_string())]
-    );
+    assert_eq!(run("acc_sum", &[vec![i(1), b(true)]]), vec![Err("wrong args length".to_string())]);
 }
 
 /// Feeds `(args, when, partition)` events as eKuiper's tests do (its two
@@ -294,11 +160,7 @@ fn run_when(name: &str, events: &[(Vec<Value>, bool, &str)]) -> Vec<Result<Value
         .iter()
         .map(|(args, when, key)| {
             let st = states.entry(*key).or_insert_with(|| state(name));
-            let r = if *when {
-                st.call(args)
-            } else {
-                st.call_skipped(args)
-            };
+            let r = if *when { st.call(args) } else { st.call_skipped(args) };
             r.map_err(|e| e.0)
         })
         .collect()
@@ -320,10 +182,7 @@ fn changed_col_partition_with_when() {
             (vec![b(true), s("bar")], false, "1"),
         ],
     );
-    assert_eq!(
-        got,
-        oks(&[s("bar"), s("bar"), s("baz"), N, N, N, s("foo"), N])
-    );
+    assert_eq!(got, oks(&[s("bar"), s("bar"), s("baz"), N, N, N, s("foo"), N]));
     // The flag is still checked on a skipped event.
     assert_eq!(
         run_when("changed_col", &[(vec![s("x"), i(1)], false, "")]),
@@ -351,22 +210,10 @@ fn had_changed_partition_with_when() {
         ],
     );
     let mut want = vec![not_bool.clone(), not_bool];
-    want.extend(oks(&[
-        b(true),
-        b(true),
-        b(false),
-        b(false),
-        b(false),
-        b(true),
-        b(true),
-        b(false),
-    ]));
+    want.extend(oks(&[b(true), b(true), b(false), b(false), b(false), b(true), b(true), b(false)]));
     assert_eq!(got, want);
     // eKuiper answers a skipped event before checking the flag.
-    assert_eq!(
-        run_when("had_changed", &[(vec![s("foo"), i(1)], false, "")]),
-        oks(&[b(false)])
-    );
+    assert_eq!(run_when("had_changed", &[(vec![s("foo"), i(1)], false, "")]), oks(&[b(false)]));
 }
 
 /// eKuiper's `TestLagExecWithWhen` and `TestLagPartitionWithWhen`.
@@ -396,14 +243,7 @@ fn lag_with_when() {
     assert_eq!(got, oks(&[N, s("foo"), N, s("foo"), s("bar")]));
     // A skipped first event still creates the queue with its default.
     let ev = |v: &str| vec![s(v), i(1), s("dflt")];
-    let got = run_when(
-        "lag",
-        &[
-            (ev("a"), false, ""),
-            (ev("b"), true, ""),
-            (ev("c"), true, ""),
-        ],
-    );
+    let got = run_when("lag", &[(ev("a"), false, ""), (ev("b"), true, ""), (ev("c"), true, "")]);
     assert_eq!(got, oks(&[s("dflt"), s("dflt"), s("b")]));
     // Arguments are still checked.
     assert!(run_when("lag", &[(vec![i(1), s("x")], false, "")])[0]
@@ -425,40 +265,25 @@ fn latest_with_when() {
             (vec![s("foo")], true, "self"),
         ],
     );
-    assert_eq!(
-        got,
-        oks(&[s("foo"), s("foo"), s("foo"), s("foo"), s("foo")])
-    );
-    assert_eq!(
-        run_when("latest", &[(vec![s("bar"), s("dflt")], false, "")]),
-        oks(&[s("dflt")])
-    );
+    assert_eq!(got, oks(&[s("foo"), s("foo"), s("foo"), s("foo"), s("foo")]));
+    assert_eq!(run_when("latest", &[(vec![s("bar"), s("dflt")], false, "")]), oks(&[s("dflt")]));
 }
 
 /// eKuiper's `TestAccumulateAgg` (second part): a skipped first event
 /// gives the empty total, without checking the value's type.
 #[test]
 fn acc_skipped() {
-    for (name, want) in [
-        ("acc_sum", f(0.0)),
-        ("acc_max", f(0.0)),
-        ("acc_min", f(0.0)),
-        ("acc_avg", f(0.0)),
-        ("acc_count", i(0)),
-    ] {
+    for (name, want) in
+        [("acc_sum", f(0.0)), ("acc_max", f(0.0)), ("acc_min", f(0.0)), ("acc_avg", f(0.0)), ("acc_count", i(0))]
+    {
         for arg in [i(1), s("x")] {
-            assert_eq!(
-                run_when(name, &[(vec![arg], false, "")]),
-                vec![Ok(want.clone())],
-                "{name}"
-            );
+            assert_eq!(run_when(name, &[(vec![arg], false, "")]), vec![Ok(want.clone())], "{name}");
         }
     }
     // Start and reset conditions still apply on skipped events
     // (`accFuncWithCond`): the start at event 2 holds although its value is
     // not added, and the reset at event 4 ends the run.
-    let ev =
-        |v: i64, start: bool, reset: bool, when: bool| (vec![i(v), b(start), b(reset)], when, "");
+    let ev = |v: i64, start: bool, reset: bool, when: bool| (vec![i(v), b(start), b(reset)], when, "");
     let got = run_when(
         "acc_sum",
         &[

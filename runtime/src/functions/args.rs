@@ -19,20 +19,12 @@ pub(crate) fn def(
     max: Option<usize>,
     f: impl Fn(&FuncContext<'_>, &[Value]) -> FuncResult + Send + Sync + 'static,
 ) {
-    r.scalar(
-        name,
-        min,
-        max,
-        move |ctx: &FuncContext<'_>, args: &[Value]| {
-            if args.len() < min || max.is_some_and(|m| args.len() > m) {
-                return Err(FuncError::new(format!(
-                    "{name}: wrong number of arguments ({})",
-                    args.len()
-                )));
-            }
-            f(ctx, args)
-        },
-    );
+    r.scalar(name, min, max, move |ctx: &FuncContext<'_>, args: &[Value]| {
+        if args.len() < min || max.is_some_and(|m| args.len() > m) {
+            return Err(FuncError::new(format!("{name}: wrong number of arguments ({})", args.len())));
+        }
+        f(ctx, args)
+    });
 }
 
 /// Registers a scalar (as [`def`]) that returns null when any argument is

@@ -8,13 +8,8 @@
 
 use rand::seq::SliceRandom;
 
-use super::golike::{
-    go_contains, go_eq, go_to_string_all, go_v, has_nil_or_empty, slice_extreme, to_int_strict,
-};
-use super::{
-    check_arity, nil_checked, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind,
-    Registry,
-};
+use super::golike::{go_contains, go_eq, go_to_string_all, go_v, has_nil_or_empty, slice_extreme, to_int_strict};
+use super::{check_arity, nil_checked, FuncContext, FuncError, FuncResult, FunctionImpl, FunctionKind, Registry};
 use crate::value::{Map, Value};
 
 /// Largest array `repeat` and `sequence` build; beyond that eKuiper would
@@ -56,11 +51,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.scalar("array_create", 0, None, |_, a| {
         let v: Vec<Value> = a.iter().filter(|v| !v.is_null()).cloned().collect();
-        Ok(if v.is_empty() {
-            Value::Null
-        } else {
-            Value::array(v)
-        })
+        Ok(if v.is_empty() { Value::Null } else { Value::array(v) })
     });
     r.scalar("array_position", 2, Some(2), |_, a| {
         if a[0].is_null() {
@@ -91,9 +82,7 @@ pub(crate) fn register(r: &mut Registry) {
             return Ok(Value::Null);
         }
         let arr = as_array(&a[0], err_first_not_array)?;
-        Ok(Value::array(
-            arr.iter().filter(|x| !go_eq(x, &a[1])).cloned().collect(),
-        ))
+        Ok(Value::array(arr.iter().filter(|x| !go_eq(x, &a[1])).cloned().collect()))
     });
     r.scalar("array_contains_any", 2, Some(2), |_, a| {
         if a[0].is_null() {
@@ -148,16 +137,11 @@ pub(crate) fn register(r: &mut Registry) {
         }
         Ok(Value::array(out))
     });
-    nil_checked(r, "array_max", 1, Some(1), |a| {
-        slice_extreme(as_array(&a[0], err_first_not_array)?.iter(), true)
-    });
-    nil_checked(r, "array_min", 1, Some(1), |a| {
-        slice_extreme(as_array(&a[0], err_first_not_array)?.iter(), false)
-    });
+    nil_checked(r, "array_max", 1, Some(1), |a| slice_extreme(as_array(&a[0], err_first_not_array)?.iter(), true));
+    nil_checked(r, "array_min", 1, Some(1), |a| slice_extreme(as_array(&a[0], err_first_not_array)?.iter(), false));
     nil_checked(r, "repeat", 2, Some(2), |a| {
         let n = go_int(&a[1], "second argument should be int")?;
-        let n =
-            usize::try_from(n).map_err(|_| FuncError::new("repeat: count must not be negative"))?;
+        let n = usize::try_from(n).map_err(|_| FuncError::new("repeat: count must not be negative"))?;
         if n > MAX_GENERATED {
             return Err(FuncError::new(format!("repeat: count {n} is too large")));
         }
@@ -169,9 +153,7 @@ pub(crate) fn register(r: &mut Registry) {
             return Ok(Value::Int(0));
         }
         let arr = as_array(&a[0], err_first_not_array)?;
-        Ok(Value::Int(
-            arr.iter().filter(|v| !v.is_null()).count() as i64
-        ))
+        Ok(Value::Int(arr.iter().filter(|v| !v.is_null()).count() as i64))
     });
     nil_checked(r, "array_flatten", 1, Some(1), |a| {
         let arr = as_array(&a[0], err_first_not_array)?;
@@ -191,12 +173,7 @@ pub(crate) fn register(r: &mut Registry) {
             // Go map keys: only hashable values are deduplicated.
             let hashable = matches!(
                 v,
-                Value::Null
-                    | Value::Bool(_)
-                    | Value::Int(_)
-                    | Value::Float(_)
-                    | Value::String(_)
-                    | Value::Datetime(_)
+                Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::String(_) | Value::Datetime(_)
             );
             if !hashable || !go_contains(&out, v) {
                 out.push(v.clone());
@@ -212,13 +189,9 @@ pub(crate) fn register(r: &mut Registry) {
     });
     nil_checked(r, "array_join", 2, Some(3), |a| {
         let arr = as_array(&a[0], err_first_not_array)?;
-        let delim = a[1]
-            .as_str()
-            .ok_or_else(|| FuncError::new("second argument should be string"))?;
+        let delim = a[1].as_str().ok_or_else(|| FuncError::new("second argument should be string"))?;
         let null_repl = match a.get(2) {
-            Some(v) => v
-                .as_str()
-                .ok_or_else(|| FuncError::new("third argument should be string"))?,
+            Some(v) => v.as_str().ok_or_else(|| FuncError::new("third argument should be string"))?,
             None => "",
         };
         let mut parts: Vec<String> = Vec::with_capacity(arr.len());
@@ -254,19 +227,13 @@ pub(crate) fn register(r: &mut Registry) {
                 _ => return Err(err_not_array_element()),
             }
         }
-        Ok(if out.is_empty() {
-            Value::Null
-        } else {
-            Value::array(out)
-        })
+        Ok(if out.is_empty() { Value::Null } else { Value::array(out) })
     });
     nil_checked(r, "kvpair_array_to_obj", 1, Some(1), |a| {
         let arr = as_array(&a[0], err_first_not_array)?;
         let mut obj = Map::new();
         for item in arr {
-            let pair = item
-                .as_map()
-                .ok_or_else(|| FuncError::new("array item should be map[string]interface{}"))?;
+            let pair = item.as_map().ok_or_else(|| FuncError::new("array item should be map[string]interface{}"))?;
             match (pair.len(), pair.get("key"), pair.get("value")) {
                 (2, Some(Value::String(k)), Some(v)) => {
                     obj.insert(k.to_string(), v.clone());
@@ -294,14 +261,10 @@ fn element_at(a: &[Value]) -> FuncResult {
                 .ok_or_else(|| FuncError::new("index out of range"))
         }
         Value::Map(m) => {
-            let key = a[1]
-                .as_str()
-                .ok_or_else(|| FuncError::new("second argument should be string"))?;
+            let key = a[1].as_str().ok_or_else(|| FuncError::new("second argument should be string"))?;
             Ok(m.get(key).cloned().unwrap_or(Value::Null))
         }
-        _ => Err(FuncError::new(
-            "first argument should be []interface{} or map[string]interface{}",
-        )),
+        _ => Err(FuncError::new("first argument should be []interface{} or map[string]interface{}")),
     }
 }
 
@@ -325,15 +288,10 @@ fn sequence(a: &[Value]) -> FuncResult {
         .and_then(|d| d.checked_div(step))
         .and_then(|q| q.checked_add(1))
         .ok_or_else(overflow)?;
-    let n = usize::try_from(n).map_err(|_| {
-        FuncError::new(format!(
-            "sequence: empty range from {start} to {stop} by {step}"
-        ))
-    })?;
+    let n = usize::try_from(n)
+        .map_err(|_| FuncError::new(format!("sequence: empty range from {start} to {stop} by {step}")))?;
     if n > MAX_GENERATED {
-        return Err(FuncError::new(format!(
-            "sequence: {n} elements is too many"
-        )));
+        return Err(FuncError::new(format!("sequence: {n} elements is too many")));
     }
     let mut out = Vec::with_capacity(n);
     let mut cur = start;
@@ -347,9 +305,7 @@ fn sequence(a: &[Value]) -> FuncResult {
 }
 
 fn array_map(ctx: &FuncContext<'_>, a: &[Value]) -> FuncResult {
-    let name = a[0]
-        .as_str()
-        .ok_or_else(|| FuncError::new("first argument should be string"))?;
+    let name = a[0].as_str().ok_or_else(|| FuncError::new("first argument should be string"))?;
     let arr = as_array(&a[1], err_second_not_array)?;
     let mut out = Vec::with_capacity(arr.len());
     for v in arr {
@@ -358,11 +314,7 @@ fn array_map(ctx: &FuncContext<'_>, a: &[Value]) -> FuncResult {
             .ok_or_else(|| FuncError::new(format!("unknown built-in function: {name}.")))?;
         let f = match (&def.kind, &def.imp) {
             (FunctionKind::Scalar, FunctionImpl::Scalar(f)) => f,
-            _ => {
-                return Err(FuncError::new(
-                    "first argument should be a scalar function.",
-                ))
-            }
+            _ => return Err(FuncError::new("first argument should be a scalar function.")),
         };
         if check_arity(def, 1).is_err() {
             return Err(FuncError::new(format!("validate {name} arguments failed")));

@@ -9,12 +9,11 @@ use weir_planner::ArgHint;
 
 use super::datetime::to_time;
 use super::golike::{
-    cannot_convert, go_f64_to_i64, go_str, go_to_string_all, go_v, has_nil_or_empty,
-    to_float_samekind, to_int_strict,
+    cannot_convert, go_f64_to_i64, go_str, go_to_string_all, go_v, has_nil_or_empty, to_float_samekind, to_int_strict,
 };
 use super::{
-    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, nil_checked,
-    validate_first_number, validate_first_str, validate_strs,
+    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, nil_checked, validate_first_number,
+    validate_first_str, validate_strs,
 };
 use super::{FuncContext, FuncError, FuncResult, Registry};
 use crate::value::Value;
@@ -31,11 +30,7 @@ fn not_supported(e: FuncError) -> FuncError {
 
 /// Go's `strconv` error text.
 fn strconv_err(func: &str, s: &str, range: bool) -> FuncError {
-    let what = if range {
-        "value out of range"
-    } else {
-        "invalid syntax"
-    };
+    let what = if range { "value out of range" } else { "invalid syntax" };
     FuncError::new(format!("strconv.{func}: parsing {}: {what}", go_quote(s)))
 }
 
@@ -130,11 +125,7 @@ fn go_parse_int(s0: &str) -> Result<i64, FuncError> {
     if overflow || (!neg && n >= cutoff) || (neg && n > cutoff) {
         return Err(strconv_err("ParseInt", s0, true));
     }
-    Ok(if neg {
-        (n as i64).wrapping_neg()
-    } else {
-        n as i64
-    })
+    Ok(if neg { (n as i64).wrapping_neg() } else { n as i64 })
 }
 
 /// Go's `strconv.ParseFloat(s, 64)` (decimal forms, inf and nan).
@@ -163,16 +154,14 @@ fn go_parse_bool(s: &str) -> Result<bool, FuncError> {
 /// Go's `base64.StdEncoding.DecodeString` (which skips CR and LF).
 fn go_b64_decode(s: &str) -> Result<Vec<u8>, FuncError> {
     let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(cleaned.as_bytes())
-        .map_err(|e| {
-            let at = match e {
-                base64::DecodeError::InvalidByte(i, _) => i,
-                base64::DecodeError::InvalidLastSymbol(i, _) => i,
-                _ => cleaned.len(),
-            };
-            FuncError::new(format!("illegal base64 data at input byte {at}"))
-        })
+    base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()).map_err(|e| {
+        let at = match e {
+            base64::DecodeError::InvalidByte(i, _) => i,
+            base64::DecodeError::InvalidLastSymbol(i, _) => i,
+            _ => cleaned.len(),
+        };
+        FuncError::new(format!("illegal base64 data at input byte {at}"))
+    })
 }
 
 /// eKuiper's `cast.ToType(v, t)`.
@@ -181,18 +170,16 @@ pub(crate) fn cast_to(ctx: &FuncContext<'_>, v: &Value, t: &str) -> FuncResult {
         "bigint" => match v {
             Value::Int(i) => Ok(Value::Int(*i)),
             Value::Float(f) => Ok(Value::Int(go_f64_to_i64(*f))),
-            Value::String(s) => go_parse_int(s)
-                .map(Value::Int)
-                .map_err(|_| not_supported(cannot_convert(v, "int"))),
+            Value::String(s) => go_parse_int(s).map(Value::Int).map_err(|_| not_supported(cannot_convert(v, "int"))),
             Value::Bool(b) => Ok(Value::Int(*b as i64)),
             _ => Err(not_supported(cannot_convert(v, "int"))),
         },
         "float" => match v {
             Value::Int(i) => Ok(Value::Float(*i as f64)),
             Value::Float(f) => Ok(Value::Float(*f)),
-            Value::String(s) => go_parse_float(s)
-                .map(Value::Float)
-                .map_err(|_| not_supported(cannot_convert(v, "float64"))),
+            Value::String(s) => {
+                go_parse_float(s).map(Value::Float).map_err(|_| not_supported(cannot_convert(v, "float64")))
+            }
             Value::Bool(b) => Ok(Value::Float(if *b { 1.0 } else { 0.0 })),
             _ => Err(not_supported(cannot_convert(v, "float64"))),
         },
@@ -207,14 +194,10 @@ pub(crate) fn cast_to(ctx: &FuncContext<'_>, v: &Value, t: &str) -> FuncResult {
         "datetime" => to_time(ctx, v).map(Value::Datetime),
         "bytea" => match v {
             Value::Bytes(b) => Ok(Value::Bytes(b.clone())),
-            Value::String(s) => Ok(Value::bytes(
-                go_b64_decode(s).unwrap_or_else(|_| s.as_bytes().to_vec()),
-            )),
+            Value::String(s) => Ok(Value::bytes(go_b64_decode(s).unwrap_or_else(|_| s.as_bytes().to_vec()))),
             _ => Err(cannot_convert(v, "bytea")),
         },
-        _ => Err(FuncError::new(
-            "unknow type, only support bigint, float, string, boolean and datetime",
-        )),
+        _ => Err(FuncError::new("unknow type, only support bigint, float, string, boolean and datetime")),
     }
 }
 
@@ -223,7 +206,8 @@ fn validate_cast(args: &[ArgHint]) -> Result<(), String> {
         // eKuiper reports parameter 1 here.
         Some(a) if lit_is_num(a) || lit_is_bool(a) => Err(expect_type(0, "string")),
         Some(ArgHint::Literal(serde_json::Value::String(s))) if !CAST_TYPES.contains(&s.as_str()) => {
-            Err("Expect one of following value for the 2nd parameter: bigint, float, string, boolean, datetime, bytea.".into())
+            Err("Expect one of following value for the 2nd parameter: bigint, float, string, boolean, datetime, bytea."
+                .into())
         }
         _ => Ok(()),
     }
@@ -266,9 +250,7 @@ fn compress(kind: &str, data: &[u8]) -> Result<Vec<u8>, FuncError> {
 
 fn read_limited(r: impl Read) -> Result<Vec<u8>, FuncError> {
     let mut out = Vec::new();
-    r.take(MAX_DECOMPRESSED + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| FuncError::new(e.to_string()))?;
+    r.take(MAX_DECOMPRESSED + 1).read_to_end(&mut out).map_err(|e| FuncError::new(e.to_string()))?;
     if out.len() as u64 > MAX_DECOMPRESSED {
         return Err(FuncError::new("decompressed data too large"));
     }
@@ -280,9 +262,7 @@ fn decompress(kind: &str, data: &[u8]) -> Result<Vec<u8>, FuncError> {
         "zlib" => read_limited(flate2::read::ZlibDecoder::new(data)),
         "gzip" => read_limited(flate2::read::GzDecoder::new(data)),
         "flate" => read_limited(flate2::read::DeflateDecoder::new(data)),
-        "zstd" => read_limited(
-            zstd::stream::Decoder::new(data).map_err(|e| FuncError::new(e.to_string()))?,
-        ),
+        "zstd" => read_limited(zstd::stream::Decoder::new(data).map_err(|e| FuncError::new(e.to_string()))?),
         _ => Err(FuncError::new(format!("unsupported decompressor: {kind}"))),
     }
 }
@@ -292,10 +272,7 @@ fn codec_input(v: &Value) -> Result<&[u8], FuncError> {
     match v {
         Value::Bytes(b) => Ok(b),
         Value::String(s) => Ok(s.as_bytes()),
-        v => Err(FuncError::new(format!(
-            "require string or bytea parameter, but got {}",
-            go_v(v)
-        ))),
+        v => Err(FuncError::new(format!("require string or bytea parameter, but got {}", go_v(v)))),
     }
 }
 
@@ -318,23 +295,16 @@ pub(crate) fn register(r: &mut Registry) {
         let t = to_time(ctx, &args[0])?;
         let zone = go_str(&args[1]);
         match zone.as_str() {
-            "" | "UTC" | "Local" => Ok(Value::Datetime(
-                t.with_timezone(&chrono::Utc).fixed_offset(),
-            )),
+            "" | "UTC" | "Local" => Ok(Value::Datetime(t.with_timezone(&chrono::Utc).fixed_offset())),
             z => {
-                let tz: chrono_tz::Tz = z
-                    .parse()
-                    .map_err(|_| FuncError::new(format!("unknown time zone {z}")))?;
+                let tz: chrono_tz::Tz = z.parse().map_err(|_| FuncError::new(format!("unknown time zone {z}")))?;
                 let local = tz.from_utc_datetime(&t.naive_utc());
                 Ok(Value::Datetime(local.fixed_offset()))
             }
         }
     });
     r.set_validate("convert_tz", |args| {
-        if args
-            .first()
-            .is_some_and(|a| lit_is_num(a) || lit_is_str(a) || lit_is_bool(a))
-        {
+        if args.first().is_some_and(|a| lit_is_num(a) || lit_is_str(a) || lit_is_bool(a)) {
             return Err(expect_type(0, "datetime"));
         }
         if args.get(1).is_some_and(|a| lit_is_num(a) || lit_is_bool(a)) {
@@ -358,9 +328,7 @@ pub(crate) fn register(r: &mut Registry) {
             return Err(FuncError::new("Only base64 encoding is supported."));
         }
         match &args[0] {
-            Value::String(s) => Ok(Value::from(
-                base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
-            )),
+            Value::String(s) => Ok(Value::from(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()))),
             _ => Err(FuncError::new("Only string type can be encoded.")),
         }
     });
@@ -412,10 +380,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("trunc", |args| {
         validate_first_number(args)?;
-        if args
-            .get(1)
-            .is_some_and(|a| lit_is_float(a) || lit_is_str(a) || lit_is_bool(a))
-        {
+        if args.get(1).is_some_and(|a| lit_is_float(a) || lit_is_str(a) || lit_is_bool(a)) {
             return Err(expect_type(1, "int"));
         }
         Ok(())
@@ -424,13 +389,11 @@ pub(crate) fn register(r: &mut Registry) {
     // eKuiper returns the rune itself, i.e. the code point as a number.
     nil_checked(r, "chr", 1, Some(1), |args| match &args[0] {
         Value::Int(i) => Ok(Value::Int(*i as i32 as i64)),
-        Value::Float(f) => Ok(Value::Int(
-            if *f > i32::MIN as f64 - 1.0 && *f < i32::MAX as f64 + 1.0 {
-                *f as i32 as i64
-            } else {
-                i32::MIN as i64
-            },
-        )),
+        Value::Float(f) => Ok(Value::Int(if *f > i32::MIN as f64 - 1.0 && *f < i32::MAX as f64 + 1.0 {
+            *f as i32 as i64
+        } else {
+            i32::MIN as i64
+        })),
         Value::String(s) => {
             if s.len() > 1 {
                 return Err(FuncError::new("Parameter length cannot larger than 1."));
@@ -440,15 +403,10 @@ pub(crate) fn register(r: &mut Registry) {
                 .map(|c| Value::Int(c as i64))
                 .ok_or_else(|| FuncError::new("Parameter cannot be an empty string."))
         }
-        _ => Err(FuncError::new(
-            "Only bigint, float and string type can be convert to char type.",
-        )),
+        _ => Err(FuncError::new("Only bigint, float and string type can be convert to char type.")),
     });
     r.set_validate("chr", |args| {
-        if args
-            .first()
-            .is_some_and(|a| lit_is_float(a) || lit_is_bool(a))
-        {
+        if args.first().is_some_and(|a| lit_is_float(a) || lit_is_bool(a)) {
             return Err(expect_type(0, "int"));
         }
         Ok(())
@@ -456,10 +414,7 @@ pub(crate) fn register(r: &mut Registry) {
 
     nil_checked(r, "hex2dec", 1, Some(1), |args| {
         let Value::String(s) = &args[0] else {
-            return Err(FuncError::new(format!(
-                "invalid input type: {} please input hex string",
-                go_v(&args[0])
-            )));
+            return Err(FuncError::new(format!("invalid input type: {} please input hex string", go_v(&args[0]))));
         };
         let hex = s.strip_prefix("0x").unwrap_or(s);
         i64::from_str_radix(hex, 16)
@@ -470,11 +425,7 @@ pub(crate) fn register(r: &mut Registry) {
 
     nil_checked(r, "dec2hex", 1, Some(1), |args| {
         let d = to_int_strict(&args[0])?;
-        let hex = if d < 0 {
-            format!("0x-{:x}", d.unsigned_abs())
-        } else {
-            format!("0x{d:x}")
-        };
+        let hex = if d < 0 { format!("0x-{:x}", d.unsigned_abs()) } else { format!("0x{d:x}") };
         Ok(Value::from(hex))
     });
     // eKuiper validates dec2hex's argument as a string: a number literal

@@ -68,28 +68,22 @@ const TIME_FORMATS: &[&str] = &[
 fn has_time_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(
-            r"(\s+|^\s*|T)\d{1,2}((:\d{1,2})*|((:\d{1,2}){2}\.(\d{3}|\d{6}|\d{9})))(\s*$|[Z+-])",
-        )
-        .expect("static regex")
+        Regex::new(r"(\s+|^\s*|T)\d{1,2}((:\d{1,2})*|((:\d{1,2}){2}\.(\d{3}|\d{6}|\d{9})))(\s*$|[Z+-])")
+            .expect("static regex")
     })
 }
 
 fn only_time_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"^\s*\d{1,2}((:\d{1,2})*|((:\d{1,2}){2}\.(\d{3}|\d{6}|\d{9})))\s*$")
-            .expect("static regex")
+        Regex::new(r"^\s*\d{1,2}((:\d{1,2})*|((:\d{1,2}){2}\.(\d{3}|\d{6}|\d{9})))\s*$").expect("static regex")
     })
 }
 
 /// The rule clock's time, in UTC.
 fn now(ctx: &FuncContext<'_>) -> Result<Datetime, FuncError> {
-    format::from_unix_nanos(
-        ctx.now_ms.div_euclid(1000),
-        ctx.now_ms.rem_euclid(1000) * 1_000_000,
-    )
-    .ok_or_else(|| FuncError::new("current time out of range"))
+    format::from_unix_nanos(ctx.now_ms.div_euclid(1000), ctx.now_ms.rem_euclid(1000) * 1_000_000)
+        .ok_or_else(|| FuncError::new("current time out of range"))
 }
 
 /// eKuiper's `cast.padFractionalSeconds`.
@@ -178,10 +172,7 @@ pub(crate) fn to_time(ctx: &FuncContext<'_>, v: &Value) -> Result<Datetime, Func
         Value::Float(f) => from_ms(go_f64_to_i64(*f)),
         Value::Datetime(t) => Ok(*t),
         Value::String(s) => parse_time(s, &now(ctx)?),
-        v => Err(FuncError::new(format!(
-            "unsupported type to convert to timestamp {}",
-            go_v(v)
-        ))),
+        v => Err(FuncError::new(format!("unsupported type to convert to timestamp {}", go_v(v)))),
     }
 }
 
@@ -194,12 +185,7 @@ fn current_with_fsp(ctx: &FuncContext<'_>, args: &[Value], time_only: bool) -> F
     let fsp = match args.first() {
         None => 0,
         Some(Value::Int(i)) => *i,
-        Some(v) => {
-            return Err(FuncError::new(format!(
-                "expect int type for fsp but got {}",
-                go_v(v)
-            )))
-        }
+        Some(v) => return Err(FuncError::new(format!("expect int type for fsp but got {}", go_v(v)))),
     };
     let mut pattern = String::from("yyyy-MM-dd HH:mm:ss");
     if (1..=6).contains(&fsp) {
@@ -243,29 +229,21 @@ fn validate_datetime(args: &[ArgHint]) -> Result<(), String> {
 /// `f(t)` for one datetime argument; no null short-cut (eKuiper errors on
 /// null here).
 fn part(r: &mut Registry, name: &'static str, f: fn(&Datetime) -> Value) {
-    def(r, name, 1, Some(1), move |ctx, args| {
-        Ok(f(&to_time(ctx, &args[0])?))
-    });
+    def(r, name, 1, Some(1), move |ctx, args| Ok(f(&to_time(ctx, &args[0])?)));
     r.set_validate(name, validate_datetime);
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    def(r, "now", 0, Some(1), |ctx, args| {
-        current_with_fsp(ctx, args, false)
-    });
+    def(r, "now", 0, Some(1), |ctx, args| current_with_fsp(ctx, args, false));
     r.set_validate("now", validate_fsp);
     r.alias("current_timestamp", "now");
     r.alias("local_time", "now");
     r.alias("local_timestamp", "now");
 
-    def(r, "cur_date", 0, Some(0), |ctx, _| {
-        Ok(Value::from(fmt(&now(ctx)?, "yyyy-MM-dd")?))
-    });
+    def(r, "cur_date", 0, Some(0), |ctx, _| Ok(Value::from(fmt(&now(ctx)?, "yyyy-MM-dd")?)));
     r.alias("current_date", "cur_date");
 
-    def(r, "cur_time", 0, Some(1), |ctx, args| {
-        current_with_fsp(ctx, args, true)
-    });
+    def(r, "cur_time", 0, Some(1), |ctx, args| current_with_fsp(ctx, args, true));
     r.set_validate("cur_time", validate_fsp);
     r.alias("current_time", "cur_time");
 
@@ -312,10 +290,7 @@ pub(crate) fn register(r: &mut Registry) {
         let a = to_time(ctx, &args[0])?;
         let b = to_time(ctx, &args[1])?;
         // Go's Time.Sub: nanoseconds, saturating.
-        let ns = b
-            .signed_duration_since(a)
-            .num_nanoseconds()
-            .unwrap_or(if b > a { i64::MAX } else { i64::MIN });
+        let ns = b.signed_duration_since(a).num_nanoseconds().unwrap_or(if b > a { i64::MAX } else { i64::MIN });
         Ok(Value::Int(ns))
     });
     r.set_validate("date_diff", |args| {
@@ -328,16 +303,12 @@ pub(crate) fn register(r: &mut Registry) {
     part(r, "day_of_month", |t| Value::Int(t.day() as i64));
     r.alias("day", "day_of_month");
     // Go's time.Weekday: Sunday = 0 (the docs' "Sunday is 1" is wrong).
-    part(r, "day_of_week", |t| {
-        Value::Int(t.weekday().num_days_from_sunday() as i64)
-    });
+    part(r, "day_of_week", |t| Value::Int(t.weekday().num_days_from_sunday() as i64));
     part(r, "day_of_year", |t| Value::Int(t.ordinal() as i64));
     part(r, "hour", |t| Value::Int(t.hour() as i64));
     part(r, "minute", |t| Value::Int(t.minute() as i64));
     part(r, "second", |t| Value::Int(t.second() as i64));
-    part(r, "microsecond", |t| {
-        Value::Int((t.nanosecond() % 1_000_000_000 / 1000) as i64)
-    });
+    part(r, "microsecond", |t| Value::Int((t.nanosecond() % 1_000_000_000 / 1000) as i64));
     part(r, "month", |t| Value::Int(t.month() as i64));
     part(r, "month_name", |t| Value::from(month_name(t)));
     // eKuiper reports parameter 2 for month_name.
@@ -345,17 +316,8 @@ pub(crate) fn register(r: &mut Registry) {
 
     def(r, "last_day", 1, Some(1), |ctx, args| {
         let t = to_time(ctx, &args[0])?;
-        let last = go_date(
-            chrono::Utc.fix(),
-            t.year() as i64,
-            t.month() as i64 + 1,
-            0,
-            0,
-            0,
-            0,
-            0,
-        )
-        .ok_or_else(|| FuncError::new("last_day: date out of range"))?;
+        let last = go_date(chrono::Utc.fix(), t.year() as i64, t.month() as i64 + 1, 0, 0, 0, 0, 0)
+            .ok_or_else(|| FuncError::new("last_day: date out of range"))?;
         Ok(Value::from(fmt(&last, "yyyy-MM-dd")?))
     });
     r.set_validate("last_day", validate_datetime);
@@ -367,12 +329,8 @@ pub(crate) fn register(r: &mut Registry) {
         }
         // Go: time.Unix(0, 0).Add(time.Duration(days-1) * 24 * time.Hour),
         // where the duration arithmetic wraps.
-        let ns = days
-            .wrapping_sub(1)
-            .wrapping_mul(24)
-            .wrapping_mul(3_600_000_000_000);
-        let t = format::from_unix_nanos(0, ns)
-            .ok_or_else(|| FuncError::new("from_days: date out of range"))?;
+        let ns = days.wrapping_sub(1).wrapping_mul(24).wrapping_mul(3_600_000_000_000);
+        let t = format::from_unix_nanos(0, ns).ok_or_else(|| FuncError::new("from_days: date out of range"))?;
         Ok(Value::from(fmt(&t, "yyyy-MM-dd")?))
     });
     r.set_validate("from_days", validate_int_only);

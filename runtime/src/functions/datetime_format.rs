@@ -81,9 +81,7 @@ pub(crate) fn convert_format(f: &str) -> Result<String, String> {
                 if j == 2 {
                     out.push_str("15");
                 } else {
-                    return Err(format!(
-                        "invalid time format {f} of H, only HH is supported"
-                    ));
+                    return Err(format!("invalid time format {f} of H, only HH is supported"));
                 }
             }
             'h' => {
@@ -303,11 +301,7 @@ fn next_chunk(l: &[u8]) -> (&[u8], Option<Std>, &[u8]) {
                         }
                         if !is_digit(l, j) {
                             let n = j - (i + 1);
-                            let std = if ch == b'0' {
-                                Std::Frac0(n, c)
-                            } else {
-                                Std::Frac9(n, c)
-                            };
+                            let std = if ch == b'0' { Std::Frac0(n, c) } else { Std::Frac9(n, c) };
                             return (&l[..i], Some(std), &l[j..]);
                         }
                     }
@@ -319,15 +313,7 @@ fn next_chunk(l: &[u8]) -> (&[u8], Option<Std>, &[u8]) {
     (l, None, &[])
 }
 
-const LONG_DAYS: [&str; 7] = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-];
+const LONG_DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const LONG_MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -461,18 +447,12 @@ pub(crate) fn go_format(t: &Datetime, layout: &str) -> String {
                 }
                 let colon = matches!(
                     std,
-                    Std::Iso8601ColonTZ
-                        | Std::NumColonTZ
-                        | Std::Iso8601ColonSecondsTZ
-                        | Std::NumColonSecondsTZ
+                    Std::Iso8601ColonTZ | Std::NumColonTZ | Std::Iso8601ColonSecondsTZ | Std::NumColonSecondsTZ
                 );
                 let short = matches!(std, Std::Iso8601ShortTZ | Std::NumShortTZ);
                 let secs = matches!(
                     std,
-                    Std::Iso8601SecondsTZ
-                        | Std::NumSecondsTz
-                        | Std::Iso8601ColonSecondsTZ
-                        | Std::NumColonSecondsTZ
+                    Std::Iso8601SecondsTZ | Std::NumSecondsTz | Std::Iso8601ColonSecondsTZ | Std::NumColonSecondsTZ
                 );
                 push_offset(&mut out, off, colon, short, secs);
             }
@@ -778,11 +758,7 @@ pub(crate) fn go_parse(layout: &str, value: &str) -> Option<Datetime> {
             Std::PM | Std::Pm => {
                 let p = v.get(..2)?;
                 v = &v[2..];
-                let (pmw, amw): (&[u8], &[u8]) = if std == Std::PM {
-                    (b"PM", b"AM")
-                } else {
-                    (b"pm", b"am")
-                };
+                let (pmw, amw): (&[u8], &[u8]) = if std == Std::PM { (b"PM", b"AM") } else { (b"pm", b"am") };
                 if p == pmw {
                     pm_set = true;
                 } else if p == amw {

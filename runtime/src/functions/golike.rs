@@ -28,14 +28,9 @@ pub(crate) fn go_eq(a: &Value, b: &Value) -> bool {
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Bytes(x), Value::Bytes(y)) => x == y,
         (Value::Datetime(x), Value::Datetime(y)) => x == y && x.offset() == y.offset(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| go_eq(p, q))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| go_eq(p, q)),
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|((ka, va), (kb, vb))| ka == kb && go_eq(va, vb))
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|((ka, va), (kb, vb))| ka == kb && go_eq(va, vb))
         }
         _ => false,
     }
@@ -211,9 +206,8 @@ pub(crate) fn slice_extreme<'a>(
         Value::Int(_) => {
             let mut best: Option<i64> = None;
             for v in values.filter(|v| !v.is_null()) {
-                let i = to_int_samekind(v).map_err(|_| {
-                    FuncError::new(format!("requires int64 but found {}", go_typed(v)))
-                })?;
+                let i = to_int_samekind(v)
+                    .map_err(|_| FuncError::new(format!("requires int64 but found {}", go_typed(v))))?;
                 best = Some(match best {
                     Some(b) if (want_max && b >= i) || (!want_max && b <= i) => b,
                     _ => i,
@@ -226,12 +220,7 @@ pub(crate) fn slice_extreme<'a>(
             for v in values.filter(|v| !v.is_null()) {
                 let f = match v {
                     Value::Float(f) => *f,
-                    _ => {
-                        return Err(FuncError::new(format!(
-                            "requires float64 but found {}",
-                            go_typed(v)
-                        )))
-                    }
+                    _ => return Err(FuncError::new(format!("requires float64 but found {}", go_typed(v)))),
                 };
                 // Go replaces only on a strict improvement (NaN never does).
                 best = Some(match best {
@@ -251,9 +240,8 @@ pub(crate) fn slice_extreme<'a>(
         Value::String(_) => {
             let mut best: Option<&str> = None;
             for v in values.filter(|v| !v.is_null()) {
-                let s = v.as_str().ok_or_else(|| {
-                    FuncError::new(format!("requires string but found {}", go_typed(v)))
-                })?;
+                let s =
+                    v.as_str().ok_or_else(|| FuncError::new(format!("requires string but found {}", go_typed(v))))?;
                 best = Some(match best {
                     Some(b) if (want_max && b >= s) || (!want_max && b <= s) => b,
                     _ => s,
@@ -261,10 +249,7 @@ pub(crate) fn slice_extreme<'a>(
             }
             Ok(best.map(Value::str).unwrap_or(Value::Null))
         }
-        other => Err(FuncError::new(format!(
-            "found invalid arg {}",
-            go_typed(other)
-        ))),
+        other => Err(FuncError::new(format!("found invalid arg {}", go_typed(other)))),
     }
 }
 
@@ -276,27 +261,18 @@ mod tests {
     fn go_eq_is_type_strict() {
         assert!(!go_eq(&Value::Int(1), &Value::Float(1.0)));
         assert!(go_eq(&Value::Null, &Value::Null));
-        assert!(go_eq(
-            &Value::array(vec![Value::Int(1)]),
-            &Value::array(vec![Value::Int(1)])
-        ));
+        assert!(go_eq(&Value::array(vec![Value::Int(1)]), &Value::array(vec![Value::Int(1)])));
     }
 
     #[test]
     fn sprint_like_go() {
         let mut m = crate::value::Map::new();
         m.insert("b".into(), Value::Int(2));
-        m.insert(
-            "a".into(),
-            Value::array(vec![Value::Int(1), Value::str("x")]),
-        );
+        m.insert("a".into(), Value::array(vec![Value::Int(1), Value::str("x")]));
         assert_eq!(go_v(&Value::map(m)), "map[a:[1 x] b:2]");
         assert_eq!(go_v(&Value::Null), "<nil>");
         assert_eq!(go_typed(&Value::str("4")), "string(4)");
-        assert_eq!(
-            go_to_string_all(&Value::Float(1e21)),
-            "1000000000000000000000"
-        );
+        assert_eq!(go_to_string_all(&Value::Float(1e21)), "1000000000000000000000");
     }
 
     #[test]
@@ -305,15 +281,9 @@ mod tests {
         assert_eq!(slice_extreme(v.iter(), true).unwrap(), Value::Int(4));
         assert_eq!(slice_extreme(v.iter(), false).unwrap(), Value::Int(1));
         let v = [Value::Float(1.5), Value::Int(2)];
-        assert_eq!(
-            slice_extreme(v.iter(), true).unwrap_err().0,
-            "requires float64 but found int64(2)"
-        );
+        assert_eq!(slice_extreme(v.iter(), true).unwrap_err().0, "requires float64 but found int64(2)");
         let v = [Value::Bool(true)];
-        assert_eq!(
-            slice_extreme(v.iter(), true).unwrap_err().0,
-            "found invalid arg bool(true)"
-        );
+        assert_eq!(slice_extreme(v.iter(), true).unwrap_err().0, "found invalid arg bool(true)");
         assert_eq!(slice_extreme([].iter(), true).unwrap(), Value::Null);
     }
 }

@@ -9,9 +9,7 @@ use super::{nil_checked, validate_strs};
 use crate::value::Value;
 
 fn hash_fn(r: &mut Registry, name: &'static str, f: fn(&[u8]) -> String) {
-    nil_checked(r, name, 1, Some(1), move |args| {
-        Ok(Value::from(f(go_str(&args[0]).as_bytes())))
-    });
+    nil_checked(r, name, 1, Some(1), move |args| Ok(Value::from(f(go_str(&args[0]).as_bytes()))));
     r.set_validate(name, validate_strs);
 }
 
@@ -38,14 +36,8 @@ mod tests {
     #[test]
     fn digests_are_lower_hex() {
         let s = Value::str("The quick brown fox jumps over the lazy dog");
-        assert_eq!(
-            call("md5", &[s.clone()]).unwrap(),
-            Value::str("9e107d9d372bb6826bd81d3542a419d6")
-        );
-        assert_eq!(
-            call("sha1", &[s.clone()]).unwrap(),
-            Value::str("2fd4e1c67a2d28fced849ee1bb76e7391b93eb12")
-        );
+        assert_eq!(call("md5", &[s.clone()]).unwrap(), Value::str("9e107d9d372bb6826bd81d3542a419d6"));
+        assert_eq!(call("sha1", &[s.clone()]).unwrap(), Value::str("2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"));
         assert_eq!(
             call("sha256", &[s.clone()]).unwrap(),
             Value::str("d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592")
@@ -73,10 +65,7 @@ mod tests {
 
     #[test]
     fn non_strings_hash_their_text_and_null_is_null() {
-        assert_eq!(
-            call("md5", &[Value::Int(1)]).unwrap(),
-            call("md5", &[Value::str("1")]).unwrap()
-        );
+        assert_eq!(call("md5", &[Value::Int(1)]).unwrap(), call("md5", &[Value::str("1")]).unwrap());
         assert_eq!(call("sha256", &[Value::Null]).unwrap(), Value::Null);
         assert!(call("md5", &[]).is_err());
         assert!(call("sha1", &[Value::str("a"), Value::str("b")]).is_err());

@@ -35,29 +35,17 @@ impl JsonPath {
         if toks.len() > MAX_TOKENS {
             return Err(format!("parsing error: {src} - expression too long"));
         }
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            depth: 0,
-        };
-        let expr = p
-            .full()
-            .map_err(|e| format!("parsing error: {src} - {e}"))?;
+        let mut p = Parser { toks, pos: 0, depth: 0 };
+        let expr = p.full().map_err(|e| format!("parsing error: {src} - {e}"))?;
         if p.peek() != &Tok::Eof {
-            return Err(format!(
-                "parsing error: {src} - unexpected {} while scanning operator",
-                p.peek().text()
-            ));
+            return Err(format!("parsing error: {src} - unexpected {} while scanning operator", p.peek().text()));
         }
         Ok(JsonPath { expr })
     }
 
     /// Evaluates the path against `root` (already converted to JSON-like data).
     pub(crate) fn eval(&self, root: &Value) -> Result<Value, String> {
-        let cx = Cx {
-            root,
-            current: root,
-        };
+        let cx = Cx { root, current: root };
         eval(&self.expr, &cx)
     }
 }
@@ -86,9 +74,8 @@ impl Tok {
 }
 
 const OPS: &[&str] = &[
-    "**", ">=", "<=", "==", "!=", "=~", "!~", "&&", "||", "<<", ">>", "??", "+", "-", "*", "/",
-    "%", ">", "<", "!", "&", "|", "^", "~", "?", ":", ",", "(", ")", "[", "]", "{", "}", ".", "$",
-    "@", "=", "#",
+    "**", ">=", "<=", "==", "!=", "=~", "!~", "&&", "||", "<<", ">>", "??", "+", "-", "*", "/", "%", ">", "<", "!",
+    "&", "|", "^", "~", "?", ":", ",", "(", ")", "[", "]", "{", "}", ".", "$", "@", "=", "#",
 ];
 
 fn lex(src: &str) -> Result<Vec<Tok>, String> {
@@ -109,8 +96,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Ident(chars[start..i].iter().collect()));
             continue;
         }
-        let starts_number = c.is_ascii_digit()
-            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()));
+        let starts_number = c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()));
         if starts_number {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
@@ -280,10 +266,7 @@ impl Parser {
     fn expect(&mut self, op: &str, what: &str) -> Result<(), String> {
         match self.next() {
             Tok::Op(o) if o == op => Ok(()),
-            t => Err(format!(
-                "unexpected {} while scanning {what} expected {op}",
-                t.text()
-            )),
+            t => Err(format!("unexpected {} while scanning {what} expected {op}", t.text())),
         }
     }
 
@@ -378,12 +361,7 @@ impl Parser {
                     match self.next() {
                         Tok::Op(",") => continue,
                         Tok::Op("]") => break,
-                        t => {
-                            return Err(format!(
-                                "unexpected {} while scanning array expected ]",
-                                t.text()
-                            ))
-                        }
+                        t => return Err(format!("unexpected {} while scanning array expected ]", t.text())),
                     }
                 }
                 Ok(Expr::ArrayLit(items))
@@ -399,12 +377,7 @@ impl Parser {
                 self.next();
                 match self.next() {
                     Tok::Ident(i) => keys.push(Expr::Const(Value::str(i))),
-                    t => {
-                        return Err(format!(
-                            "unexpected {} while scanning field expected Ident",
-                            t.text()
-                        ))
-                    }
+                    t => return Err(format!("unexpected {} while scanning field expected Ident", t.text())),
                 }
             } else if self.is_op("[") {
                 self.next();
@@ -447,10 +420,7 @@ impl Parser {
                 self.expect(")", "jsonpath script")?;
                 segs.push(Seg::Script(e));
             } else {
-                return Ok(Expr::Path {
-                    current,
-                    segs: Arc::new(segs),
-                });
+                return Ok(Expr::Path { current, segs: Arc::new(segs) });
             }
         }
     }
@@ -468,12 +438,7 @@ impl Parser {
                 self.expect(")", "jsonpath script")?;
                 segs.push(Seg::Script(e));
             }
-            t => {
-                return Err(format!(
-                    "unexpected {} while scanning JSON mapper expected [, Ident or *",
-                    t.text()
-                ))
-            }
+            t => return Err(format!("unexpected {} while scanning JSON mapper expected [, Ident or *", t.text())),
         }
         Ok(())
     }
@@ -524,9 +489,7 @@ impl Parser {
             }
             match scan {
                 "]" => return Ok((keys, sep)),
-                "?" if !keys.is_empty() => {
-                    return Err("unexpected ? while scanning JSON filter expected ]".into())
-                }
+                "?" if !keys.is_empty() => return Err("unexpected ? while scanning JSON filter expected ]".into()),
                 _ => {}
             }
             if sep != scan {
@@ -589,26 +552,19 @@ fn eval(e: &Expr, cx: &Cx<'_>) -> Result<Value, String> {
                 let next = select(k, &v, cx.root);
                 v = match next {
                     Ok(x) => x,
-                    Err(_) if i == 0 => {
-                        return Err(format!("unknown parameter {}", go_v(&eval(k, cx)?)))
-                    }
+                    Err(_) if i == 0 => return Err(format!("unknown parameter {}", go_v(&eval(k, cx)?))),
                     Err(e) => return Err(e),
                 };
             }
             Ok(v)
         }
-        Expr::ArrayLit(items) => Ok(Value::array(
-            items
-                .iter()
-                .map(|x| eval(x, cx))
-                .collect::<Result<Vec<_>, _>>()?,
-        )),
+        Expr::ArrayLit(items) => Ok(Value::array(items.iter().map(|x| eval(x, cx)).collect::<Result<Vec<_>, _>>()?)),
         Expr::Unary(op, x) => {
             let v = eval(x, cx)?;
             match *op {
-                "-" => to_float(&v).map(|f| Value::Float(-f)).ok_or_else(|| {
-                    format!("unexpected {}({}) expected number", go_v(&v), go_type(&v))
-                }),
+                "-" => to_float(&v)
+                    .map(|f| Value::Float(-f))
+                    .ok_or_else(|| format!("unexpected {}({}) expected number", go_v(&v), go_type(&v))),
                 "!" => to_bool(&v)
                     .map(|b| Value::Bool(!b))
                     .ok_or_else(|| format!("unexpected {} expected bool", go_type(&v))),
@@ -687,9 +643,7 @@ fn walk(segs: &[Seg], v: &Value, root: &Value, out: &mut Vec<Value>) {
         }
         Seg::Range(a, b, c) => {
             let Value::Array(arr) = v else { return };
-            let (Ok(min), Ok(max), Ok(step)) =
-                (eval_int(a, &cx), eval_int(b, &cx), eval_int(c, &cx))
-            else {
+            let (Ok(min), Ok(max), Ok(step)) = (eval_int(a, &cx), eval_int(b, &cx), eval_int(c, &cx)) else {
                 return;
             };
             let step = if step == 0 { 1 } else { step };
@@ -711,16 +665,7 @@ fn walk(segs: &[Seg], v: &Value, root: &Value, out: &mut Vec<Value>) {
         }
         Seg::Filter(cond) => {
             for child in children(v) {
-                let ok = eval(
-                    cond,
-                    &Cx {
-                        root,
-                        current: &child,
-                    },
-                )
-                .ok()
-                .and_then(|r| to_bool(&r))
-                .unwrap_or(false);
+                let ok = eval(cond, &Cx { root, current: &child }).ok().and_then(|r| to_bool(&r)).unwrap_or(false);
                 if ok {
                     walk(rest, &child, root, out);
                 }
@@ -778,9 +723,7 @@ fn select(key: &Expr, v: &Value, root: &Value) -> Result<Value, String> {
 
 fn eval_int(e: &Expr, cx: &Cx<'_>) -> Result<i64, String> {
     let v = eval(e, cx)?;
-    to_float(&v)
-        .map(|f| f as i64)
-        .ok_or_else(|| format!("expected number but got {} ({})", go_v(&v), go_type(&v)))
+    to_float(&v).map(|f| f as i64).ok_or_else(|| format!("expected number but got {} ({})", go_v(&v), go_type(&v)))
 }
 
 /// gval's `convertToFloat`: numbers and numeric strings.
@@ -850,9 +793,7 @@ fn binary(op: &str, x: &Value, y: &Value) -> Result<Value, String> {
             if let Some((a, b)) = conv_f() {
                 return Ok(Value::Float(a + b));
             }
-            conv_s()
-                .map(|(a, b)| Value::str(a + &b))
-                .ok_or_else(invalid)
+            conv_s().map(|(a, b)| Value::str(a + &b)).ok_or_else(invalid)
         }
         "-" | "*" | "/" | "%" | "**" | "^" | "&" | "|" | "<<" | ">>" => {
             let (a, b) = strict_f.or_else(conv_f).ok_or_else(invalid)?;
@@ -866,12 +807,10 @@ fn binary(op: &str, x: &Value, y: &Value) -> Result<Value, String> {
                 "^" => (ia ^ ib) as f64,
                 "&" => (ia & ib) as f64,
                 "|" => (ia | ib) as f64,
-                "<<" => ia
-                    .checked_shl(u32::try_from(ib).unwrap_or(u32::MAX))
-                    .unwrap_or(0) as f64,
-                _ => ia
-                    .checked_shr(u32::try_from(ib).unwrap_or(u32::MAX))
-                    .unwrap_or(if ia < 0 { -1 } else { 0 }) as f64,
+                "<<" => ia.checked_shl(u32::try_from(ib).unwrap_or(u32::MAX)).unwrap_or(0) as f64,
+                _ => {
+                    ia.checked_shr(u32::try_from(ib).unwrap_or(u32::MAX)).unwrap_or(if ia < 0 { -1 } else { 0 }) as f64
+                }
             }))
         }
         ">" | ">=" | "<" | "<=" => {
@@ -896,9 +835,7 @@ fn binary(op: &str, x: &Value, y: &Value) -> Result<Value, String> {
             if let Some((a, b)) = conv_f() {
                 return Ok(Value::Bool(cmp_f(a, b)));
             }
-            conv_s()
-                .map(|(a, b)| Value::Bool(cmp_s(&a, &b)))
-                .ok_or_else(invalid)
+            conv_s().map(|(a, b)| Value::Bool(cmp_s(&a, &b))).ok_or_else(invalid)
         }
         "==" | "!=" => {
             let eq = if let Some((a, b)) = strict_f {
@@ -934,10 +871,7 @@ fn binary(op: &str, x: &Value, y: &Value) -> Result<Value, String> {
         }
         "in" => match y {
             Value::Array(a) => Ok(Value::Bool(a.iter().any(|v| go_eq(x, v)))),
-            other => Err(format!(
-                "expected type []interface{{}} for in operator but got {}",
-                go_type(other)
-            )),
+            other => Err(format!("expected type []interface{{}} for in operator but got {}", go_type(other))),
         },
         _ => Err(invalid()),
     }
@@ -978,9 +912,7 @@ mod tests {
         assert_eq!(q("$.a[10]").unwrap(), "null");
         assert_eq!(q("$.nope").unwrap_err(), "unknown key nope");
         assert!(q("$.a.b").is_err());
-        assert!(q("$.store.bicycle.color.x")
-            .unwrap_err()
-            .contains("unsupported value type string"));
+        assert!(q("$.store.bicycle.color.x").unwrap_err().contains("unsupported value type string"));
         assert_eq!(q("$").unwrap(), data().to_json());
     }
 
@@ -991,10 +923,7 @@ mod tests {
             q("$.store.book[*].author").unwrap(),
             r#"["Nigel Rees","Evelyn Waugh","Herman Melville","Tolkien"]"#
         );
-        assert_eq!(
-            q("$..author").unwrap(),
-            r#"["Nigel Rees","Evelyn Waugh","Herman Melville","Tolkien"]"#
-        );
+        assert_eq!(q("$..author").unwrap(), r#"["Nigel Rees","Evelyn Waugh","Herman Melville","Tolkien"]"#);
         assert_eq!(q("$.store.*.color").unwrap(), r#"["red"]"#);
         assert_eq!(q("$..isbn").unwrap(), r#"["0-553","0-395"]"#);
         assert_eq!(q("$.a[0,2,9]").unwrap(), "[1,3,null]");
@@ -1016,36 +945,18 @@ mod tests {
 
     #[test]
     fn filters() {
-        assert_eq!(
-            q("$.store.book[?(@.price < 10)].title").unwrap(),
-            r#"["Sayings","Moby Dick"]"#
-        );
-        assert_eq!(
-            q("$.store.book[? @.price > 20].title").unwrap(),
-            r#"["LOTR"]"#
-        );
-        assert_eq!(
-            q(r#"$.store.book[?(@.category == "reference")].author"#).unwrap(),
-            r#"["Nigel Rees"]"#
-        );
+        assert_eq!(q("$.store.book[?(@.price < 10)].title").unwrap(), r#"["Sayings","Moby Dick"]"#);
+        assert_eq!(q("$.store.book[? @.price > 20].title").unwrap(), r#"["LOTR"]"#);
+        assert_eq!(q(r#"$.store.book[?(@.category == "reference")].author"#).unwrap(), r#"["Nigel Rees"]"#);
         // Missing keys make the filter fail for that element, and a string
         // that is not "true"/"false"/numeric is not a bool for gval.
         assert_eq!(q("$.store.book[?(@.isbn)].title").unwrap(), "[]");
-        assert_eq!(
-            q(r#"$.store.book[?(@.isbn != "")].title"#).unwrap(),
-            r#"["Moby Dick","LOTR"]"#
-        );
-        assert_eq!(
-            q(r#"$.store.book[?(@.author =~ "^T")].title"#).unwrap(),
-            r#"["LOTR"]"#
-        );
+        assert_eq!(q(r#"$.store.book[?(@.isbn != "")].title"#).unwrap(), r#"["Moby Dick","LOTR"]"#);
+        assert_eq!(q(r#"$.store.book[?(@.author =~ "^T")].title"#).unwrap(), r#"["LOTR"]"#);
         assert_eq!(q("$.a[?(@ > 2 && @ < 5)]").unwrap(), "[3,4]");
         assert_eq!(q("$.a[?(@ in [1, 5])]").unwrap(), "[1,5]");
         assert_eq!(q("$.a[?(@ % 2 == 0)]").unwrap(), "[2,4]");
-        assert_eq!(
-            q("$..book[?(@.price > $.store.bicycle.price)].title").unwrap(),
-            r#"["LOTR"]"#
-        );
+        assert_eq!(q("$..book[?(@.price > $.store.bicycle.price)].title").unwrap(), r#"["LOTR"]"#);
     }
 
     #[test]
@@ -1063,20 +974,12 @@ mod tests {
     #[test]
     fn upstream_cases() {
         let run = |path: &str, data: &str| -> Result<String, String> {
-            let v = Value::from_json(
-                serde_json::from_str(data).map_err(|e| e.to_string())?,
-                false,
-            );
+            let v = Value::from_json(serde_json::from_str(data).map_err(|e| e.to_string())?, false);
             JsonPath::parse(path)?.eval(&v).map(|v| v.to_json())
         };
         let sorted = |json: String| -> Vec<String> {
             let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-            let mut items: Vec<String> = v
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.to_string())
-                .collect();
+            let mut items: Vec<String> = v.as_array().unwrap().iter().map(|x| x.to_string()).collect();
             items.sort();
             items
         };
@@ -1085,34 +988,15 @@ mod tests {
         assert_eq!(run("$[1]", r#"{"1":"aa"}"#).unwrap(), r#""aa""#);
         assert!(run("$[1]", r#"{"2":"aa"}"#).is_err());
         assert_eq!(run("$[2:6].a", r#"{"3":{"a":"aa"}}"#).unwrap(), "[]");
-        assert_eq!(
-            run(
-                "$[2:6:2].a",
-                r#"[{"a":"xx"},41,{"a":"b1"},{"a":"b2"},55,{"a":"b3"}]"#
-            )
-            .unwrap(),
-            r#"["b1"]"#
-        );
-        assert_eq!(
-            run("$.a[@.max]", r#"{"a":{"max":"3a", "3a":"aa"}}"#).unwrap(),
-            r#""aa""#
-        );
-        assert_eq!(
-            run("$[1, -5, 3].a", r#"[55,{"a":"1a"},70,{"a":"bb"}]"#).unwrap(),
-            r#"["1a","bb"]"#
-        );
-        assert_eq!(
-            run("$[1, 3].*", r#"[55,{"a":"1a"},70,{"b":"bb"}]"#).unwrap(),
-            r#"["1a","bb"]"#
-        );
+        assert_eq!(run("$[2:6:2].a", r#"[{"a":"xx"},41,{"a":"b1"},{"a":"b2"},55,{"a":"b3"}]"#).unwrap(), r#"["b1"]"#);
+        assert_eq!(run("$.a[@.max]", r#"{"a":{"max":"3a", "3a":"aa"}}"#).unwrap(), r#""aa""#);
+        assert_eq!(run("$[1, -5, 3].a", r#"[55,{"a":"1a"},70,{"a":"bb"}]"#).unwrap(), r#"["1a","bb"]"#);
+        assert_eq!(run("$[1, 3].*", r#"[55,{"a":"1a"},70,{"b":"bb"}]"#).unwrap(), r#"["1a","bb"]"#);
         assert!(JsonPath::parse("$[3].").is_err());
         assert!(JsonPath::parse("$[3,5:1].").is_err());
         let mapper = r#"{"a" : {"x" : 1}, "b" : [{"x" : 2}, {"y" : 3}], "x" : 4}"#;
         assert_eq!(sorted(run("$..x", mapper).unwrap()), vec!["1", "2", "4"]);
-        assert_eq!(
-            sorted(run(r#"$..["x", "a"]"#, mapper).unwrap()),
-            vec!["1", "2", "4", r#"{"x":1}"#]
-        );
+        assert_eq!(sorted(run(r#"$..["x", "a"]"#, mapper).unwrap()), vec!["1", "2", "4", r#"{"x":1}"#]);
         let kv = r#"[{"key": "x","value":"a"},{"key": "y","value":"b"}]"#;
         assert_eq!(run(r#"$[?(@.key=="x")].value"#, kv).unwrap(), r#"["a"]"#);
         assert_eq!(run(r#"$.*.value(@=="a")"#, kv).unwrap(), "[true,false]");
@@ -1120,15 +1004,9 @@ mod tests {
         assert_eq!(all.iter().filter(|x| *x == "true").count(), 1);
         assert_eq!(all.len(), 7);
         let sel = r#"{"abc":{"d":["1","1"],"f":{"a":{"x":"1"},"b":{"x":"1"},"c":{"x":"xx"}}}}"#;
-        assert_eq!(
-            sorted(run(r#"$.abc.f..["x"](@ == "1")"#, sel).unwrap()),
-            vec!["false", "true", "true"]
-        );
+        assert_eq!(sorted(run(r#"$.abc.f..["x"](@ == "1")"#, sel).unwrap()), vec!["false", "true", "true"]);
         assert_eq!(run("$.a == 1.23", r#"{"a":1.23}"#).unwrap(), "true");
-        assert_eq!(
-            run(r#"$..[?@.a=="aa"]"#, r#"{"x":{"a":"aa"},"y":{"a":"b"}}"#).unwrap(),
-            r#"[{"a":"aa"}]"#
-        );
+        assert_eq!(run(r#"$..[?@.a=="aa"]"#, r#"{"x":{"a":"aa"},"y":{"a":"b"}}"#).unwrap(), r#"[{"a":"aa"}]"#);
     }
 
     #[test]

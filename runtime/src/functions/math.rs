@@ -6,12 +6,10 @@
 
 use weir_planner::ArgHint;
 
-use super::golike::{
-    go_f64_to_i64, go_str, go_v, to_float_samekind, to_int_samekind, to_int_strict,
-};
+use super::golike::{go_f64_to_i64, go_str, go_v, to_float_samekind, to_int_samekind, to_int_strict};
 use super::{
-    def, expect_type, lit_is_bool, lit_is_num, lit_is_str, nil_checked, validate_first_number,
-    validate_ints, validate_numbers,
+    def, expect_type, lit_is_bool, lit_is_num, lit_is_str, nil_checked, validate_first_number, validate_ints,
+    validate_numbers,
 };
 use super::{FuncError, Registry};
 use crate::value::format_float_v;
@@ -49,8 +47,7 @@ fn binary(r: &mut Registry, name: &'static str, f: fn(f64, f64) -> f64) {
 }
 
 fn bit_operand(v: &Value, which: &str) -> Result<i64, FuncError> {
-    to_int_strict(v)
-        .map_err(|_| FuncError::new(format!("Expect int type for {which} but got {}", go_v(v))))
+    to_int_strict(v).map_err(|_| FuncError::new(format!("Expect int type for {which} but got {}", go_v(v))))
 }
 
 fn bitop(r: &mut Registry, name: &'static str, f: fn(i64, i64) -> i64) {
@@ -100,9 +97,7 @@ pub(crate) fn register(r: &mut Registry) {
     bitop(r, "bitand", |a, b| a & b);
     bitop(r, "bitor", |a, b| a | b);
     bitop(r, "bitxor", |a, b| a ^ b);
-    nil_checked(r, "bitnot", 1, Some(1), |args| {
-        Ok(Value::Int(!bit_operand(&args[0], "operand")?))
-    });
+    nil_checked(r, "bitnot", 1, Some(1), |args| Ok(Value::Int(!bit_operand(&args[0], "operand")?)));
     r.set_validate("bitnot", validate_ints);
 
     nil_checked(r, "ln", 1, Some(1), |args| {
@@ -149,18 +144,13 @@ pub(crate) fn register(r: &mut Registry) {
     binary(r, "power", f64::powf);
     r.alias("pow", "power");
 
-    def(r, "pi", 0, Some(0), |_, _| {
-        Ok(Value::Float(std::f64::consts::PI))
-    });
-    def(r, "rand", 0, Some(0), |_, _| {
-        Ok(Value::Float(rand::random::<f64>()))
-    });
+    def(r, "pi", 0, Some(0), |_, _| Ok(Value::Float(std::f64::consts::PI)));
+    def(r, "rand", 0, Some(0), |_, _| Ok(Value::Float(rand::random::<f64>())));
 
     nil_checked(r, "round", 1, Some(2), |args| {
         let precision = match args.get(1) {
-            Some(p) => to_int_samekind(p).map_err(|e| {
-                FuncError::new(format!("The second argument must be an integer: {e}"))
-            })?,
+            Some(p) => to_int_samekind(p)
+                .map_err(|e| FuncError::new(format!("The second argument must be an integer: {e}")))?,
             None => 0,
         };
         let v = to_float_samekind(&args[0])?;
@@ -217,17 +207,12 @@ pub(crate) fn register(r: &mut Registry) {
 
 /// `ceiling`/`floor`: one number, float result (NaN kept).
 fn binary_like_unary(r: &mut Registry, name: &'static str, f: fn(f64) -> f64) {
-    nil_checked(r, name, 1, Some(1), move |args| {
-        Ok(Value::Float(f(to_float_samekind(&args[0])?)))
-    });
+    nil_checked(r, name, 1, Some(1), move |args| Ok(Value::Float(f(to_float_samekind(&args[0])?))));
     r.set_validate(name, validate_numbers);
 }
 
 fn not_positive(what: &str, v: f64) -> FuncError {
-    FuncError::new(format!(
-        "The argument must be a {what} number but got {}",
-        format_float_v(v)
-    ))
+    FuncError::new(format!("The argument must be a {what} number but got {}", format_float_v(v)))
 }
 
 /// eKuiper's `round(x, d)`: half away from zero at `d` decimals.
@@ -329,12 +314,8 @@ fn conv(s: &str, from: i64, to: i64) -> Result<Option<String>, FuncError> {
         negative = true;
         s = rest;
     }
-    let mut val = u64::from_str_radix(s, from as u32).map_err(|e| {
-        FuncError::new(format!(
-            "strconv.ParseUint: parsing {s:?}: {}",
-            go_parse_err(&e)
-        ))
-    })?;
+    let mut val = u64::from_str_radix(s, from as u32)
+        .map_err(|e| FuncError::new(format!("strconv.ParseUint: parsing {s:?}: {}", go_parse_err(&e))))?;
     if signed {
         if negative && val > 1u64 << 63 {
             val = 1u64 << 63;
@@ -359,9 +340,7 @@ fn conv(s: &str, from: i64, to: i64) -> Result<Option<String>, FuncError> {
 
 fn go_parse_err(e: &std::num::ParseIntError) -> &'static str {
     match e.kind() {
-        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-            "value out of range"
-        }
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
         _ => "invalid syntax",
     }
 }
@@ -381,11 +360,7 @@ fn format_radix(mut v: u64, base: u32) -> String {
 
 /// eKuiper's `getValidPrefix`: the longest prefix that parses in `base`.
 fn valid_prefix(s: &str, base: i64) -> &str {
-    let upper = if base <= 9 {
-        b'0' + base as u8
-    } else {
-        b'A' + (base - 10) as u8
-    };
+    let upper = if base <= 9 { b'0' + base as u8 } else { b'A' + (base - 10) as u8 };
     let b = s.as_bytes();
     let mut valid = 0;
     for (i, &c) in b.iter().enumerate() {

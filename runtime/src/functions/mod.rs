@@ -254,13 +254,7 @@ impl Registry {
     }
 
     /// Registers a function that operators evaluate themselves.
-    pub fn builtin(
-        &mut self,
-        name: &str,
-        kind: FunctionKind,
-        min_args: usize,
-        max_args: Option<usize>,
-    ) {
+    pub fn builtin(&mut self, name: &str, kind: FunctionKind, min_args: usize, max_args: Option<usize>) {
         self.insert(FunctionDef {
             name: name.to_string(),
             kind,
@@ -276,10 +270,7 @@ impl Registry {
     /// # Panics
     /// If `name` is not registered: that is a bug in the catalogue.
     pub fn alias(&mut self, alias: &str, name: &str) {
-        let def = self
-            .defs
-            .get(name)
-            .unwrap_or_else(|| panic!("alias {alias} of unknown {name}"));
+        let def = self.defs.get(name).unwrap_or_else(|| panic!("alias {alias} of unknown {name}"));
         let mut def = FunctionDef::clone(def);
         def.name = alias.to_string();
         self.insert(def);
@@ -290,10 +281,7 @@ impl Registry {
     /// # Panics
     /// If `name` is not registered: that is a bug in the catalogue.
     pub fn set_validate(&mut self, name: &str, validate: ValidateFn) {
-        let def = self
-            .defs
-            .get(name)
-            .unwrap_or_else(|| panic!("validator for unknown {name}"));
+        let def = self.defs.get(name).unwrap_or_else(|| panic!("validator for unknown {name}"));
         let mut def = FunctionDef::clone(def);
         def.validate = Some(validate);
         self.insert(def);
@@ -301,9 +289,7 @@ impl Registry {
 
     /// Looks a function up; built-in names are case-insensitive.
     pub fn get(&self, name: &str) -> Option<&Arc<FunctionDef>> {
-        self.defs
-            .get(name)
-            .or_else(|| self.defs.get(&name.to_ascii_lowercase()))
+        self.defs.get(name).or_else(|| self.defs.get(&name.to_ascii_lowercase()))
     }
 
     /// Names of all registered functions, sorted.
@@ -335,9 +321,7 @@ impl FunctionLookup for Registry {
 /// Calls a scalar function by name with the given arguments; used by tests
 /// and by places that evaluate a function outside a compiled expression.
 pub fn call_scalar(registry: &Registry, name: &str, args: &[Value]) -> FuncResult {
-    let def = registry
-        .get(name)
-        .ok_or_else(|| FuncError::new(format!("function {name} not found")))?;
+    let def = registry.get(name).ok_or_else(|| FuncError::new(format!("function {name} not found")))?;
     check_arity(def, args.len())?;
     match &def.imp {
         FunctionImpl::Scalar(f) => f(&FuncContext::default(), args),

@@ -25,9 +25,7 @@ pub(crate) fn register(r: &mut Registry) {
     nil_checked(r, "object", 2, Some(2), |a| {
         const KEYS: &str = "first argument should be []string";
         let keys = a[0].as_array().ok_or_else(|| FuncError::new(KEYS))?;
-        let vals = a[1]
-            .as_array()
-            .ok_or_else(|| FuncError::new("second argument should be []interface{}"))?;
+        let vals = a[1].as_array().ok_or_else(|| FuncError::new("second argument should be []interface{}"))?;
         if keys.len() != vals.len() {
             return Err(FuncError::new("the length of the arguments should be same"));
         }
@@ -48,9 +46,9 @@ pub(crate) fn register(r: &mut Registry) {
             }
             match item.as_array() {
                 Some([k, v]) => {
-                    let k = k.as_str().ok_or_else(|| {
-                        FuncError::new("the first element in the list item should be string")
-                    })?;
+                    let k = k
+                        .as_str()
+                        .ok_or_else(|| FuncError::new("the first element in the list item should be string"))?;
                     m.insert(k.to_string(), v.clone());
                 }
                 _ => return Err(FuncError::new(EACH)),
@@ -60,11 +58,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     nil_checked(r, "items", 1, Some(1), |a| {
         let m = map_arg(&a[0], "first argument should be map[string]interface{}")?;
-        Ok(Value::array(
-            m.iter()
-                .map(|(k, v)| Value::array(vec![Value::str(k), v.clone()]))
-                .collect(),
-        ))
+        Ok(Value::array(m.iter().map(|(k, v)| Value::array(vec![Value::str(k), v.clone()])).collect()))
     });
     r.scalar("object_concat", 2, None, |_, a| {
         let mut res = Map::new();
@@ -96,12 +90,7 @@ pub(crate) fn register(r: &mut Registry) {
                 Value::Bytes(b) => {
                     res.insert(String::from_utf8_lossy(b).into_owned(), pair[1].clone());
                 }
-                other => {
-                    return Err(FuncError::new(format!(
-                        "key {} is not a string",
-                        go_v(other)
-                    )))
-                }
+                other => return Err(FuncError::new(format!("key {} is not a string", go_v(other)))),
             }
         }
         Ok(Value::map(res))
@@ -109,16 +98,10 @@ pub(crate) fn register(r: &mut Registry) {
     r.set_validate("object_construct", validate_object_construct);
     nil_checked(r, "erase", 2, None, |a| {
         if a.len() != 2 {
-            return Err(FuncError::new(format!(
-                "the argument number should be 2, got {}",
-                a.len()
-            )));
+            return Err(FuncError::new(format!("the argument number should be 2, got {}", a.len())));
         }
         let m = a[0].as_map().ok_or_else(|| {
-            FuncError::new(format!(
-                "the first argument should be map[string]interface{{}}, got {}",
-                go_v(&a[0])
-            ))
+            FuncError::new(format!("the first argument should be map[string]interface{{}}, got {}", go_v(&a[0])))
         })?;
         let erase: Vec<String> = match &a[1] {
             Value::String(k) => vec![k.to_string()],
@@ -127,30 +110,19 @@ pub(crate) fn register(r: &mut Registry) {
             _ => return Err(FuncError::new("the argument should be slice or string")),
         };
         Ok(Value::map(
-            m.iter()
-                .filter(|(k, _)| !erase.iter().any(|e| e == *k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            m.iter().filter(|(k, _)| !erase.iter().any(|e| e == *k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
         ))
     });
     r.scalar("object_size", 1, Some(1), |_, a| match &a[0] {
         Value::Null => Ok(Value::Int(0)),
         Value::Map(m) => Ok(Value::Int(m.len() as i64)),
-        other => Err(FuncError::new(format!(
-            "the first argument should be map[string]any, got {}",
-            go_v(other)
-        ))),
+        other => Err(FuncError::new(format!("the first argument should be map[string]any, got {}", go_v(other)))),
     });
     r.scalar("object_pick", 2, None, |_, a| {
         let m = match &a[0] {
             Value::Null => return Ok(Value::Null),
             Value::Map(m) => m,
-            other => {
-                return Err(FuncError::new(format!(
-                    "the first argument should be a map, got {}",
-                    go_v(other)
-                )))
-            }
+            other => return Err(FuncError::new(format!("the first argument should be a map, got {}", go_v(other)))),
         };
         let mut res = Map::new();
         match &a[1] {
@@ -172,10 +144,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     nil_checked(r, "obj_to_kvpair_array", 1, Some(1), |a| {
         let m = a[0].as_map().ok_or_else(|| {
-            FuncError::new(format!(
-                "the first argument should be map[string]interface{{}}, got {}",
-                go_v(&a[0])
-            ))
+            FuncError::new(format!("the first argument should be map[string]interface{{}}, got {}", go_v(&a[0])))
         })?;
         Ok(Value::array(
             m.iter()
@@ -267,32 +236,17 @@ mod tests {
 
     #[test]
     fn keys_values_items() {
-        assert_eq!(
-            call("keys", &[ab()]),
-            Ok(Value::array(vec![s("a"), s("b")]))
-        );
+        assert_eq!(call("keys", &[ab()]), Ok(Value::array(vec![s("a"), s("b")])));
         assert_eq!(call("keys", &[i(1)]).unwrap_err(), NOT_MAP);
-        assert_eq!(
-            call("keys", &[i(1), i(2)]).unwrap_err(),
-            "Expect 1 arguments but found 2."
-        );
-        assert_eq!(
-            call("values", &[obj(&[("a", s("c")), ("b", s("d"))])]),
-            Ok(Value::array(vec![s("c"), s("d")]))
-        );
+        assert_eq!(call("keys", &[i(1), i(2)]).unwrap_err(), "Expect 1 arguments but found 2.");
+        assert_eq!(call("values", &[obj(&[("a", s("c")), ("b", s("d"))])]), Ok(Value::array(vec![s("c"), s("d")])));
         assert_eq!(call("values", &[s("x")]).unwrap_err(), NOT_MAP);
         assert_eq!(call("values", &[Value::Null]), Ok(Value::Null));
         assert_eq!(
             call("items", &[ab()]),
-            Ok(Value::array(vec![
-                Value::array(vec![s("a"), i(1)]),
-                Value::array(vec![s("b"), i(2)])
-            ]))
+            Ok(Value::array(vec![Value::array(vec![s("a"), i(1)]), Value::array(vec![s("b"), i(2)])]))
         );
-        assert_eq!(
-            call("items", &[i(1)]).unwrap_err(),
-            "first argument should be map[string]interface{}"
-        );
+        assert_eq!(call("items", &[i(1)]).unwrap_err(), "first argument should be map[string]interface{}");
         assert_eq!(call("items", &[obj(&[])]), Ok(Value::Null));
     }
 
@@ -301,18 +255,9 @@ mod tests {
         let keys = Value::array(vec![s("a"), s("b")]);
         let vals = Value::array(vec![i(1), i(2)]);
         assert_eq!(call("object", &[keys.clone(), vals.clone()]), Ok(ab()));
-        assert_eq!(
-            call("object", &[i(1), vals.clone()]).unwrap_err(),
-            "first argument should be []string"
-        );
-        assert_eq!(
-            call("object", &[vals.clone(), vals.clone()]).unwrap_err(),
-            "first argument should be []string"
-        );
-        assert_eq!(
-            call("object", &[vals.clone(), i(1)]).unwrap_err(),
-            "second argument should be []interface{}"
-        );
+        assert_eq!(call("object", &[i(1), vals.clone()]).unwrap_err(), "first argument should be []string");
+        assert_eq!(call("object", &[vals.clone(), vals.clone()]).unwrap_err(), "first argument should be []string");
+        assert_eq!(call("object", &[vals.clone(), i(1)]).unwrap_err(), "second argument should be []interface{}");
         assert_eq!(
             call("object", &[keys, Value::array(vec![i(1), i(2), i(3)])]).unwrap_err(),
             "the length of the arguments should be same"
@@ -320,27 +265,11 @@ mod tests {
         assert_eq!(call("object", &[Value::Null, vals]), Ok(Value::Null));
 
         let pair = |k: Value, v: Value| Value::array(vec![k, v]);
-        assert_eq!(
-            call(
-                "zip",
-                &[Value::array(vec![pair(s("a"), i(1)), pair(s("b"), i(2))])]
-            ),
-            Ok(ab())
-        );
+        assert_eq!(call("zip", &[Value::array(vec![pair(s("a"), i(1)), pair(s("b"), i(2))])]), Ok(ab()));
         let each = "each argument should be [][2]interface{}";
         assert_eq!(call("zip", &[i(1)]).unwrap_err(), each);
-        assert_eq!(
-            call("zip", &[Value::array(vec![i(1), i(2)])]).unwrap_err(),
-            each
-        );
-        assert_eq!(
-            call(
-                "zip",
-                &[Value::array(vec![Value::array(vec![s("a"), i(1), i(3)])])]
-            )
-            .unwrap_err(),
-            each
-        );
+        assert_eq!(call("zip", &[Value::array(vec![i(1), i(2)])]).unwrap_err(), each);
+        assert_eq!(call("zip", &[Value::array(vec![Value::array(vec![s("a"), i(1), i(3)])])]).unwrap_err(), each);
         assert_eq!(
             call("zip", &[Value::array(vec![pair(i(1), i(3))])]).unwrap_err(),
             "the first element in the list item should be string"
@@ -349,49 +278,20 @@ mod tests {
 
     #[test]
     fn concat_construct() {
-        let r = call(
-            "object_concat",
-            &[
-                ab(),
-                obj(&[("b", i(3)), ("c", i(4))]),
-                obj(&[("a", i(2)), ("d", i(1))]),
-            ],
-        );
-        assert_eq!(
-            r,
-            Ok(obj(&[("a", i(2)), ("b", i(3)), ("c", i(4)), ("d", i(1))]))
-        );
+        let r = call("object_concat", &[ab(), obj(&[("b", i(3)), ("c", i(4))]), obj(&[("a", i(2)), ("d", i(1))])]);
+        assert_eq!(r, Ok(obj(&[("a", i(2)), ("b", i(3)), ("c", i(4)), ("d", i(1))])));
         assert_eq!(
             call("object_concat", &[ab(), Value::array(vec![i(1), i(2)])]).unwrap_err(),
             "the argument should be map[string]interface{}, got [1 2]"
         );
         assert_eq!(call("object_concat", &[ab(), Value::Null]), Ok(ab()));
-        assert_eq!(
-            call("object_concat", &[ab()]).unwrap_err(),
-            "Expect at least 2 arguments but found 1."
-        );
+        assert_eq!(call("object_concat", &[ab()]).unwrap_err(), "Expect at least 2 arguments but found 1.");
 
-        assert_eq!(
-            call("object_construct", &[s("foo"), s("bar")]),
-            Ok(obj(&[("foo", s("bar"))]))
-        );
-        assert_eq!(
-            call("object_construct", &[Value::Bool(true), s("bar")]).unwrap_err(),
-            "key true is not a string"
-        );
+        assert_eq!(call("object_construct", &[s("foo"), s("bar")]), Ok(obj(&[("foo", s("bar"))])));
+        assert_eq!(call("object_construct", &[Value::Bool(true), s("bar")]).unwrap_err(), "key true is not a string");
         // Null keys are dropped; null values are kept.
         assert_eq!(
-            call(
-                "object_construct",
-                &[
-                    s("key1"),
-                    Value::Null,
-                    Value::Null,
-                    s("x"),
-                    s("key2"),
-                    s("foo")
-                ]
-            ),
+            call("object_construct", &[s("key1"), Value::Null, Value::Null, s("x"), s("key2"), s("foo")]),
             Ok(obj(&[("key1", Value::Null), ("key2", s("foo"))]))
         );
         let lit = |v: serde_json::Value| ArgHint::Literal(v);
@@ -400,62 +300,35 @@ mod tests {
             Err("the args must be key value pairs".into())
         );
         assert_eq!(
-            validate_object_construct(&[
-                lit(serde_json::json!(true)),
-                lit(serde_json::json!("baz"))
-            ]),
+            validate_object_construct(&[lit(serde_json::json!(true)), lit(serde_json::json!("baz"))]),
             Err("Expect string type for parameter 1".into())
         );
-        assert_eq!(
-            validate_object_construct(&[lit(serde_json::json!("a")), ArgHint::Expr]),
-            Ok(())
-        );
+        assert_eq!(validate_object_construct(&[lit(serde_json::json!("a")), ArgHint::Expr]), Ok(()));
     }
 
     #[test]
     fn erase_pick_size() {
         let abc = obj(&[("a", i(1)), ("b", i(2)), ("c", i(3))]);
-        assert_eq!(
-            call("erase", &[abc.clone(), s("a")]),
-            Ok(obj(&[("b", i(2)), ("c", i(3))]))
-        );
-        assert_eq!(
-            call("erase", &[abc.clone(), Value::array(vec![s("a"), s("b")])]),
-            Ok(obj(&[("c", i(3))]))
-        );
+        assert_eq!(call("erase", &[abc.clone(), s("a")]), Ok(obj(&[("b", i(2)), ("c", i(3))])));
+        assert_eq!(call("erase", &[abc.clone(), Value::array(vec![s("a"), s("b")])]), Ok(obj(&[("c", i(3))])));
         assert_eq!(
             call("erase", &[abc.clone(), Value::array(vec![s("a")]), s("c")]).unwrap_err(),
             "the argument number should be 2, got 3"
         );
-        assert_eq!(
-            call("erase", &[abc.clone(), i(1)]).unwrap_err(),
-            "the argument should be slice or string"
-        );
+        assert_eq!(call("erase", &[abc.clone(), i(1)]).unwrap_err(), "the argument should be slice or string");
         assert_eq!(call("erase", &[Value::Null, s("a")]), Ok(Value::Null));
 
         assert_eq!(
-            call(
-                "object_pick",
-                &[abc.clone(), Value::array(vec![s("a"), s("c")])]
-            ),
+            call("object_pick", &[abc.clone(), Value::array(vec![s("a"), s("c")])]),
             Ok(obj(&[("a", i(1)), ("c", i(3))]))
         );
-        assert_eq!(
-            call("object_pick", &[abc.clone(), s("a")]),
-            Ok(obj(&[("a", i(1))]))
-        );
-        assert_eq!(
-            call("object_pick", &[abc.clone(), s("a"), s("b")]),
-            Ok(obj(&[("a", i(1)), ("b", i(2))]))
-        );
+        assert_eq!(call("object_pick", &[abc.clone(), s("a")]), Ok(obj(&[("a", i(1))])));
+        assert_eq!(call("object_pick", &[abc.clone(), s("a"), s("b")]), Ok(obj(&[("a", i(1)), ("b", i(2))])));
         assert_eq!(call("object_pick", &[abc.clone(), s("d")]), Ok(obj(&[])));
         assert_eq!(call("object_pick", &[Value::Null, s("d")]), Ok(Value::Null));
         assert!(call("object_pick", &[i(1), s("d")]).is_err());
         let nested = obj(&[("a", obj(&[("b", i(1)), ("c", i(2))])), ("x", i(0))]);
-        assert_eq!(
-            call("object_pick", &[nested.clone(), s("a.b")]),
-            Ok(obj(&[("a", obj(&[("b", i(1))]))]))
-        );
+        assert_eq!(call("object_pick", &[nested.clone(), s("a.b")]), Ok(obj(&[("a", obj(&[("b", i(1))]))])));
         assert_eq!(
             call("object_pick", &[nested.clone(), s("a.b"), s("a.c")]),
             Ok(obj(&[("a", obj(&[("b", i(1))])), ("c", i(2))]))
@@ -470,10 +343,7 @@ mod tests {
     #[test]
     fn kvpairs() {
         let kv = |k: &str, v: Value| obj(&[("key", s(k)), ("value", v)]);
-        assert_eq!(
-            call("obj_to_kvpair_array", &[ab()]),
-            Ok(Value::array(vec![kv("a", i(1)), kv("b", i(2))]))
-        );
+        assert_eq!(call("obj_to_kvpair_array", &[ab()]), Ok(Value::array(vec![kv("a", i(1)), kv("b", i(2))])));
         assert_eq!(
             call("obj_to_kvpair_array", &[i(1)]).unwrap_err(),
             "the first argument should be map[string]interface{}, got 1"

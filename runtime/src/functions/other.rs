@@ -13,26 +13,16 @@ use crate::value::Value;
 
 pub(crate) fn register(r: &mut Registry) {
     r.scalar("isnull", 1, Some(1), |_, a| Ok(Value::Bool(a[0].is_null())));
-    r.scalar("coalesce", 1, None, |_, a| {
-        Ok(a.iter()
-            .find(|v| !v.is_null())
-            .cloned()
-            .unwrap_or(Value::Null))
-    });
+    r.scalar("coalesce", 1, None, |_, a| Ok(a.iter().find(|v| !v.is_null()).cloned().unwrap_or(Value::Null)));
     r.scalar("newuuid", 0, Some(0), |_, _| Ok(Value::str(new_uuid_v1())));
     r.scalar("rule_id", 0, Some(0), |ctx, _| Ok(Value::str(ctx.rule_id)));
-    r.scalar("rule_start", 0, Some(0), |ctx, _| {
-        Ok(Value::Int(ctx.rule_start_ms))
-    });
+    r.scalar("rule_start", 0, Some(0), |ctx, _| Ok(Value::Int(ctx.rule_start_ms)));
     // eKuiper sleeps the rule's goroutine for `ms` milliseconds before
     // returning `v`. weir must not block an actor thread: it validates `ms`
     // the same way and returns `v` immediately.
     nil_checked(r, "delay", 2, Some(2), |a| match &a[0] {
         Value::Int(_) | Value::Float(_) => Ok(a[1].clone()),
-        other => Err(FuncError::new(format!(
-            "cannot convert {} to int",
-            go_typed(other)
-        ))),
+        other => Err(FuncError::new(format!("cannot convert {} to int", go_typed(other)))),
     });
     r.set_validate("delay", validate_first_number);
 
@@ -152,23 +142,11 @@ mod tests {
     fn isnull_coalesce() {
         assert_eq!(call("isnull", &[Value::Null]), Ok(Value::Bool(true)));
         assert_eq!(call("isnull", &[Value::Int(0)]), Ok(Value::Bool(false)));
-        assert_eq!(
-            call("isnull", &[Value::array(vec![])]),
-            Ok(Value::Bool(false))
-        );
-        assert_eq!(
-            call("isnull", &[]).unwrap_err(),
-            "Expect 1 arguments but found 0."
-        );
-        assert_eq!(
-            call("coalesce", &[Value::Null, Value::Int(2), Value::Int(3)]),
-            Ok(Value::Int(2))
-        );
+        assert_eq!(call("isnull", &[Value::array(vec![])]), Ok(Value::Bool(false)));
+        assert_eq!(call("isnull", &[]).unwrap_err(), "Expect 1 arguments but found 0.");
+        assert_eq!(call("coalesce", &[Value::Null, Value::Int(2), Value::Int(3)]), Ok(Value::Int(2)));
         assert_eq!(call("coalesce", &[Value::Null]), Ok(Value::Null));
-        assert_eq!(
-            call("coalesce", &[]).unwrap_err(),
-            "Expect at least 1 arguments but found 0."
-        );
+        assert_eq!(call("coalesce", &[]).unwrap_err(), "Expect at least 1 arguments but found 0.");
     }
 
     #[test]
@@ -181,45 +159,23 @@ mod tests {
         assert!(call("newuuid", &[Value::Int(1)]).is_err());
 
         let def = Registry::builtins().get("rule_id").unwrap();
-        let ctx = FuncContext {
-            rule_id: "r1",
-            now_ms: 5,
-            rule_start_ms: 42,
-        };
-        let FunctionImpl::Scalar(f) = &def.imp else {
-            panic!("not scalar")
-        };
+        let ctx = FuncContext { rule_id: "r1", now_ms: 5, rule_start_ms: 42 };
+        let FunctionImpl::Scalar(f) = &def.imp else { panic!("not scalar") };
         assert_eq!(f(&ctx, &[]), Ok(Value::str("r1")));
         let def = Registry::builtins().get("rule_start").unwrap();
-        let FunctionImpl::Scalar(f) = &def.imp else {
-            panic!("not scalar")
-        };
+        let FunctionImpl::Scalar(f) = &def.imp else { panic!("not scalar") };
         assert_eq!(f(&ctx, &[]), Ok(Value::Int(42)));
     }
 
     #[test]
     fn delay_returns_value_at_once() {
         let t = std::time::Instant::now();
-        assert_eq!(
-            call("delay", &[Value::Int(10_000), Value::str("v")]),
-            Ok(Value::str("v"))
-        );
+        assert_eq!(call("delay", &[Value::Int(10_000), Value::str("v")]), Ok(Value::str("v")));
         assert!(t.elapsed().as_secs() < 1);
-        assert_eq!(
-            call("delay", &[Value::Null, Value::str("v")]),
-            Ok(Value::Null)
-        );
-        assert_eq!(
-            call("delay", &[Value::str("a"), Value::Int(1)]).unwrap_err(),
-            "cannot convert string(a) to int"
-        );
+        assert_eq!(call("delay", &[Value::Null, Value::str("v")]), Ok(Value::Null));
+        assert_eq!(call("delay", &[Value::str("a"), Value::Int(1)]).unwrap_err(), "cannot convert string(a) to int");
         let reg = Registry::builtins();
-        assert!(reg
-            .validate(
-                "delay",
-                &[ArgHint::Literal(serde_json::json!("1")), ArgHint::Expr]
-            )
-            .is_err());
+        assert!(reg.validate("delay", &[ArgHint::Literal(serde_json::json!("1")), ArgHint::Expr]).is_err());
     }
 
     #[test]
@@ -239,39 +195,20 @@ mod tests {
             assert!(matches!(reg.get(name).unwrap().imp, FunctionImpl::Builtin));
         }
         let lit = |v| ArgHint::Literal(v);
-        assert!(reg
-            .validate("meta", &[lit(serde_json::json!("topic"))])
-            .is_err());
+        assert!(reg.validate("meta", &[lit(serde_json::json!("topic"))]).is_err());
         assert!(reg.validate("meta", &[ArgHint::Expr]).is_ok());
         assert!(reg
-            .validate(
-                "get_keyed_state",
-                &[ArgHint::Expr, lit(serde_json::json!("int")), ArgHint::Expr]
-            )
+            .validate("get_keyed_state", &[ArgHint::Expr, lit(serde_json::json!("int")), ArgHint::Expr])
             .is_err());
         assert!(reg
-            .validate(
-                "get_keyed_state",
-                &[
-                    ArgHint::Expr,
-                    lit(serde_json::json!("bigint")),
-                    ArgHint::Expr
-                ]
-            )
+            .validate("get_keyed_state", &[ArgHint::Expr, lit(serde_json::json!("bigint")), ArgHint::Expr])
             .is_ok());
         assert_eq!(
             reg.validate("changed_cols", &[ArgHint::Expr, ArgHint::Expr]),
             Err("expect more than two args but got 2".into())
         );
         assert!(reg
-            .validate(
-                "changed_cols",
-                &[
-                    lit(serde_json::json!("c_")),
-                    lit(serde_json::json!(1)),
-                    ArgHint::Expr
-                ]
-            )
+            .validate("changed_cols", &[lit(serde_json::json!("c_")), lit(serde_json::json!(1)), ArgHint::Expr])
             .is_err());
     }
 }

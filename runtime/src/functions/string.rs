@@ -12,8 +12,8 @@ use weir_planner::ArgHint;
 
 use super::golike::{go_str, has_nil_or_empty, to_float_samekind, to_int_strict};
 use super::{
-    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, nil_checked,
-    validate_strs, FuncError, Registry,
+    def, expect_type, lit_is_bool, lit_is_float, lit_is_num, lit_is_str, nil_checked, validate_strs, FuncError,
+    Registry,
 };
 use crate::value::Value;
 
@@ -48,8 +48,7 @@ pub(crate) fn cached_regex(pattern: &str) -> Result<Regex, FuncError> {
         if let Some(r) = c.borrow().get(pattern) {
             return Ok(r.clone());
         }
-        let r = Regex::new(pattern)
-            .map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?;
+        let r = Regex::new(pattern).map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?;
         let mut c = c.borrow_mut();
         if c.len() >= 64 {
             c.clear();
@@ -73,11 +72,7 @@ fn pad_count(func: &str, v: &Value) -> Result<usize, FuncError> {
     Ok(n as usize)
 }
 
-fn one_str(
-    r: &mut Registry,
-    name: &'static str,
-    f: impl Fn(&str) -> Value + Send + Sync + 'static,
-) {
+fn one_str(r: &mut Registry, name: &'static str, f: impl Fn(&str) -> Value + Send + Sync + 'static) {
     nil_checked(r, name, 1, Some(1), move |args| Ok(f(&go_str(&args[0]))));
     r.set_validate(name, validate_strs);
 }
@@ -137,18 +132,10 @@ pub(crate) fn register(r: &mut Registry) {
 
     one_str(r, "lower", |s| Value::from(s.to_lowercase()));
     one_str(r, "upper", |s| Value::from(s.to_uppercase()));
-    one_str(r, "trim", |s| {
-        Value::from(s.trim_matches(char::is_whitespace))
-    });
-    one_str(r, "ltrim", |s| {
-        Value::from(s.trim_start_matches(char::is_whitespace))
-    });
-    one_str(r, "rtrim", |s| {
-        Value::from(s.trim_end_matches(char::is_whitespace))
-    });
-    one_str(r, "reverse", |s| {
-        Value::from(s.chars().rev().collect::<String>())
-    });
+    one_str(r, "trim", |s| Value::from(s.trim_matches(char::is_whitespace)));
+    one_str(r, "ltrim", |s| Value::from(s.trim_start_matches(char::is_whitespace)));
+    one_str(r, "rtrim", |s| Value::from(s.trim_end_matches(char::is_whitespace)));
+    one_str(r, "reverse", |s| Value::from(s.chars().rev().collect::<String>()));
 
     nil_checked(r, "lpad", 2, Some(2), |args| {
         let s = go_str(&args[0]);
@@ -240,9 +227,7 @@ pub(crate) fn register(r: &mut Registry) {
         let i = to_int_strict(&args[2]).unwrap_or(0);
         let idx = if i >= 0 { i } else { n + i };
         if i > n - 1 || i < -n || idx < 0 {
-            return Err(FuncError::new(format!(
-                "{i} out of index array (size = {n})"
-            )));
+            return Err(FuncError::new(format!("{i} out of index array (size = {n})")));
         }
         Ok(Value::from(parts[idx as usize]))
     });
@@ -252,10 +237,7 @@ pub(crate) fn register(r: &mut Registry) {
                 return Err(expect_type(i, "string"));
             }
         }
-        if args
-            .get(2)
-            .is_some_and(|a| lit_is_float(a) || lit_is_bool(a) || lit_is_str(a))
-        {
+        if args.get(2).is_some_and(|a| lit_is_float(a) || lit_is_bool(a) || lit_is_str(a)) {
             return Err(expect_type(2, "int"));
         }
         if int_lit(args.get(2)).is_some_and(|v| v < 0) {
@@ -268,9 +250,7 @@ pub(crate) fn register(r: &mut Registry) {
         let x = to_float_samekind(&args[0]).unwrap_or(0.0);
         let d = to_int_strict(&args[1]).unwrap_or(0);
         if d < 0 {
-            return Err(FuncError::new(
-                "the decimal places must greater or equal than 0",
-            ));
+            return Err(FuncError::new("the decimal places must greater or equal than 0"));
         }
         if d > 1100 {
             return Err(FuncError::new("the decimal places must be at most 1100"));
@@ -278,24 +258,18 @@ pub(crate) fn register(r: &mut Registry) {
         match args.get(2) {
             Some(l) => {
                 let loc = go_str(l);
-                let style = locale_style(&loc).ok_or_else(|| {
-                    FuncError::new(format!("not support for the specific locale:{loc}"))
-                })?;
+                let style = locale_style(&loc)
+                    .ok_or_else(|| FuncError::new(format!("not support for the specific locale:{loc}")))?;
                 Ok(Value::from(format_number(x, d as usize, Some(style))))
             }
             None => Ok(Value::from(format_number(x, d as usize, None))),
         }
     });
     r.set_validate("format", |args| {
-        if args.get(1).is_some_and(|a| {
-            !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && int_lit(Some(a)).is_none()
-        }) {
+        if args.get(1).is_some_and(|a| !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && int_lit(Some(a)).is_none()) {
             return Err(expect_type(1, "integer"));
         }
-        if args
-            .get(2)
-            .is_some_and(|a| !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && !lit_is_str(a))
-        {
+        if args.get(2).is_some_and(|a| !matches!(a, ArgHint::Expr | ArgHint::Wildcard) && !lit_is_str(a)) {
             return Err(expect_type(2, "string"));
         }
         Ok(())
@@ -305,10 +279,7 @@ pub(crate) fn register(r: &mut Registry) {
 /// Go's `strings.Split`: an empty separator splits into UTF-8 characters.
 fn go_split<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
     if sep.is_empty() {
-        return s
-            .char_indices()
-            .map(|(i, c)| &s[i..i + c.len_utf8()])
-            .collect();
+        return s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect();
     }
     s.split(sep).collect()
 }
@@ -324,51 +295,20 @@ struct NumStyle {
     arab: bool,
 }
 
-const EN: NumStyle = NumStyle {
-    group: ",",
-    decimal: ".",
-    indian: false,
-    arab: false,
-};
-const DE: NumStyle = NumStyle {
-    group: ".",
-    decimal: ",",
-    indian: false,
-    arab: false,
-};
-const FR: NumStyle = NumStyle {
-    group: "\u{a0}",
-    decimal: ",",
-    indian: false,
-    arab: false,
-};
-const CH: NumStyle = NumStyle {
-    group: "\u{2019}",
-    decimal: ".",
-    indian: false,
-    arab: false,
-};
-const IN: NumStyle = NumStyle {
-    group: ",",
-    decimal: ".",
-    indian: true,
-    arab: false,
-};
-const ARAB: NumStyle = NumStyle {
-    group: "\u{66c}",
-    decimal: "\u{66b}",
-    indian: false,
-    arab: true,
-};
+const EN: NumStyle = NumStyle { group: ",", decimal: ".", indian: false, arab: false };
+const DE: NumStyle = NumStyle { group: ".", decimal: ",", indian: false, arab: false };
+const FR: NumStyle = NumStyle { group: "\u{a0}", decimal: ",", indian: false, arab: false };
+const CH: NumStyle = NumStyle { group: "\u{2019}", decimal: ".", indian: false, arab: false };
+const IN: NumStyle = NumStyle { group: ",", decimal: ".", indian: true, arab: false };
+const ARAB: NumStyle = NumStyle { group: "\u{66c}", decimal: "\u{66b}", indian: false, arab: true };
 
 /// Languages golang.org/x/text knows (a practical subset of ISO 639-1).
 const KNOWN_LANGS: &[&str] = &[
-    "af", "am", "ar", "as", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en",
-    "es", "et", "eu", "fa", "fi", "fil", "fo", "fr", "ga", "gl", "gu", "he", "hi", "hr", "hu",
-    "hy", "id", "is", "it", "ja", "ka", "kk", "km", "kn", "ko", "ky", "lo", "lt", "lv", "mk", "ml",
-    "mn", "mr", "ms", "my", "nb", "ne", "nl", "nn", "no", "or", "pa", "pl", "pt", "rm", "ro", "ru",
-    "si", "sk", "sl", "sq", "sr", "sv", "sw", "ta", "te", "th", "tr", "uk", "ur", "uz", "vi", "zh",
-    "zu",
+    "af", "am", "ar", "as", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "es", "et", "eu",
+    "fa", "fi", "fil", "fo", "fr", "ga", "gl", "gu", "he", "hi", "hr", "hu", "hy", "id", "is", "it", "ja", "ka", "kk",
+    "km", "kn", "ko", "ky", "lo", "lt", "lv", "mk", "ml", "mn", "mr", "ms", "my", "nb", "ne", "nl", "nn", "no", "or",
+    "pa", "pl", "pt", "rm", "ro", "ru", "si", "sk", "sl", "sq", "sr", "sv", "sw", "ta", "te", "th", "tr", "uk", "ur",
+    "uz", "vi", "zh", "zu",
 ];
 
 /// Resolves `format`'s locale argument (`en_US`, `de-DE`, ...): a known
@@ -405,13 +345,13 @@ fn locale_style(loc: &str) -> Option<NumStyle> {
         ("pt", _) => DE,
         ("en" | "hi" | "gu" | "ta" | "te" | "bn" | "mr" | "kn" | "ml", "IN") => IN,
         (
-            "be" | "bg" | "cs" | "et" | "fi" | "hu" | "lt" | "lv" | "nb" | "nn" | "pl" | "ru"
-            | "sk" | "sq" | "uk" | "kk" | "ky" | "hy" | "ka" | "uz" | "af",
+            "be" | "bg" | "cs" | "et" | "fi" | "hu" | "lt" | "lv" | "nb" | "nn" | "pl" | "ru" | "sk" | "sq" | "uk"
+            | "kk" | "ky" | "hy" | "ka" | "uz" | "af",
             _,
         ) => FR,
         (
-            "da" | "el" | "eu" | "fo" | "gl" | "hr" | "id" | "is" | "it" | "mk" | "ro" | "sl"
-            | "sr" | "tr" | "vi" | "ca" | "az" | "bs",
+            "da" | "el" | "eu" | "fo" | "gl" | "hr" | "id" | "is" | "it" | "mk" | "ro" | "sl" | "sr" | "tr" | "vi"
+            | "ca" | "az" | "bs",
             _,
         ) => DE,
         _ => EN,

@@ -26,10 +26,5 @@ pub(crate) fn arr(v: Vec<Value>) -> Value {
 
 /// A map from key/value pairs.
 pub(crate) fn obj(pairs: &[(&str, Value)]) -> Value {
-    Value::map(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<Map>(),
-    )
+    Value::map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Map>())
 }

@@ -8,8 +8,8 @@ use crate::decode::Decoder;
 use crate::expr::{compile, Expr, Layout};
 use crate::functions::{FuncError, FunctionImpl, Registry};
 use crate::operator::{
-    AggregateOp, AggregateSite, AnalyticOp, AnalyticSite, DecodeOp, FilterOp, JoinOp, JoinStep, Operator,
-    OrderOp, ProjectItem, ProjectOp, RuleContext, StateConditions, TableState, WatermarkOp, WindowOp,
+    AggregateOp, AggregateSite, AnalyticOp, AnalyticSite, DecodeOp, FilterOp, JoinOp, JoinStep, Operator, OrderOp,
+    ProjectItem, ProjectOp, RuleContext, StateConditions, TableState, WatermarkOp, WindowOp,
 };
 
 /// A compiled stage: its eKuiper node name, the operator and its input count.
@@ -61,7 +61,8 @@ pub(crate) fn compile_plan(
         .map(|(i, s)| {
             let ts = if event_time && !s.is_table() { s.def.options.timestamp.as_deref() } else { None };
             let dec = Decoder::new(s, i as u16, width, ts);
-            let name = if plan.sources.len() == 1 { decoder_name.clone() } else { format!("{decoder_name}_{}", s.name) };
+            let name =
+                if plan.sources.len() == 1 { decoder_name.clone() } else { format!("{decoder_name}_{}", s.name) };
             Stage {
                 name,
                 op: Box::new(DecodeOp::new(dec, s.meta_slot.map(|m| m as usize))),
@@ -125,7 +126,14 @@ pub(crate) fn compile_plan(
         let steps = plan
             .joins
             .iter()
-            .map(|j| Ok(JoinStep { kind: j.kind, left: j.left, source: if j.left == j.source { 0 } else { j.source }, on: j.on.as_ref().map(c).transpose()? }))
+            .map(|j| {
+                Ok(JoinStep {
+                    kind: j.kind,
+                    left: j.left,
+                    source: if j.left == j.source { 0 } else { j.source },
+                    on: j.on.as_ref().map(c).transpose()?,
+                })
+            })
             .collect::<Result<Vec<_>, FuncError>>()?;
         let source_slots = plan
             .sources
@@ -189,14 +197,14 @@ pub(crate) fn compile_plan(
                     e => c(e),
                 })
                 .collect::<Result<_, _>>()?;
-            sites.push(AggregateSite { factory: factory.clone(), args, filter: call.filter.as_ref().map(c).transpose()? });
+            sites.push(AggregateSite {
+                factory: factory.clone(),
+                args,
+                filter: call.filter.as_ref().map(c).transpose()?,
+            });
         }
         let keys = a.keys.iter().map(c).collect::<Result<_, _>>()?;
-        push(
-            &mut stages,
-            next_name("aggregate"),
-            Box::new(AggregateOp::new(keys, sites, a.base as usize, cx.clone())),
-        );
+        push(&mut stages, next_name("aggregate"), Box::new(AggregateOp::new(keys, sites, a.base as usize, cx.clone())));
     }
     if let Some(h) = &plan.having {
         push(&mut stages, next_name("having"), Box::new(FilterOp::new(c(h)?, cx.clone())));

@@ -23,13 +23,13 @@ pub use sequence::Sequencer;
 
 use crate::clock::{Clock, Timers};
 use crate::connector::Sink;
+use crate::expr::Layout;
 use crate::functions::{FuncError, Registry};
 use crate::metrics::OpMetrics;
 use crate::operator::RuleContext;
-use crate::row::{Message, Payload};
-use crate::expr::Layout;
-use crate::state::{Space, StateBackend, StateError, StateKey};
 use crate::operator::{Operator, Output};
+use crate::row::{Message, Payload};
+use crate::state::{Space, StateBackend, StateError, StateKey};
 use actor::{Edge, Intake, OperatorActor, SinkActor};
 
 /// A running rule: where to push input, and what comes back.
@@ -142,7 +142,8 @@ impl Spawner<'_> {
                 let key = StateSlot { rule: self.rule.clone(), operator: id, shard: instance as u32 };
                 if let Some(epoch) = cp.restore {
                     let k = key.at(epoch);
-                    let bytes = cp.backend.get(Space::Checkpoints, &k.encode()).map_err(|e| self.state_err(&name, e))?;
+                    let bytes =
+                        cp.backend.get(Space::Checkpoints, &k.encode()).map_err(|e| self.state_err(&name, e))?;
                     if let Some(b) = bytes {
                         op.restore(&b).map_err(|e| self.state_err(&name, e))?;
                     }
@@ -203,14 +204,18 @@ impl Spawner<'_> {
             Next::Instances(e) if e.len() == n => e.into_iter().map(|e| Next::All(vec![e])).collect(),
             next => {
                 let name = format!("{}_merge", stages[0].name);
-                let merge = self.spawn(name, None, 0, Box::new(PassOp), Intake::Sequence(Sequencer::new(n)), &next, false)?;
+                let merge =
+                    self.spawn(name, None, 0, Box::new(PassOp), Intake::Sequence(Sequencer::new(n)), &next, false)?;
                 (0..n).map(|i| Next::All(vec![Edge { to: merge.clone(), input: i }])).collect()
             }
         };
         let mut edges = Vec::with_capacity(n);
         for (i, (stage, target)) in stages.into_iter().zip(targets).enumerate() {
             let intake = Intake::Align(Aligner::new(stage.inputs));
-            edges.push(Edge { to: self.spawn(stage.name, Some(stage.id), i, stage.op, intake, &target, true)?, input: 0 });
+            edges.push(Edge {
+                to: self.spawn(stage.name, Some(stage.id), i, stage.op, intake, &target, true)?,
+                input: 0,
+            });
         }
         Ok(Next::Instances(edges))
     }
@@ -286,8 +291,8 @@ impl RuleGraph {
                 let m = Arc::new(OpMetrics::new(name));
                 sink_metrics.push(m.clone());
                 let sink = Arc::new(tokio::sync::Mutex::new(sink));
-                let a = SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox }
-                    .start();
+                let a =
+                    SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox }.start();
                 Edge { to: a.recipient(), input: 0 }
             })
             .collect();
@@ -326,9 +331,7 @@ impl RuleGraph {
         let mut sources = Vec::new();
         for (i, group) in decoders.into_iter().enumerate() {
             let target = match table_inputs.iter().find(|(s, _, _)| *s as usize == i) {
-                Some((_, stage, input)) => {
-                    Next::All(vec![Edge { to: entries[*stage].to.clone(), input: *input }])
-                }
+                Some((_, stage, input)) => Next::All(vec![Edge { to: entries[*stage].to.clone(), input: *input }]),
                 None => {
                     let target = match &first {
                         Next::All(e) => Next::All(vec![Edge { to: e[0].to.clone(), input: stream_input }]),

@@ -94,11 +94,7 @@ impl Operator for AggregateOp {
     fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
         let ecx = self.cx.eval(now, batch.window);
         let Some(window) = batch.window else {
-            let rows = batch
-                .rows
-                .iter()
-                .map(|r| self.finish_group(std::slice::from_ref(r), &ecx, r.ts, out))
-                .collect();
+            let rows = batch.rows.iter().map(|r| self.finish_group(std::slice::from_ref(r), &ecx, r.ts, out)).collect();
             out.data(Batch::events(rows));
             return;
         };

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use crate::expr::Expr;
 use crate::functions::{go_v, AnalyticFactory, AnalyticState, FuncError};
-use crate::state::{codec, StateResult};
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row};
+use crate::state::{codec, StateResult};
 use crate::value::Value;
 
 /// One analytic call site with its per-partition state.
@@ -27,7 +27,13 @@ pub struct AnalyticSite {
 
 impl AnalyticSite {
     /// A call site.
-    pub fn new(factory: AnalyticFactory, args: Vec<Expr>, partition: Vec<Expr>, when: Option<Expr>, slot: usize) -> Self {
+    pub fn new(
+        factory: AnalyticFactory,
+        args: Vec<Expr>,
+        partition: Vec<Expr>,
+        when: Option<Expr>,
+        slot: usize,
+    ) -> Self {
         AnalyticSite { factory, args, partition, when, slot, states: HashMap::new() }
     }
 

@@ -4,9 +4,9 @@ use weir_planner::ast::JoinKind;
 
 use crate::expr::Expr;
 use crate::functions::FuncError;
-use crate::state::{codec, StateResult};
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row, WindowRange};
+use crate::state::{codec, StateResult};
 
 /// One join step, compiled.
 pub struct JoinStep {

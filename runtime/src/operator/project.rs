@@ -134,7 +134,10 @@ impl ProjectOp {
                 }
             }
             Some((_, v)) => {
-                return Err(FuncError::new(format!("the argument for the unnest function should be array, got {}", v.type_name())))
+                return Err(FuncError::new(format!(
+                    "the argument for the unnest function should be array, got {}",
+                    v.type_name()
+                )))
             }
         }
         Ok(())
@@ -144,6 +147,9 @@ impl ProjectOp {
 fn output_row(m: Map, ts: i64) -> Row {
     Row { slots: vec![Value::map(m)], ts, source: 0 }
 }
+
+/// Checkpointed state: `changed_cols` memories and hit counters.
+type ProjectState = (Vec<Vec<(String, Value)>>, Vec<(i64, i64)>);
 
 impl Operator for ProjectOp {
     /// The state of `changed_cols` items and the rule's `last_hit_*`
@@ -169,7 +175,7 @@ impl Operator for ProjectOp {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
-        let (changed, hits): (Vec<Vec<(String, Value)>>, Vec<(i64, i64)>) = codec::decode(bytes, "project")?;
+        let (changed, hits): ProjectState = codec::decode(bytes, "project")?;
         let mut changed = changed.into_iter();
         for item in &mut self.items {
             if let ProjectItem::ChangedCols { last, .. } = item {

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn numbers_within_tolerance_and_multisets() {
-        let a = vec![vec![Value::from_json(json!({"a": 1.0000000000001}), false), Value::from_json(json!({"b": 2}), false)]];
+        let a = vec![vec![
+            Value::from_json(json!({"a": 1.0000000000001}), false),
+            Value::from_json(json!({"b": 2}), false),
+        ]];
         assert!(compare(&a, &[vec![json!({"b": 2}), json!({"a": 1})]], false).is_ok());
         assert!(compare(&a, &[vec![json!({"b": 2}), json!({"a": 1})]], true).is_err());
         assert!(compare(&a, &[vec![json!({"a": 1})]], false).is_err());

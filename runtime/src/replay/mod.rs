@@ -22,8 +22,8 @@ pub use compare::{compare, Mismatch};
 use crate::clock::{Clock, VirtualClock};
 use crate::connector::{BoxFuture, Sink, SinkError};
 use crate::graph::{CheckpointConfig, RuleGraph, SinkEvent};
-use crate::state::MemoryBackend;
 use crate::row::{Message, Payload, PayloadData};
+use crate::state::MemoryBackend;
 use crate::value::{Map, Value};
 use crate::Registry;
 
@@ -308,7 +308,13 @@ impl Driver {
             let mut config = r.config.clone();
             config.restore = Some(n);
             let sinks = vec![("sink_replay_0".to_string(), Box::new(r.collector.clone()) as Box<dyn Sink>)];
-            match RuleGraph::start_with(&r.plan, Registry::builtins(), Arc::new(self.clock.clone()), sinks, Some(config)) {
+            match RuleGraph::start_with(
+                &r.plan,
+                Registry::builtins(),
+                Arc::new(self.clock.clone()),
+                sinks,
+                Some(config),
+            ) {
                 Ok(g) => self.graph = g,
                 Err(e) => tracing::error!(error = %e, "restore failed"),
             }

@@ -11,8 +11,7 @@ use crate::value::{Map, Value};
 /// # Errors
 /// Only if serde refuses the value (a bug: all state types encode).
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard())
-        .map_err(|e| StateError::Store(format!("encode: {e}")))
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| StateError::Store(format!("encode: {e}")))
 }
 
 /// Decodes stored bytes; `key` names them in the error.
@@ -52,9 +51,10 @@ impl From<&Value> for Repr {
             Value::Float(f) => Repr::F(*f),
             Value::String(s) => Repr::S(s.to_string()),
             Value::Bytes(b) => Repr::Y(b.to_vec()),
-            Value::Datetime(t) => {
-                Repr::D(t.timestamp_nanos_opt().unwrap_or(t.timestamp_millis() * 1_000_000), t.offset().local_minus_utc())
-            }
+            Value::Datetime(t) => Repr::D(
+                t.timestamp_nanos_opt().unwrap_or(t.timestamp_millis() * 1_000_000),
+                t.offset().local_minus_utc(),
+            ),
             Value::Array(a) => Repr::A(a.iter().map(Repr::from).collect()),
             Value::Map(m) => Repr::M(m.iter().map(|(k, v)| (k.clone(), Repr::from(v))).collect()),
         }

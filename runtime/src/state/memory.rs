@@ -8,8 +8,11 @@ use super::{Space, StateBackend, StateResult, Write};
 /// A [`StateBackend`] in a mutex-protected ordered map.
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    data: Mutex<BTreeMap<(u8, Vec<u8>), Vec<u8>>>,
+    data: Mutex<BTreeMap<SpacedKey, Vec<u8>>>,
 }
+
+/// A key within its space.
+type SpacedKey = (u8, Vec<u8>);
 
 fn space_id(s: Space) -> u8 {
     s as u8
@@ -27,7 +30,8 @@ impl StateBackend for MemoryBackend {
                     d.remove(&(space_id(s), k));
                 }
                 Write::DeleteRange(s, from, to) => {
-                    let keys: Vec<_> = d.range((space_id(s), from)..(space_id(s), to)).map(|(k, _)| k.clone()).collect();
+                    let keys: Vec<_> =
+                        d.range((space_id(s), from)..(space_id(s), to)).map(|(k, _)| k.clone()).collect();
                     for k in keys {
                         d.remove(&k);
                     }

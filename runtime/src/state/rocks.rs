@@ -62,7 +62,8 @@ impl StateBackend for RocksBackend {
 
     fn scan(&self, space: Space, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(self.cf(space)?, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
+        let iter =
+            self.db.iterator_cf(self.cf(space)?, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
         for item in iter {
             let (k, v) = item.map_err(store_err)?;
             if !k.starts_with(prefix) {

@@ -88,10 +88,9 @@ impl Binder<'_> {
                 PExpr::Like { expr: Box::new(x), pattern: Box::new(self.bind(pattern, clause)?), negated: *negated }
             }
             Expr::Arrow { expr, key } => PExpr::Arrow { expr: Box::new(self.bind(expr, clause)?), key: key.clone() },
-            Expr::Index { expr, index, .. } => PExpr::Index {
-                expr: Box::new(self.bind(expr, clause)?),
-                index: Box::new(self.bind(index, clause)?),
-            },
+            Expr::Index { expr, index, .. } => {
+                PExpr::Index { expr: Box::new(self.bind(expr, clause)?), index: Box::new(self.bind(index, clause)?) }
+            }
             Expr::Slice { expr, start, end, .. } => PExpr::Slice {
                 expr: Box::new(self.bind(expr, clause)?),
                 start: match start {
@@ -168,10 +167,8 @@ impl Binder<'_> {
         if is_window_name(&lname) {
             return Err(Error::plan(pos, format!("window function {lname} is only allowed in GROUP BY")));
         }
-        let sig = self
-            .functions
-            .signature(name)
-            .ok_or_else(|| Error::plan(pos, format!("function {name} not found")))?;
+        let sig =
+            self.functions.signature(name).ok_or_else(|| Error::plan(pos, format!("function {name} not found")))?;
         let n = args.len();
         if n < sig.min_args || sig.max_args.is_some_and(|m| n > m) {
             let expect = match sig.max_args {
@@ -189,9 +186,7 @@ impl Binder<'_> {
                 _ => ArgHint::Expr,
             })
             .collect();
-        self.functions
-            .validate(&sig.name, &hints)
-            .map_err(|m| Error::plan(pos, format!("function {lname}: {m}")))?;
+        self.functions.validate(&sig.name, &hints).map_err(|m| Error::plan(pos, format!("function {lname}: {m}")))?;
         if filter.is_some() && sig.kind != FunctionKind::Aggregate {
             return Err(Error::plan(pos, format!("FILTER is only allowed on aggregate functions, not {lname}")));
         }
@@ -201,10 +196,10 @@ impl Binder<'_> {
         match sig.kind {
             FunctionKind::Aggregate => self.aggregate(e, &sig.name, clause, pos),
             FunctionKind::Analytic => self.analytic(e, &sig.name),
-            FunctionKind::SetReturning => {
-                Err(Error::plan(pos, format!("{lname} must be a select item of its own")))
+            FunctionKind::SetReturning => Err(Error::plan(pos, format!("{lname} must be a select item of its own"))),
+            FunctionKind::Context => {
+                Err(Error::plan(pos, format!("function {lname} is not supported in this position")))
             }
-            FunctionKind::Context => Err(Error::plan(pos, format!("function {lname} is not supported in this position"))),
             FunctionKind::Scalar => {
                 let args = args.iter().map(|a| self.bind(a, clause)).collect::<Result<_>>()?;
                 Ok(PExpr::Call { func: sig.name, args })

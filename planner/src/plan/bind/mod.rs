@@ -14,8 +14,8 @@ use crate::functions::{FunctionKind, FunctionLookup};
 use crate::parse::parse_statement;
 use crate::plan::naming::default_name;
 use crate::plan::{
-    AggregateCall, AggregatePlan, AnalyticCall, ContextValue, JoinPlan, OperatorInfo, PExpr, PhysicalPlan, ProjectField,
-    RuleOptions, SortKey, WindowSpec,
+    AggregateCall, AggregatePlan, AnalyticCall, ContextValue, JoinPlan, OperatorInfo, PExpr, PhysicalPlan,
+    ProjectField, RuleOptions, SortKey, WindowSpec,
 };
 
 /// Plans rule `sql` against the catalog with the given options.
@@ -155,7 +155,9 @@ impl Binder<'_> {
         // stream go down, each applied to that stream's rows.
         let pushdown = match &window {
             None => s.joins.is_empty(),
-            Some(w) => !options.is_event_time && !matches!(w.spec, WindowSpec::Count { .. } | WindowSpec::Sliding { .. }),
+            Some(w) => {
+                !options.is_event_time && !matches!(w.spec, WindowSpec::Count { .. } | WindowSpec::Sliding { .. })
+            }
         };
         let (pre_filter, filter) = match condition {
             Some(c) if pushdown && !s.joins.is_empty() => self.split_for_join(c),

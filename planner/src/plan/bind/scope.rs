@@ -88,16 +88,14 @@ impl Scope {
     /// of exactly one schema'd source, else the schemaless sources (first
     /// non-null at run time when there are several).
     pub(crate) fn unqualified(&mut self, name: &str, pos: Pos) -> Result<PExpr> {
-        let declared: Vec<u16> = (0..self.sources.len() as u16)
-            .filter(|&i| self.def(i).field(name).is_some())
-            .collect();
+        let declared: Vec<u16> =
+            (0..self.sources.len() as u16).filter(|&i| self.def(i).field(name).is_some()).collect();
         match declared.len() {
             1 => return Ok(PExpr::Slot(self.column(declared[0], name, pos)?)),
             n if n > 1 => return Err(Error::plan(pos, format!("ambiguous field {name}"))),
             _ => {}
         }
-        let schemaless: Vec<u16> =
-            (0..self.sources.len() as u16).filter(|&i| self.def(i).fields.is_none()).collect();
+        let schemaless: Vec<u16> = (0..self.sources.len() as u16).filter(|&i| self.def(i).fields.is_none()).collect();
         match schemaless.len() {
             0 => Err(Error::plan(pos, format!("unknown field {name}"))),
             1 => Ok(PExpr::Slot(self.column(schemaless[0], name, pos)?)),
@@ -113,11 +111,7 @@ impl Scope {
 
     /// The declared type of a slot, if it is a typed column.
     pub(crate) fn slot_type(&self, slot: u32) -> Option<&DataType> {
-        self.sources
-            .iter()
-            .flat_map(|s| s.columns.iter())
-            .find(|c| c.slot == slot)
-            .and_then(|c| c.data_type.as_ref())
+        self.sources.iter().flat_map(|s| s.columns.iter()).find(|c| c.slot == slot).and_then(|c| c.data_type.as_ref())
     }
 
     /// Makes every column of source `i` available (for `*`): all declared

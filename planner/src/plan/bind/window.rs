@@ -74,7 +74,10 @@ impl Binder<'_> {
             return Err(Error::plan(w.pos, format!("OVER (WHEN ...) is only allowed on slidingwindow, not {name}")));
         }
         if !w.partition.is_empty() && w.kind != WindowKind::State {
-            return Err(Error::plan(w.pos, format!("OVER (PARTITION BY ...) is only allowed on statewindow, not {name}")));
+            return Err(Error::plan(
+                w.pos,
+                format!("OVER (PARTITION BY ...) is only allowed on statewindow, not {name}"),
+            ));
         }
         let filter = match &w.filter {
             Some(f) => Some(self.bind(f, Clause::Row)?),
@@ -101,7 +104,12 @@ fn time_unit(e: &Expr, name: &str, pos: crate::error::Pos) -> Result<TimeUnit> {
         "mi" => TimeUnit::Minute,
         "ss" => TimeUnit::Second,
         "ms" => TimeUnit::Millisecond,
-        _ => return Err(Error::plan(pos, format!("{name}: the first argument must be a time unit dd, hh, mi, ss or ms"))),
+        _ => {
+            return Err(Error::plan(
+                pos,
+                format!("{name}: the first argument must be a time unit dd, hh, mi, ss or ms"),
+            ))
+        }
     })
 }
 

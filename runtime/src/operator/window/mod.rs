@@ -135,7 +135,8 @@ impl WindowOp {
             self.rows.retain(|r| r.ts >= left);
             content.extend(self.rows.iter().filter(|r| inside(r.ts)).cloned());
         } else {
-            let (take, keep): (Vec<Row>, Vec<Row>) = std::mem::take(&mut self.rows).into_iter().partition(|r| inside(r.ts));
+            let (take, keep): (Vec<Row>, Vec<Row>) =
+                std::mem::take(&mut self.rows).into_iter().partition(|r| inside(r.ts));
             content = take;
             self.rows = keep;
         }
@@ -216,7 +217,10 @@ impl WindowOp {
 
     fn on_proc_time(&mut self, now: i64, out: &mut Output) {
         if self.next_end.is_none()
-            && matches!(self.spec, WindowSpec::Tumbling { .. } | WindowSpec::Hopping { .. } | WindowSpec::Session { .. })
+            && matches!(
+                self.spec,
+                WindowSpec::Tumbling { .. } | WindowSpec::Hopping { .. } | WindowSpec::Session { .. }
+            )
         {
             self.next_end = Some(aligned_end(now, self.raw_interval(), self.unit));
             // eKuiper starts the first processing-time window at rule start.

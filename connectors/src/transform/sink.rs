@@ -1,0 +1,121 @@
+//! [`TransformSink`]: the runtime's [`Sink`] around a connector, with the
+//! `bufferLength` queue between them.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use weir_runtime::connector::{BoxFuture, Sink, SinkError};
+use weir_runtime::Value;
+
+use super::{Outgoing, SinkOptions, Transform};
+
+/// What a sink connector does: publish one message. Called in order, one
+/// at a time; a connector retries recoverable failures itself (the REST
+/// sink's backoff, MQTT's reconnect) and returns an error only when it
+/// gives the message up.
+pub(crate) trait SinkConnector: Send + 'static {
+    /// Publishes one message.
+    fn publish<'a>(&'a mut self, msg: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// The rule stopped and every queued message was published: release
+    /// connections, flush files.
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// A connector behind the common sink properties.
+///
+/// Messages go through a bounded queue of `bufferLength` to a task that
+/// publishes them in order, so a slow connector does not stall the rule
+/// until the queue is full, and a full queue makes [`Sink::emit`] wait.
+/// A publish failure is logged at once and returned by the next `emit`
+/// (or counted at `close`), so it reaches the rule's exception metrics.
+pub(crate) struct TransformSink<C: SinkConnector> {
+    transform: Transform,
+    /// The connector until the publishing task starts (on first emit, in
+    /// the rule's runtime).
+    idle: Option<C>,
+    queue: Option<mpsc::Sender<Outgoing>>,
+    task: Option<JoinHandle<()>>,
+    failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl<C: SinkConnector> TransformSink<C> {
+    pub(crate) fn new(opts: SinkOptions, connector: C) -> TransformSink<C> {
+        TransformSink {
+            transform: Transform::new(opts),
+            idle: Some(connector),
+            queue: None,
+            task: None,
+            failures: Arc::default(),
+        }
+    }
+
+    fn start(&mut self) -> Option<mpsc::Sender<Outgoing>> {
+        if let Some(mut connector) = self.idle.take() {
+            let (tx, mut rx) = mpsc::channel::<Outgoing>(self.transform.options().buffer_length);
+            let failures = self.failures.clone();
+            self.task = Some(tokio::spawn(async move {
+                while let Some(msg) = rx.recv().await {
+                    if let Err(e) = connector.publish(&msg).await {
+                        tracing::warn!("sink publish failed: {e}");
+                        failures.lock().unwrap_or_else(|p| p.into_inner()).push(e.0);
+                    }
+                }
+                connector.close().await;
+            }));
+            self.queue = Some(tx);
+        }
+        self.queue.clone()
+    }
+
+    fn take_failures(&self) -> Vec<String> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl<C: SinkConnector> Sink for TransformSink<C> {
+    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let mut errors = self.take_failures();
+            let messages = self.transform.apply(rows);
+            if !messages.is_empty() {
+                let Some(queue) = self.start() else {
+                    return Err(SinkError("sink is closed".into()));
+                };
+                for m in messages {
+                    match m {
+                        Ok(m) => {
+                            if queue.send(m).await.is_err() {
+                                errors.push("sink connector stopped".into());
+                                break;
+                            }
+                        }
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(SinkError(errors.join("; ")))
+            }
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.queue = None;
+            if let Some(task) = self.task.take() {
+                let _ = task.await;
+            } else if let Some(mut c) = self.idle.take() {
+                c.close().await;
+            }
+            for e in self.take_failures() {
+                tracing::warn!("sink failure at close: {e}");
+            }
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! `/rules`: CRUD, start/stop/restart, status, topology, validation.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::Value;
+
+use super::error::{prefixed, ApiError};
+use super::{read_body, text};
+use crate::error::{code, Error};
+use crate::node::Node;
+use crate::rules::{status_body, summary, topo};
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/rules/status/all", web::get().to(all_status))
+        .route("/rules/validate", web::post().to(validate))
+        .service(web::resource("/rules").route(web::get().to(list)).route(web::post().to(create)))
+        .service(
+            web::resource("/rules/{id}")
+                .route(web::get().to(show))
+                .route(web::put().to(update))
+                .route(web::delete().to(delete)),
+        )
+        .route("/rules/{id}/start", web::post().to(start))
+        .route("/rules/{id}/stop", web::post().to(stop))
+        .route("/rules/{id}/restart", web::post().to(restart))
+        .route("/rules/{id}/status", web::get().to(status))
+        .route("/v2/rules/{id}/status", web::get().to(status))
+        .route("/rules/{id}/topo", web::get().to(get_topo));
+}
+
+/// `POST /rules`: 201 `Rule <id> was created successfully.`
+async fn create(node: web::Data<Node>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_body(body).await?;
+    let id = node.create_rule(&body).await.map_err(prefixed(""))?;
+    Ok(text(StatusCode::CREATED, format!("Rule {id} was created successfully.")))
+}
+
+/// `GET /rules`: `[{"id","name","status","version","trace","tags"}]` by id.
+async fn list(node: web::Data<Node>) -> HttpResponse {
+    let list: Vec<Value> = node
+        .rule_states()
+        .iter()
+        .map(|st| {
+            serde_json::json!({
+                "id": st.def.id,
+                "name": st.def.display_name(),
+                "status": st.status.as_str(),
+                "version": st.def.version,
+                "trace": false,
+                "tags": st.def.tags,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(list)
+}
+
+/// `GET /rules/{id}`: the stored rule JSON.
+async fn show(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let st = node.rule_state(&id).map_err(prefixed("describe rule error"))?;
+    Ok(HttpResponse::Ok().json(st.def.to_json()))
+}
+
+/// `PUT /rules/{id}`: 200 `Rule <id> was updated successfully.`
+async fn update(node: web::Data<Node>, id: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_body(body).await?;
+    node.update_rule(&id, &body).await.map_err(prefixed("update rule error"))?;
+    Ok(text(StatusCode::OK, format!("Rule {id} was updated successfully.")))
+}
+
+/// `DELETE /rules/{id}`: 200 `Rule <id> is dropped.`; an unknown id is a
+/// 400 here (eKuiper), not a 404.
+async fn delete(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    node.delete_rule(&id).await.map_err(|e| match e {
+        Error::NotFound { .. } => {
+            ApiError::with_code(code::UNDEFINED, "delete rule error", format!("rule {id} not found"))
+        }
+        e => ApiError::new("delete rule error", &e),
+    })?;
+    Ok(text(StatusCode::OK, format!("Rule {id} is dropped.")))
+}
+
+async fn start(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    node.start_rule(&id).await.map_err(prefixed("start rule error"))?;
+    Ok(text(StatusCode::OK, format!("Rule {id} was started")))
+}
+
+async fn stop(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    node.stop_rule(&id).await.map_err(prefixed("stop rule error"))?;
+    Ok(text(StatusCode::OK, format!("Rule {id} was stopped.")))
+}
+
+async fn restart(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    node.restart_rule(&id).await.map_err(prefixed("restart rule error"))?;
+    Ok(text(StatusCode::OK, format!("Rule {id} was restarted")))
+}
+
+/// `GET /rules/{id}/status` (EKUIPER_COMPAT.md §1.3).
+async fn status(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let st = node.rule_state(&id).map_err(prefixed("get rule status error"))?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(status_body(&st)))
+}
+
+/// `GET /rules/status/all`.
+async fn all_status(node: web::Data<Node>) -> HttpResponse {
+    let all: serde_json::Map<String, Value> =
+        node.rule_states().iter().map(|st| (st.def.id.clone(), summary(st))).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// `GET /rules/{id}/topo`.
+async fn get_topo(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let st = node.rule_state(&id).map_err(prefixed("get rule topo error"))?;
+    Ok(HttpResponse::Ok().json(topo(&st)))
+}
+
+/// `POST /rules/validate`: 200 `{"sources":[...],"valid":true}`, or 422
+/// with the reason as plain text.
+async fn validate(node: web::Data<Node>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_body(body).await?;
+    match node.validate_rule(&body).await {
+        Ok(sources) => Ok(HttpResponse::Ok().json(serde_json::json!({ "sources": sources, "valid": true }))),
+        Err(e) => {
+            let msg = e.to_string();
+            let msg = if msg.starts_with("invalid rule json") { msg } else { format!("invalid rule json: {msg}") };
+            Ok(text(StatusCode::UNPROCESSABLE_ENTITY, msg))
+        }
+    }
+}

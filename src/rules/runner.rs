@@ -1,0 +1,164 @@
+//! Where rules run: a few actix arbiters (threads with their own event
+//! loop), separate from the HTTP workers, so a busy rule never delays the
+//! REST API and stopping a rule does not depend on which worker asked.
+//!
+//! Connectors are built on the arbiter that will run them, because their
+//! constructors may spawn tasks onto the current event loop.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Arbiter;
+use tokio::sync::oneshot;
+use weir_connectors::{Environment, SinkContext};
+use weir_planner::PhysicalPlan;
+use weir_runtime::clock::SystemClock;
+use weir_runtime::connector::Sink;
+use weir_runtime::metrics::OpMetrics;
+use weir_runtime::rule::{RunningRule, Source};
+use weir_runtime::Registry;
+
+use super::def::Action;
+use crate::error::{Error, Result};
+
+/// How long a stop waits for the sinks to flush before giving up on them.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The threads that run rules.
+pub(crate) struct Runner {
+    arbiters: Vec<Arbiter>,
+    next: AtomicUsize,
+    env: Environment,
+}
+
+/// A started rule, running on one of the runner's arbiters.
+pub(crate) struct Live {
+    stop: oneshot::Sender<oneshot::Sender<()>>,
+    /// Metrics of every node, shared with the running actors.
+    pub(crate) metrics: Vec<Arc<OpMetrics>>,
+}
+
+impl Live {
+    /// Stops the rule and waits until its sinks have flushed. Returns false
+    /// when that took longer than [`STOP_TIMEOUT`] (the rule is abandoned:
+    /// its sources no longer read).
+    pub(crate) async fn stop(self) -> bool {
+        let (ack, done) = oneshot::channel();
+        if self.stop.send(ack).is_err() {
+            return true;
+        }
+        tokio::time::timeout(STOP_TIMEOUT, done).await.is_ok()
+    }
+}
+
+impl Runner {
+    /// Starts `threads` arbiters.
+    ///
+    /// # Panics
+    /// When called outside an actix system.
+    pub(crate) fn new(threads: usize, env: Environment) -> Runner {
+        let arbiters = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
+        Runner { arbiters, next: AtomicUsize::new(0), env }
+    }
+
+    fn arbiter(&self) -> &Arbiter {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        &self.arbiters[i]
+    }
+
+    /// Runs `f` on an arbiter and returns its result.
+    async fn on_arbiter<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        if !self.arbiter().spawn_fn(move || {
+            let _ = tx.send(f());
+        }) {
+            return Err(gone());
+        }
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Builds every sink of `actions` and drops them again: the check that
+    /// a rule's actions are valid before it is stored.
+    pub(crate) async fn check_sinks(&self, rule_id: &str, actions: &[Action]) -> Result<()> {
+        let (rule_id, actions, env) = (rule_id.to_string(), actions.to_vec(), self.env.clone());
+        self.on_arbiter(move || build_sinks(&rule_id, &actions, &env).map(drop)).await?
+    }
+
+    /// Builds the sources and sinks of `plan` and starts it.
+    ///
+    /// # Errors
+    /// A source or sink cannot be built, or the graph cannot start.
+    pub(crate) async fn launch(&self, plan: Arc<PhysicalPlan>, actions: Vec<Action>) -> Result<Live> {
+        let env = self.env.clone();
+        let (reply, started) = oneshot::channel();
+        let (stop, stop_rx) = oneshot::channel::<oneshot::Sender<()>>();
+        let spawned = self.arbiter().spawn_fn(move || {
+            actix::spawn(async move {
+                let running = match start(&plan, &actions, &env) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
+                if reply.send(Ok(running.metrics().to_vec())).is_err() {
+                    running.stop().await;
+                    return;
+                }
+                // A dropped handle (rule removed, node shutting down) stops
+                // the rule as well.
+                let ack = stop_rx.await.ok();
+                running.stop().await;
+                if let Some(ack) = ack {
+                    let _ = ack.send(());
+                }
+            });
+        });
+        if !spawned {
+            return Err(gone());
+        }
+        let metrics = started.await.map_err(|_| gone())??;
+        Ok(Live { stop, metrics })
+    }
+
+    /// Stops the arbiters (after the rules were stopped).
+    pub(crate) fn shutdown(&self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
+}
+
+fn gone() -> Error {
+    Error::Start { rule: String::new(), message: "the rule runner thread is gone".to_string() }
+}
+
+fn build_sinks(rule_id: &str, actions: &[Action], env: &Environment) -> Result<Vec<(String, Box<dyn Sink>)>> {
+    actions
+        .iter()
+        .map(|a| {
+            let cx = SinkContext { rule_id: rule_id.to_string(), index: a.index };
+            weir_connectors::sink(&a.kind, &a.props, &cx, env)
+                .map(|s| (a.node_name(), s))
+                .map_err(|source| Error::Sink { index: a.index, kind: a.kind.clone(), source })
+        })
+        .collect()
+}
+
+fn start(plan: &PhysicalPlan, actions: &[Action], env: &Environment) -> Result<RunningRule> {
+    let start_err = |message: String| Error::Start { rule: plan.rule_id.clone(), message };
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    for s in &plan.sources {
+        let src = weir_connectors::source(&s.def, env)
+            .map_err(|e| start_err(format!("{} {}: {e}", s.def.kind.name(), s.name)))?;
+        sources.push(src);
+    }
+    let sinks = build_sinks(&plan.rule_id, actions, env)?;
+    RunningRule::start(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks)
+        .map_err(|e| start_err(e.message))
+}
