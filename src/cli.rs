@@ -35,6 +35,8 @@ enum Command {
     Table(crate::client::StreamArgs),
     /// Create, inspect, start, stop and drop rules on a running node.
     Rule(crate::client::RuleArgs),
+    /// A live factory demo: embedded broker, simulated furnaces, three rules, Neuron write-back.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// `weir serve` options.
@@ -66,6 +68,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stream(args) => crate::client::stream(&args, false),
         Command::Table(args) => crate::client::stream(&args, true),
         Command::Rule(args) => crate::client::rule(&args),
+        Command::Demo(args) => crate::demo::main(&args),
     }
 }
 

@@ -4,6 +4,7 @@ mod api;
 mod bench;
 mod cli;
 mod client;
+mod demo;
 mod error;
 mod node;
 mod rules;
@@ -15,7 +16,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
+        // Errors only by default; the demo's embedded broker logs normal disconnects as errors.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rumqttd=off")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = cli::Cli::parse();

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 use weir_connectors::Environment;
 use weir_planner::{Catalog, Statement, StreamDef, StreamKind};
+use weir_runtime::state::{RocksBackend, StateBackend};
 
 use crate::error::{check_name, code, Error, Result};
 use crate::rules::{self, Rule, RuleDef, RuleState, Rules};
@@ -55,9 +56,15 @@ impl Node {
         if let Some(etc) = etc_dir {
             load_source_conf(&env, etc)?;
         }
+        // One RocksDB per node for operator state (checkpoints).
+        let state: Arc<dyn StateBackend> =
+            Arc::new(RocksBackend::open(&store.dir().join("state")).map_err(|e| Error::Io {
+                context: format!("opening the state store in {}", store.dir().join("state").display()),
+                source: std::io::Error::other(e.to_string()),
+            })?);
         let node = Arc::new(Node {
             catalog: RwLock::new(Catalog::new()),
-            rules: Rules::new(threads, env),
+            rules: Rules::new(threads, env, state),
             store,
             started: Instant::now(),
         });

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use crate::http::push::PushServer;
 use crate::memory::Bus;
 use crate::mqtt::Pool;
 use crate::props::{invalid, Props};
@@ -24,13 +25,20 @@ pub struct Environment {
     conf: Arc<RwLock<BTreeMap<String, serde_json::Value>>>,
     mqtt: Pool,
     memory: Bus,
+    http_push: PushServer,
 }
 
 impl Environment {
     /// An environment rooted at `data_dir`, with no source configuration
     /// (connector defaults apply).
     pub fn new(data_dir: impl Into<PathBuf>) -> Environment {
-        Environment { data_dir: data_dir.into(), conf: Arc::default(), mqtt: Pool::default(), memory: Bus::default() }
+        Environment {
+            data_dir: data_dir.into(),
+            conf: Arc::default(),
+            mqtt: Pool::default(),
+            memory: Bus::default(),
+            http_push: PushServer::default(),
+        }
     }
 
     /// Sets the configuration sections of source type `kind` (lower case,
@@ -93,6 +101,13 @@ impl Environment {
     /// The pool of shared MQTT connections.
     pub(crate) fn mqtt(&self) -> &Pool {
         &self.mqtt
+    }
+
+    /// The node's HTTP data server of `httppush` streams (eKuiper's
+    /// `source.httpServerIp`/`httpServerPort`, default `0.0.0.0:10081`):
+    /// set its address with [`PushServer::set_addr`] before streams start.
+    pub fn http_push(&self) -> &PushServer {
+        &self.http_push
     }
 
     /// The in-process pub/sub bus of the `memory` connectors.

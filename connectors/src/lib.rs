@@ -30,6 +30,7 @@ use weir_runtime::rule::Source;
 
 pub use env::Environment;
 pub use error::{Error, Result};
+pub use http::push::PushServer;
 pub use transform::{render_topic, Template, TemplateError};
 
 /// Where a sink runs: the rule and the action's position.
@@ -57,6 +58,7 @@ pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
         "file" => Ok(Box::new(file::source::FileSource::new(def, env)?)),
         "simulator" => Ok(Box::new(simulator::SimulatorSource::new(def, env)?)),
         "httppull" => Ok(Box::new(http::pull::HttpPullSource::new(def, env)?)),
+        "httppush" => Ok(Box::new(http::push::HttpPushSource::new(def, env)?)),
         _ => Err(Error::UnknownType { kind, what: "source" }),
     }
 }
@@ -74,10 +76,10 @@ pub fn sink(kind: &str, props: &serde_json::Value, ctx: &SinkContext, env: &Envi
         "rest" => transformed(props, rest::RestSink::new(&props::Props::new(props))?),
         "mqtt" => {
             let config = mqtt::sink::SinkConfig::new(&props::Props::new(props), env)?;
-            Ok(Box::new(mqtt::sink::MqttSink::new(config, mqtt::sink::json_array())))
+            transformed(props, mqtt::sink::MqttSink::new(config))
         }
-        "neuron" => Ok(Box::new(neuron::sink::NeuronSink::new(&props::Props::new(props), ctx, env)?)),
-        "memory" => Ok(Box::new(memory::sink::MemorySink::new(&props::Props::new(props), env)?)),
+        "neuron" => transformed(props, neuron::sink::NeuronSink::new(&props::Props::new(props), ctx, env)?),
+        "memory" => transformed(props, memory::sink::MemorySink::new(&props::Props::new(props), env)?),
         other => Err(Error::UnknownType { kind: other.to_string(), what: "sink" }),
     }
 }

@@ -14,12 +14,15 @@ use serde::{Deserialize, Serialize};
 use crate::state::{codec, rule_prefix, Space, StateBackend, StateResult, Write};
 
 /// The durable record of a rule's newest complete checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitRecord {
     /// The complete epoch.
     pub epoch: u64,
     /// When the rule first started, ms (kept for `rule_start()`).
     pub rule_start_ms: i64,
+    /// Per source, the ingest-log position the epoch covers: a restored
+    /// rule reads from there.
+    pub offsets: Vec<u64>,
 }
 
 /// Counts sink acknowledgements per epoch; a pure state machine.
@@ -80,8 +83,8 @@ pub fn latest_commit(backend: &dyn StateBackend, rule: &str) -> StateResult<Opti
 ///
 /// # Errors
 /// The store fails (disk full, I/O): the epoch is then not committed.
-pub fn commit(backend: &dyn StateBackend, rule: &str, record: CommitRecord) -> StateResult<()> {
-    backend.write(vec![Write::Put(Space::Commits, commit_key(rule), codec::encode(&record)?)], true)?;
+pub fn commit(backend: &dyn StateBackend, rule: &str, record: &CommitRecord) -> StateResult<()> {
+    backend.write(vec![Write::Put(Space::Commits, commit_key(rule), codec::encode(record)?)], true)?;
     let prefix = rule_prefix(rule);
     let mut stale = Vec::new();
     for (k, _) in backend.scan(Space::Checkpoints, &prefix)? {
@@ -104,8 +107,10 @@ pub fn commit(backend: &dyn StateBackend, rule: &str, record: CommitRecord) -> S
 pub fn forget(backend: &dyn StateBackend, rule: &str) -> StateResult<()> {
     let prefix = rule_prefix(rule);
     let mut writes = vec![Write::Delete(Space::Commits, commit_key(rule))];
-    for (k, _) in backend.scan(Space::Checkpoints, &prefix)? {
-        writes.push(Write::Delete(Space::Checkpoints, k));
+    for space in [Space::Checkpoints, Space::IngestLog] {
+        for (k, _) in backend.scan(space, &prefix)? {
+            writes.push(Write::Delete(space, k));
+        }
     }
     backend.write(writes, true)
 }
@@ -131,8 +136,9 @@ mod tests {
         let b = MemoryBackend::default();
         let key = |e: u64| StateKey { rule: "r".into(), operator: 3, shard: 0, key: format!("{e:020}") }.encode();
         b.write((1..=3).map(|e| Write::Put(Space::Checkpoints, key(e), vec![e as u8])).collect(), false).unwrap();
-        commit(&b, "r", CommitRecord { epoch: 2, rule_start_ms: 5 }).unwrap();
-        assert_eq!(latest_commit(&b, "r").unwrap(), Some(CommitRecord { epoch: 2, rule_start_ms: 5 }));
+        let record = CommitRecord { epoch: 2, rule_start_ms: 5, offsets: vec![7] };
+        commit(&b, "r", &record).unwrap();
+        assert_eq!(latest_commit(&b, "r").unwrap(), Some(record));
         assert!(b.get(Space::Checkpoints, &key(1)).unwrap().is_none());
         assert!(b.get(Space::Checkpoints, &key(2)).unwrap().is_some());
         assert!(b.get(Space::Checkpoints, &key(3)).unwrap().is_some());

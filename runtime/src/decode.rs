@@ -120,6 +120,10 @@ impl Decoder {
     /// On malformed JSON or a value that does not fit its field; rows
     /// already decoded from an array stay in `out`.
     pub fn decode_json(&self, payload: &[u8], ts: i64, out: &mut Vec<Row>) -> Result<(), DecodeError> {
+        if let Some(r) = self.decode_flat(payload, ts) {
+            out.push(r?);
+            return Ok(());
+        }
         let mut de = serde_json::Deserializer::from_slice(payload);
         let seed = PayloadSeed { dec: self, ts, out };
         seed.deserialize(&mut de).map_err(|e| DecodeError::Json(e.to_string()))??;
@@ -157,16 +161,16 @@ impl Decoder {
             raw[i] = m.get(&*t.name).cloned();
         }
         let all = self.all_slot.map(|_| m.clone());
-        self.finish(raw, all, ts)
+        self.finish(&mut raw, all, ts)
     }
 
     fn target(&self, key: &str) -> Option<usize> {
         self.targets.iter().position(|t| &*t.name == key)
     }
 
-    fn finish(&self, raw: Vec<Option<Value>>, all: Option<Map>, ts: i64) -> Result<Row, DecodeError> {
+    fn finish(&self, raw: &mut [Option<Value>], all: Option<Map>, ts: i64) -> Result<Row, DecodeError> {
         let mut row = Row::new(self.width, ts, self.source);
-        for (i, (t, v)) in self.targets.iter().zip(raw).enumerate() {
+        for (i, (t, v)) in self.targets.iter().zip(raw.iter_mut().map(Option::take)).enumerate() {
             let v = match (v, &t.default) {
                 (None, Some(d)) if self.strict => Some(default_value(d, t.data_type.as_ref())),
                 (None, _) if self.strict => {
@@ -199,6 +203,188 @@ impl Decoder {
             }
         }
         Ok(row)
+    }
+}
+
+/// Most targets the flat fast path keeps on the stack.
+const FLAT_TARGETS: usize = 16;
+
+impl Decoder {
+    /// The fast path of [`Decoder::decode_json`] for the common payload: one
+    /// flat JSON object whose keys have no escapes and whose values are
+    /// strings without escapes, numbers, booleans or null. It scans the bytes
+    /// once, without serde, and gives exactly the values the serde path
+    /// would. `None` means "not such a payload" (nested values, escapes,
+    /// arrays, anything malformed): the caller then takes the serde path,
+    /// which also produces the canonical error messages.
+    fn decode_flat(&self, b: &[u8], ts: i64) -> Option<Result<Row, DecodeError>> {
+        if self.targets.len() > FLAT_TARGETS {
+            return None;
+        }
+        let mut raw: [Option<Value>; FLAT_TARGETS] = Default::default();
+        let mut all = self.all_slot.map(|_| Map::new());
+        let mut p = Scan { b, i: 0 };
+        p.ws();
+        p.eat(b'{')?;
+        p.ws();
+        if p.peek() == Some(b'}') {
+            p.i += 1;
+        } else {
+            loop {
+                p.ws();
+                let key = p.raw_string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                let v = p.scalar()?;
+                // A key equal to a target's name is valid UTF-8 already.
+                let slot = self.targets.iter().position(|t| t.name.as_bytes() == key);
+                if let Some(all) = &mut all {
+                    if let Some(i) = slot {
+                        raw[i] = Some(v.clone());
+                    }
+                    all.insert(std::str::from_utf8(key).ok()?.to_string(), v);
+                } else if let Some(i) = slot {
+                    raw[i] = Some(v);
+                }
+                p.ws();
+                match p.next()? {
+                    b',' => continue,
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        p.ws();
+        if p.i != b.len() {
+            return None;
+        }
+        Some(self.finish(&mut raw[..self.targets.len()], all, ts))
+    }
+}
+
+/// A cursor over a flat JSON object (see [`Decoder::decode_flat`]). Every
+/// method returns `None` on anything it does not handle.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// JSON whitespace.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// The bytes of a string without escapes or control characters, not
+    /// yet checked to be UTF-8.
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.b[start + len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some(&self.b[start..start + len])
+    }
+
+    /// A string without escapes or control characters, as `&str`.
+    fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_string()?).ok()
+    }
+
+    /// A scalar value, as [`ValueVisitor`] builds it.
+    fn scalar(&mut self) -> Option<Value> {
+        match self.peek()? {
+            b'"' => self.string().map(|s| Value::String(Arc::from(s))),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.word(b"true", Value::Bool(true)),
+            b'f' => self.word(b"false", Value::Bool(false)),
+            b'n' => self.word(b"null", Value::Null),
+            _ => None,
+        }
+    }
+
+    fn word(&mut self, w: &[u8], v: Value) -> Option<Value> {
+        if self.b[self.i..].starts_with(w) {
+            self.i += w.len();
+            Some(v)
+        } else {
+            None
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        self.i += n;
+        n
+    }
+
+    /// A number in strict JSON grammar. Integers become floats the way
+    /// serde's `visit_i64`/`visit_u64` + `as f64` do; other numbers are
+    /// parsed correctly rounded, as serde_json with `float_roundtrip`.
+    fn number(&mut self) -> Option<Value> {
+        let start = self.i;
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        let n = self.digits();
+        if n == 0 || (n > 1 && self.b[int_start] == b'0') {
+            return None;
+        }
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            integral = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            integral = false;
+        }
+        if integral && n <= 18 {
+            // Fits i64 exactly. serde_json turns `-0` into the float -0.0,
+            // which negating after the conversion gives too.
+            let mut v: i64 = 0;
+            for &c in &self.b[int_start..int_start + n] {
+                v = v * 10 + i64::from(c - b'0');
+            }
+            let f = v as f64;
+            return Some(Value::Float(if neg { -f } else { f }));
+        }
+        if integral {
+            // Long integers: leave the u64/i64/overflow rules to serde.
+            return None;
+        }
+        let f: f64 = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()?;
+        f.is_finite().then_some(Value::Float(f))
     }
 }
 
@@ -320,8 +506,8 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let r = ObjectVisitor { dec: self.dec }.visit_map(map)?;
-        Ok(r.and_then(|(raw, all)| {
-            self.out.push(self.dec.finish(raw, all, self.ts)?);
+        Ok(r.and_then(|(mut raw, all)| {
+            self.out.push(self.dec.finish(&mut raw, all, self.ts)?);
             Ok(())
         }))
     }
@@ -329,7 +515,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut first_err = None;
         while let Some(r) = seq.next_element_seed(ObjectSeed { dec: self.dec })? {
-            match r.and_then(|(raw, all)| self.dec.finish(raw, all, self.ts)) {
+            match r.and_then(|(mut raw, all)| self.dec.finish(&mut raw, all, self.ts)) {
                 Ok(row) => self.out.push(row),
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -528,5 +714,91 @@ mod tests {
         assert_eq!(out[1].slots[0], Value::str("x"));
         assert!(d.decode_json(b"{not json", 5, &mut out).is_err());
         assert!(d.decode_json(b"42", 5, &mut out).is_err());
+    }
+
+    /// Decodes `payload` with the serde path only.
+    fn serde_only(d: &Decoder, payload: &[u8]) -> Result<Vec<Row>, String> {
+        let mut out = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        PayloadSeed { dec: d, ts: 5, out: &mut out }
+            .deserialize(&mut de)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    #[test]
+    fn flat_fast_path_matches_serde() {
+        let schema = source(
+            r#"CREATE STREAM s (a BIGINT, b STRING, f FLOAT, ok BOOLEAN, ts BIGINT) WITH (DATASOURCE="x")"#,
+            &["a", "b", "f", "ok"],
+        );
+        let schemaless = source(r#"CREATE STREAM s () WITH (DATASOURCE="x")"#, &["a", "b", "f", "ok"]);
+        let mut all = schemaless.clone();
+        all.all_slot = Some(4);
+        let decoders = [
+            Decoder::new(&schema, 0, 4, Some("ts")),
+            Decoder::new(&schemaless, 0, 4, None),
+            Decoder::new(&all, 0, 5, None),
+        ];
+        let cases: &[&str] = &[
+            r#"{"a":1,"b":"x","f":2.5,"ok":true,"ts":1000}"#,
+            r#" { "a" : -0 , "b" : "hé" , "f" : -0.0 , "ts" : 12 } "#,
+            r#"{"a":3,"b":"é","f":1e3,"ok":false,"ts":1e3,"zz":null}"#,
+            r#"{"a":123456789012345678,"f":0.1,"ts":2}"#,
+            r#"{"a":12345678901234567890,"ts":3}"#,
+            r#"{"a":-9223372036854775808,"ts":3}"#,
+            r#"{"f":1.7976931348623157e308,"a":1E-2,"ts":4}"#,
+            r#"{"f":1e400,"ts":4}"#,
+            r#"{"a":1,"a":2,"ts":5}"#,
+            r#"{"b":"tab	here","ts":5}"#,
+            "{\"b\":\"ctl\u{1}\",\"ts\":5}",
+            r#"{"x":{"y":[1,2]},"a":1,"ts":6}"#,
+            r#"{}"#,
+            r#"{"ts":7,}"#,
+            r#"{"a":01,"ts":7}"#,
+            r#"{"a":1.,"ts":7}"#,
+            r#"{"a":-,"ts":7}"#,
+            r#"{"a":truex,"ts":7}"#,
+            r#"{"a":1,"ts":7} x"#,
+            r#"{"a":1,"ts":7"#,
+            r#"{"ok":nul}"#,
+            r#"[{"a":1,"ts":8}]"#,
+            r#"{"a":"3","b":7,"ok":"true","ts":"2024-01-01T00:00:00Z"}"#,
+            r#"{"a":3.5,"ts":9}"#,
+            r#"{"b":null,"ts":9}"#,
+        ];
+        for d in &decoders {
+            for c in cases {
+                let mut fast = Vec::new();
+                let got = d.decode_json(c.as_bytes(), 5, &mut fast).map(|_| fast).map_err(|e| e.to_string());
+                let want = serde_only(d, c.as_bytes());
+                match (&got, &want) {
+                    (Ok(g), Ok(w)) => {
+                        assert_eq!(g.len(), w.len(), "{c}");
+                        for (g, w) in g.iter().zip(w) {
+                            assert_eq!(g.ts, w.ts, "{c}");
+                            // Compare through the text form so -0.0 and 0.0 differ.
+                            let text = |r: &Row| r.slots.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>();
+                            assert_eq!(text(g), text(w), "{c}");
+                        }
+                    }
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("{c}: fast {got:?} vs serde {want:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ndjson_chunks_give_one_row_per_line() {
+        let s = source(r#"CREATE STREAM s (a BIGINT) WITH (DATASOURCE="x")"#, &["a"]);
+        let d = Decoder::new(&s, 0, 1, None);
+        let mut out = Vec::new();
+        let errors = d.decode_ndjson(b"{\"a\":1}\n\n  \n{\"a\":2}\r\n{bad\n[{\"a\":3},{\"a\":4}]", 0, &mut out);
+        assert_eq!(out.iter().map(|r| r.slots[0].clone()).collect::<Vec<_>>(), [1, 2, 3, 4].map(Value::Int));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, 4);
     }
 }

@@ -55,7 +55,7 @@ impl Batch {
 }
 
 /// A raw message from a source, before decoding.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Payload {
     /// The bytes (JSON, ...) or an already decoded object.
     pub data: PayloadData,
@@ -66,7 +66,7 @@ pub struct Payload {
 }
 
 /// The content of a [`Payload`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PayloadData {
     /// Encoded bytes, decoded by the stream's FORMAT.
     Bytes(Vec<u8>),

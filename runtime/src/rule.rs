@@ -21,7 +21,7 @@ use crate::connector::Sink;
 use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
 use crate::row::{Message, Payload};
-use crate::state::StateBackend;
+use crate::state::{IngestLog, StateBackend};
 use crate::Registry;
 
 /// Where a source sends what it reads. Sending waits while the rule is
@@ -32,15 +32,29 @@ pub struct SourceSender {
     to: Recipient<Msg>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
+    /// With `qos` 1 or 2: payloads go to the durable ingest log, from which
+    /// the rule reads; `send` returns once they are durable.
+    log: Option<IngestLog>,
 }
 
 impl SourceSender {
-    /// Sends payloads into the rule. Returns false once the rule stops.
+    /// Sends payloads into the rule. Returns false once the rule stops, or
+    /// when they could not be made durable: the source must then not
+    /// acknowledge them.
     pub async fn send(&self, payloads: Vec<Payload>) -> bool {
         if *self.stop.borrow() {
             return false;
         }
-        self.to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_ok()
+        match &self.log {
+            Some(log) => match log.append(payloads).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot append to the ingest log");
+                    false
+                }
+            },
+            None => self.to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_ok(),
+        }
     }
 
     /// The rule clock's time, ms: the arrival time to stamp payloads with.
@@ -110,47 +124,55 @@ impl RunningRule {
         let err = |e: crate::state::StateError| BuildError { rule: rule.clone(), message: e.to_string() };
         let state = state.filter(|_| plan.options.qos > 0);
         let mut config = None;
-        let mut committed = 0;
+        let mut record = None;
         if let Some(backend) = &state {
-            let record = checkpoint::latest_commit(backend.as_ref(), &rule).map_err(err)?;
-            committed = record.map_or(0, |r| r.epoch);
+            record = checkpoint::latest_commit(backend.as_ref(), &rule).map_err(err)?;
             config = Some(CheckpointConfig {
                 backend: backend.clone(),
-                restore: record.map(|r| r.epoch),
-                rule_start_ms: Some(record.map_or_else(|| clock.now_ms(), |r| r.rule_start_ms)),
+                restore: record.as_ref().map(|r| r.epoch),
+                rule_start_ms: Some(record.as_ref().map_or_else(|| clock.now_ms(), |r| r.rule_start_ms)),
             });
         }
         let rule_start = config.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
+        let committed = record.as_ref().map_or(0, |r| r.epoch);
         let mut graph = RuleGraph::start_with(plan, registry, clock.clone(), sinks, config)?;
         let events = std::mem::replace(&mut graph.events, mpsc::unbounded_channel().1);
         let graph = Arc::new(graph);
         let (stop, stop_rx) = watch::channel(false);
+        let committed_epoch = Arc::new(std::sync::atomic::AtomicU64::new(committed));
+        let mut tasks = Vec::new();
         let mut sources_done = Vec::new();
+        let mut readers = Vec::new();
         for (i, source) in sources.into_iter().enumerate() {
             let Some(to) = graph.source(i) else { break };
-            let out = SourceSender { to, clock: clock.clone(), stop: stop_rx.clone() };
+            let log = match &state {
+                Some(backend) => {
+                    let log = IngestLog::open(backend.clone(), &rule, i as u16, INGEST_LOG_CAPACITY).map_err(err)?;
+                    let from = record.as_ref().and_then(|r| r.offsets.get(i).copied()).unwrap_or(0);
+                    let (tx, rx) = mpsc::channel(16);
+                    tasks.push(actix::spawn(read_log(log.clone(), to.clone(), from, rx, stop_rx.clone())));
+                    readers.push((log.clone(), tx));
+                    Some(log)
+                }
+                None => None,
+            };
+            let out = SourceSender { to, clock: clock.clone(), stop: stop_rx.clone(), log };
             sources_done.push(actix::spawn(source.run(out)));
         }
-        let mut tasks =
-            vec![actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock.clone(), stop_rx.clone()))];
-        let committed_epoch = Arc::new(std::sync::atomic::AtomicU64::new(committed));
-        if let Some(backend) = state {
-            let interval = plan.options.checkpoint_interval_ms.max(1);
-            tasks.push(actix::spawn(inject_barriers(graph.clone(), clock, interval, committed, stop_rx)));
-            let ctx = CommitContext { backend, rule, rule_start, committed: committed_epoch.clone() };
-            let (ended_tx, ended) = tokio::sync::oneshot::channel();
-            actix::spawn(watch_sinks(events, graph.sinks, Some(ctx), committed, ended_tx));
-            return Ok(RunningRule {
-                graph,
-                stop,
-                ended: Some(ended),
-                tasks,
-                sources_done,
-                committed: committed_epoch,
-            });
-        }
+        tasks.push(actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock.clone(), stop_rx.clone())));
         let (ended_tx, ended) = tokio::sync::oneshot::channel();
-        actix::spawn(watch_sinks(events, graph.sinks, None, committed, ended_tx));
+        let commits = match state {
+            Some(backend) => {
+                let interval = plan.options.checkpoint_interval_ms.max(1);
+                let offsets = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+                let logs: Vec<IngestLog> = readers.iter().map(|(l, _)| l.clone()).collect();
+                let requests: Vec<_> = readers.into_iter().map(|(_, tx)| tx).collect();
+                tasks.push(actix::spawn(inject_barriers(clock, interval, committed, requests, offsets.clone(), stop_rx)));
+                Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
+            }
+            None => None,
+        };
+        actix::spawn(watch_sinks(events, graph.sinks, commits, committed, ended_tx));
         Ok(RunningRule { graph, stop, ended: Some(ended), tasks, sources_done, committed: committed_epoch })
     }
 
@@ -186,65 +208,6 @@ impl RunningRule {
     }
 }
 
-/// What the sink watcher needs to commit checkpoints.
-struct CommitContext {
-    backend: Arc<dyn StateBackend>,
-    rule: String,
-    rule_start: i64,
-    committed: Arc<std::sync::atomic::AtomicU64>,
-}
-
-/// Follows the sinks: commits an epoch once every sink has seen its
-/// barrier, and reports when all sinks have ended.
-async fn watch_sinks(
-    mut events: mpsc::UnboundedReceiver<SinkEvent>,
-    sinks: usize,
-    commits: Option<CommitContext>,
-    committed: u64,
-    ended_tx: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut coordinator = Coordinator::new(sinks, committed);
-    let mut ended = 0;
-    while ended < sinks {
-        match events.recv().await {
-            Some(SinkEvent::Barrier { n, .. }) => {
-                let (Some(epoch), Some(ctx)) = (coordinator.ack(n), &commits) else { continue };
-                let record = CommitRecord { epoch, rule_start_ms: ctx.rule_start };
-                let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
-                // RocksDB's fsync must not stall the actor threads.
-                let r = tokio::task::spawn_blocking(move || checkpoint::commit(backend.as_ref(), &rule, record)).await;
-                match r {
-                    Ok(Ok(())) => ctx.committed.store(epoch, std::sync::atomic::Ordering::Relaxed),
-                    Ok(Err(e)) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit failed"),
-                    Err(e) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit task failed"),
-                }
-            }
-            Some(SinkEvent::Ended { .. }) => ended += 1,
-            None => break,
-        }
-    }
-    let _ = ended_tx.send(());
-}
-
-/// Sends barrier n into every source every `interval` ms of the clock.
-async fn inject_barriers(
-    graph: Arc<RuleGraph>,
-    clock: Arc<dyn Clock>,
-    interval: i64,
-    mut epoch: u64,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let due = clock.now_ms() + interval;
-        tokio::select! {
-            _ = clock.sleep_until(due) => {
-                epoch += 1;
-                graph.broadcast(Message::Barrier(epoch)).await;
-            }
-            _ = stop.changed() => return,
-        }
-    }
-}
 
 /// Sends a tick at rule start and whenever the earliest timer is due.
 async fn drive_clock(graph: Arc<RuleGraph>, timers: Timers, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
@@ -275,6 +238,156 @@ async fn drive_clock(graph: Arc<RuleGraph>, timers: Timers, clock: Arc<dyn Clock
                     _ = stop.changed() => return,
                 }
             }
+        }
+    }
+}
+
+/// What the sink watcher needs to commit checkpoints.
+struct CommitContext {
+    backend: Arc<dyn StateBackend>,
+    rule: String,
+    rule_start: i64,
+    committed: Arc<std::sync::atomic::AtomicU64>,
+    /// Ingest-log positions recorded per epoch by the barrier injector.
+    offsets: EpochOffsets,
+    logs: Vec<IngestLog>,
+}
+
+/// Log positions of each source at each injected barrier.
+type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
+
+/// Bound of each source's ingest log behind the committed checkpoint.
+const INGEST_LOG_CAPACITY: u64 = 1_000_000;
+
+/// Follows the sinks: commits an epoch once every sink has seen its
+/// barrier, and reports when all sinks have ended.
+async fn watch_sinks(
+    mut events: mpsc::UnboundedReceiver<SinkEvent>,
+    sinks: usize,
+    commits: Option<CommitContext>,
+    committed: u64,
+    ended_tx: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut coordinator = Coordinator::new(sinks, committed);
+    let mut ended = 0;
+    while ended < sinks {
+        match events.recv().await {
+            Some(SinkEvent::Barrier { n, .. }) => {
+                let (Some(epoch), Some(ctx)) = (coordinator.ack(n), &commits) else { continue };
+                let offsets = {
+                    let mut m = ctx.offsets.lock().unwrap_or_else(|e| e.into_inner());
+                    let o = m.get(&epoch).cloned().unwrap_or_default();
+                    m.retain(|e, _| *e > epoch);
+                    o
+                };
+                let record = CommitRecord { epoch, rule_start_ms: ctx.rule_start, offsets: offsets.clone() };
+                let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
+                // RocksDB's fsync must not stall the actor threads.
+                let r = tokio::task::spawn_blocking(move || checkpoint::commit(backend.as_ref(), &rule, &record)).await;
+                match r {
+                    Ok(Ok(())) => {
+                        ctx.committed.store(epoch, std::sync::atomic::Ordering::Relaxed);
+                        // The log behind the committed positions is no longer needed.
+                        for (log, pos) in ctx.logs.iter().zip(offsets) {
+                            if let Err(e) = log.truncate(pos) {
+                                tracing::warn!(rule = %ctx.rule, error = %e, "cannot truncate the ingest log");
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit failed"),
+                    Err(e) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit task failed"),
+                }
+            }
+            Some(SinkEvent::Ended { .. }) => ended += 1,
+            None => break,
+        }
+    }
+    let _ = ended_tx.send(());
+}
+
+/// A barrier request to a log reader: inject barrier `epoch` and answer
+/// with the log position it was injected at.
+type BarrierRequest = (u64, tokio::sync::oneshot::Sender<u64>);
+
+/// Every `interval` ms of the clock, has every source's log reader inject
+/// the next barrier and records where each did.
+async fn inject_barriers(
+    clock: Arc<dyn Clock>,
+    interval: i64,
+    mut epoch: u64,
+    readers: Vec<mpsc::Sender<BarrierRequest>>,
+    offsets: EpochOffsets,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let due = clock.now_ms() + interval;
+        tokio::select! {
+            _ = clock.sleep_until(due) => {}
+            _ = stop.changed() => return,
+        }
+        epoch += 1;
+        let mut positions = Vec::with_capacity(readers.len());
+        for r in &readers {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if r.send((epoch, tx)).await.is_err() {
+                return;
+            }
+            match rx.await {
+                Ok(p) => positions.push(p),
+                Err(_) => return,
+            }
+        }
+        offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(epoch, positions);
+    }
+}
+
+/// Feeds a source's decoder from its ingest log, from position `pos` on,
+/// injecting barriers in band when asked.
+async fn read_log(
+    log: IngestLog,
+    to: Recipient<Msg>,
+    mut pos: u64,
+    mut barriers: mpsc::Receiver<BarrierRequest>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        // Registered before the log is read, so no append is missed.
+        let appended = log.appended();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        while let Ok((epoch, reply)) = barriers.try_recv() {
+            if to.send(Msg { input: 0, message: Message::Barrier(epoch) }).await.is_err() {
+                return;
+            }
+            let _ = reply.send(pos);
+        }
+        let batch = match log.read(pos, 1024) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the ingest log");
+                return;
+            }
+        };
+        if let Some((last, _)) = batch.last() {
+            pos = last + 1;
+            let payloads = batch.into_iter().map(|(_, p)| p).collect();
+            if to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = appended => {}
+            req = barriers.recv() => match req {
+                Some((epoch, reply)) => {
+                    if to.send(Msg { input: 0, message: Message::Barrier(epoch) }).await.is_err() {
+                        return;
+                    }
+                    let _ = reply.send(pos);
+                }
+                None => return,
+            },
+            _ = stop.changed() => return,
         }
     }
 }

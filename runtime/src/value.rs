@@ -165,6 +165,13 @@ impl Value {
         }
     }
 
+    /// Go's `%v` of the value as eKuiper holds it: `<nil>`, `[1 2]`,
+    /// `map[a:1 b:x]`, floats like `1e+06`, datetimes as Go's
+    /// `time.Time.String()`. Used by functions and sink templates alike.
+    pub fn to_go_string(&self) -> String {
+        crate::functions::go_v(self)
+    }
+
     /// Encodes the value as JSON exactly as Go's `encoding/json` would.
     pub fn to_json(&self) -> String {
         let mut out = String::new();

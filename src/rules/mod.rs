@@ -16,6 +16,7 @@ use weir_connectors::Environment;
 use weir_planner::{Catalog, PhysicalPlan};
 use weir_runtime::clock::{Clock as _, SystemClock};
 use weir_runtime::metrics::OpMetrics;
+use weir_runtime::state::StateBackend;
 use weir_runtime::Registry;
 
 pub(crate) use def::RuleDef;
@@ -99,8 +100,8 @@ impl Rules {
     ///
     /// # Panics
     /// When called outside an actix system.
-    pub(crate) fn new(threads: usize, env: Environment) -> Rules {
-        Rules { rules: Mutex::new(BTreeMap::new()), runner: Runner::new(threads, env) }
+    pub(crate) fn new(threads: usize, env: Environment, state: Arc<dyn StateBackend>) -> Rules {
+        Rules { rules: Mutex::new(BTreeMap::new()), runner: Runner::new(threads, env, state) }
     }
 
     fn map(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Rule>>> {
@@ -164,6 +165,7 @@ impl Rules {
         if let Some(live) = life.take() {
             live.stop().await;
         }
+        self.runner.forget(id);
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use weir_runtime::clock::SystemClock;
 use weir_runtime::connector::Sink;
 use weir_runtime::metrics::OpMetrics;
 use weir_runtime::rule::{RunningRule, Source};
+use weir_runtime::state::StateBackend;
 use weir_runtime::Registry;
 
 use super::def::Action;
@@ -30,6 +31,8 @@ pub(crate) struct Runner {
     arbiters: Vec<Arbiter>,
     next: AtomicUsize,
     env: Environment,
+    /// The node's state store: checkpoints of rules with `qos` 1 or 2.
+    state: Arc<dyn StateBackend>,
 }
 
 /// A started rule, running on one of the runner's arbiters.
@@ -57,9 +60,16 @@ impl Runner {
     ///
     /// # Panics
     /// When called outside an actix system.
-    pub(crate) fn new(threads: usize, env: Environment) -> Runner {
+    pub(crate) fn new(threads: usize, env: Environment, state: Arc<dyn StateBackend>) -> Runner {
         let arbiters = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
-        Runner { arbiters, next: AtomicUsize::new(0), env }
+        Runner { arbiters, next: AtomicUsize::new(0), env, state }
+    }
+
+    /// Deletes the checkpoints of a dropped rule.
+    pub(crate) fn forget(&self, rule_id: &str) {
+        if let Err(e) = weir_runtime::checkpoint::forget(self.state.as_ref(), rule_id) {
+            tracing::warn!(rule = %rule_id, error = %e, "cannot delete the rule's checkpoints");
+        }
     }
 
     fn arbiter(&self) -> &Arbiter {
@@ -95,11 +105,12 @@ impl Runner {
     /// A source or sink cannot be built, or the graph cannot start.
     pub(crate) async fn launch(&self, plan: Arc<PhysicalPlan>, actions: Vec<Action>) -> Result<Live> {
         let env = self.env.clone();
+        let state = self.state.clone();
         let (reply, started) = oneshot::channel();
         let (stop, stop_rx) = oneshot::channel::<oneshot::Sender<()>>();
         let spawned = self.arbiter().spawn_fn(move || {
             actix::spawn(async move {
-                let running = match start(&plan, &actions, &env) {
+                let running = match start(&plan, &actions, &env, state) {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -150,7 +161,12 @@ fn build_sinks(rule_id: &str, actions: &[Action], env: &Environment) -> Result<V
         .collect()
 }
 
-fn start(plan: &PhysicalPlan, actions: &[Action], env: &Environment) -> Result<RunningRule> {
+fn start(
+    plan: &PhysicalPlan,
+    actions: &[Action],
+    env: &Environment,
+    state: Arc<dyn StateBackend>,
+) -> Result<RunningRule> {
     let start_err = |message: String| Error::Start { rule: plan.rule_id.clone(), message };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     for s in &plan.sources {
@@ -159,6 +175,6 @@ fn start(plan: &PhysicalPlan, actions: &[Action], env: &Environment) -> Result<R
         sources.push(src);
     }
     let sinks = build_sinks(&plan.rule_id, actions, env)?;
-    RunningRule::start(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks)
+    RunningRule::start_with(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks, Some(state))
         .map_err(|e| start_err(e.message))
 }

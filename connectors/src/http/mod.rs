@@ -1,9 +1,9 @@
-//! HTTP sources: `httppull` polls a url ([`pull::HttpPullSource`]).
-//!
-//! `httppush` (weir serving an endpoint) is not implemented yet: it needs
-//! an HTTP server dependency in this crate.
+//! HTTP sources: `httppull` polls a url ([`pull::HttpPullSource`]);
+//! `httppush` serves an endpoint ([`push::HttpPushSource`]) on the node's
+//! shared HTTP data server ([`push::PushServer`]).
 
 pub(crate) mod pull;
+pub(crate) mod push;
 
 #[cfg(test)]
 pub(crate) mod testserver;

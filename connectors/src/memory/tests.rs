@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use weir_runtime::connector::Sink as _;
 use weir_runtime::row::PayloadData;
 use weir_runtime::{Map, Value};
 
@@ -63,10 +62,13 @@ async fn wildcard_routing_from_sink_to_sources() {
     .await
     .unwrap();
 
-    let mut sink = MemorySink::new(&Props::new(&serde_json::json!({"topic": "plant/{{.dev}}/temp"})), &env).unwrap();
+    let ctx = crate::SinkContext { rule_id: "r".into(), index: 0 };
+    let mut sink = crate::sink("memory", &serde_json::json!({"topic": "plant/{{.dev}}/temp"}), &ctx, &env).unwrap();
     sink.emit(&[row("f1", 1), row("f2", 2)]).await.unwrap();
-    let mut plain = MemorySink::new(&Props::new(&serde_json::json!({"topic": "plant/status"})), &env).unwrap();
+    let mut plain = crate::sink("memory", &serde_json::json!({"topic": "plant/status"}), &ctx, &env).unwrap();
     plain.emit(&[row("f3", 3)]).await.unwrap();
+    sink.close().await;
+    plain.close().await;
 
     assert_eq!(got(&mut outs[0].0, 2).await, [("plant/f1/temp".to_string(), 1), ("plant/f2/temp".to_string(), 2)]);
     assert_eq!(got(&mut outs[1].0, 3).await.iter().map(|r| r.1).collect::<Vec<_>>(), [1, 2, 3]);
@@ -104,4 +106,27 @@ fn config_errors() {
     assert!(MemorySource::new(&def("a/#/b"), &env).is_err());
     assert!(MemorySink::new(&Props::new(&serde_json::json!({"topic": "a/+"})), &env).is_err());
     assert!(MemorySink::new(&Props::new(&serde_json::json!({})), &env).is_err());
+    assert!(MemorySink::new(&Props::new(&serde_json::json!({"topic": "a/{{.x"})), &env).is_err());
+}
+
+#[tokio::test]
+async fn sink_applies_fields_and_data_template_to_rows() {
+    let env = Environment::new(std::env::temp_dir());
+    let (outlet, mut rx, stop) = channel(16);
+    tokio::spawn(MemorySource::new(&def("chain/#"), &env).unwrap().pump(outlet));
+    tokio::time::timeout(LIMIT, async {
+        while env.memory().subscriptions() != 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let ctx = crate::SinkContext { rule_id: "r".into(), index: 0 };
+    let props = serde_json::json!({"topic": "chain/{{.dev}}", "sendSingle": true,
+        "dataTemplate": r#"{"dev":"{{.dev}}","v":{{.v}}0}"#});
+    let mut sink = crate::sink("memory", &props, &ctx, &env).unwrap();
+    sink.emit(&[row("a", 1), row("b", 2)]).await.unwrap();
+    sink.close().await;
+    assert_eq!(got(&mut rx, 2).await, [("chain/a".to_string(), 10), ("chain/b".to_string(), 20)]);
+    stop.send(true).unwrap();
 }

@@ -11,13 +11,12 @@ use tokio::sync::{mpsc, watch};
 use weir_runtime::row::{Payload, PayloadData};
 use weir_runtime::{Map, Value};
 
-use super::sink::{json_array, MqttSink, SinkConfig};
+use super::sink::SinkConfig;
 use super::source::{decode_bytes, MqttSource, SourceConfig};
 use super::ConnConfig;
 use crate::outlet::testing::{channel, ChannelOutlet};
 use crate::props::Props;
 use crate::Environment;
-use weir_runtime::connector::Sink as _;
 
 /// Every wait in these tests is bounded by this.
 pub(crate) const LIMIT: Duration = Duration::from_secs(20);
@@ -264,16 +263,16 @@ async fn mqtt5_source() {
     assert_eq!(got[0].meta.as_ref().unwrap().get("topic"), Some(&Value::str("v5/a")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sink_publishes_emissions_to_rendered_topics_at_qos1() {
-    let port = free_port();
-    start_rumqttd(port, None);
-    let mut o = rumqttc::MqttOptions::new("sub-1", "127.0.0.1", port);
+/// A subscriber on `filter` at QoS 1 that forwards (topic, qos, payload)
+/// of every message; returns once the broker confirmed the subscription.
+async fn subscriber(port: u16, id: &str, filter: &str) -> mpsc::UnboundedReceiver<(String, rumqttc::QoS, String)> {
+    let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
     let (sub, mut el) = rumqttc::AsyncClient::new(o, 100);
-    sub.subscribe("out/#", rumqttc::QoS::AtLeastOnce).await.unwrap();
+    sub.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.unwrap();
     let (tx, mut received) = mpsc::unbounded_channel();
     tokio::spawn(async move {
+        let _sub = sub;
         loop {
             match el.poll().await {
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
@@ -288,20 +287,42 @@ async fn sink_publishes_emissions_to_rendered_topics_at_qos1() {
         }
     });
     assert_eq!(tokio::time::timeout(LIMIT, received.recv()).await.unwrap().unwrap().0, "suback");
+    received
+}
 
-    let props = Props::new(&serde_json::json!({
-        "server": format!("tcp://127.0.0.1:{port}"), "topic": "out/{{.dev}}", "qos": 1, "clientId": "sink-1"}));
-    let mut sink = MqttSink::new(SinkConfig::new(&props, &env()).unwrap(), json_array());
-    let row = |dev: &str, v: i64| {
-        let mut m = Map::new();
-        m.insert("dev".into(), Value::str(dev));
-        m.insert("v".into(), Value::Int(v));
-        Value::map(m)
-    };
-    tokio::time::timeout(LIMIT, sink.emit(&[row("d1", 1)])).await.unwrap().unwrap();
-    tokio::time::timeout(LIMIT, sink.emit(&[row("d2", 2), row("d2", 3)])).await.unwrap().unwrap();
-    let a = tokio::time::timeout(LIMIT, received.recv()).await.unwrap().unwrap();
-    let b = tokio::time::timeout(LIMIT, received.recv()).await.unwrap().unwrap();
+fn sink_of(props: serde_json::Value) -> Box<dyn weir_runtime::connector::Sink> {
+    let ctx = crate::SinkContext { rule_id: "r".into(), index: 0 };
+    crate::sink("mqtt", &props, &ctx, &env()).unwrap()
+}
+
+fn dev_row(dev: &str, v: i64) -> Value {
+    let mut m = Map::new();
+    m.insert("dev".into(), Value::str(dev));
+    m.insert("v".into(), Value::Int(v));
+    Value::map(m)
+}
+
+async fn next(
+    received: &mut mpsc::UnboundedReceiver<(String, rumqttc::QoS, String)>,
+) -> (String, rumqttc::QoS, String) {
+    tokio::time::timeout(LIMIT, received.recv()).await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_publishes_emissions_to_rendered_topics_at_qos1() {
+    let port = free_port();
+    start_rumqttd(port, None);
+    let mut received = subscriber(port, "sub-1", "out/#").await;
+
+    // Without sendSingle the data is the emission's array: eKuiper's
+    // templates then index it.
+    let mut sink = sink_of(serde_json::json!({
+        "server": format!("tcp://127.0.0.1:{port}"), "topic": r#"out/{{index . 0 "dev"}}"#, "qos": 1,
+        "clientId": "sink-1"}));
+    tokio::time::timeout(LIMIT, sink.emit(&[dev_row("d1", 1)])).await.unwrap().unwrap();
+    tokio::time::timeout(LIMIT, sink.emit(&[dev_row("d2", 2), dev_row("d2", 3)])).await.unwrap().unwrap();
+    let a = next(&mut received).await;
+    let b = next(&mut received).await;
     assert_eq!(a, ("out/d1".to_string(), rumqttc::QoS::AtLeastOnce, r#"[{"dev":"d1","v":1}]"#.to_string()));
     assert_eq!(b.0, "out/d2");
     assert_eq!(b.2, r#"[{"dev":"d2","v":2},{"dev":"d2","v":3}]"#);
@@ -312,6 +333,47 @@ async fn sink_publishes_emissions_to_rendered_topics_at_qos1() {
     assert!(
         matches!(SinkConfig::new(&bad, &env()), Err(crate::Error::Property { property, .. }) if property == "topic")
     );
+    let bad = Props::new(&serde_json::json!({"server": "tcp://127.0.0.1:1", "topic": "a/{{.x"}));
+    assert!(SinkConfig::new(&bad, &env()).is_err(), "a topic template that does not parse");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_send_single_and_data_template() {
+    let port = free_port();
+    start_rumqttd(port, None);
+    let mut received = subscriber(port, "sub-2", "tpl/#").await;
+    let server = format!("tcp://127.0.0.1:{port}");
+
+    // sendSingle: one message per row, topic rendered from the row.
+    let mut single = sink_of(serde_json::json!({"server": server, "topic": "tpl/{{.dev}}", "qos": 1,
+        "sendSingle": true}));
+    tokio::time::timeout(LIMIT, single.emit(&[dev_row("a", 1), dev_row("b", 2)])).await.unwrap().unwrap();
+    assert_eq!(next(&mut received).await, ("tpl/a".into(), rumqttc::QoS::AtLeastOnce, r#"{"dev":"a","v":1}"#.into()));
+    assert_eq!(next(&mut received).await, ("tpl/b".into(), rumqttc::QoS::AtLeastOnce, r#"{"dev":"b","v":2}"#.into()));
+    single.close().await;
+
+    // dataTemplate per row, sent as it is.
+    let mut tpl = sink_of(serde_json::json!({"server": server, "topic": "tpl/t", "sendSingle": true,
+        "dataTemplate": r#"{"device":"{{.dev}}","double":{{printf "%d" .v}}0}"#}));
+    tokio::time::timeout(LIMIT, tpl.emit(&[dev_row("c", 4)])).await.unwrap().unwrap();
+    // (QoS 0 publishes: rumqttd forwards at the subscription's QoS.)
+    let (topic, _, payload) = next(&mut received).await;
+    assert_eq!((topic.as_str(), payload.as_str()), ("tpl/t", r#"{"device":"c","double":40}"#));
+    tpl.close().await;
+
+    // dataTemplate over the whole emission.
+    let mut all = sink_of(serde_json::json!({"server": server, "topic": "tpl/all", "qos": 1,
+        "dataTemplate": "{{range .}}{{.dev}}={{.v}};{{end}}"}));
+    tokio::time::timeout(LIMIT, all.emit(&[dev_row("x", 1), dev_row("y", 2)])).await.unwrap().unwrap();
+    assert_eq!(next(&mut received).await, ("tpl/all".into(), rumqttc::QoS::AtLeastOnce, "x=1;y=2;".into()));
+
+    // fields picks keys of each row.
+    let mut fields = sink_of(serde_json::json!({"server": server, "topic": "tpl/f", "fields": ["v"]}));
+    tokio::time::timeout(LIMIT, fields.emit(&[dev_row("z", 9)])).await.unwrap().unwrap();
+    let (topic, _, payload) = next(&mut received).await;
+    assert_eq!((topic.as_str(), payload.as_str()), ("tpl/f", r#"[{"v":9}]"#));
+    all.close().await;
+    fields.close().await;
 }
 
 /// A TCP proxy a test can take down (dropping every connection and
@@ -383,6 +445,42 @@ async fn reconnects_after_an_outage_without_losing_qos1() {
     collect_until(&mut rx, &mut got, |g| numbers(g).len() >= 100).await;
     assert_eq!(numbers(&got), (0..100).collect::<BTreeSet<_>>());
     assert_eq!(env.mqtt().connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_publishes_again_what_a_lost_session_dropped() {
+    let port = free_port();
+    start_rumqttd(port, None);
+    let proxy = Proxy::start(port).await;
+    let mut received = subscriber(port, "sub-lost", "lost/#").await;
+    // No clientId: a clean session, so the broker forgets everything
+    // unacknowledged when the connection drops.
+    let mut sink = sink_of(serde_json::json!({"server": format!("tcp://127.0.0.1:{}", proxy.port),
+        "topic": "lost/x", "qos": 1, "sendSingle": true, "timeout": 15000}));
+    let one = |i: i64| {
+        let mut m = Map::new();
+        m.insert("i".into(), Value::Int(i));
+        Value::map(m)
+    };
+    let mut got = BTreeSet::new();
+    for i in 0..100 {
+        tokio::time::timeout(LIMIT, sink.emit(&[one(i)])).await.unwrap().unwrap();
+    }
+    // Some went through; cut the connection while the rest may be in flight.
+    while got.len() < 10 {
+        got.insert(next(&mut received).await.2);
+    }
+    proxy.set_up(false);
+    for i in 100..200 {
+        tokio::time::timeout(LIMIT, sink.emit(&[one(i)])).await.unwrap().unwrap();
+    }
+    proxy.set_up(true);
+    while got.len() < 200 {
+        got.insert(next(&mut received).await.2);
+    }
+    let want: BTreeSet<String> = (0..200).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
+    assert_eq!(got, want);
+    tokio::time::timeout(LIMIT, sink.close()).await.unwrap();
 }
 
 /// mosquitto with persistence in `dir`, on `port`, in the foreground.

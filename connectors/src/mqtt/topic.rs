@@ -1,7 +1,5 @@
-//! MQTT topic filters (`+` one level, `#` the rest) and the `{{.field}}`
-//! topic templates of sinks. The memory bus routes with the same rules.
-
-use weir_runtime::Value;
+//! MQTT topic filters (`+` one level, `#` the rest) and topic name checks.
+//! The memory bus routes with the same rules.
 
 /// Whether `filter` (which may hold wildcards) matches the topic name
 /// `topic`. As in MQTT, `a/#` also matches `a`, and wildcards at the first
@@ -65,74 +63,6 @@ pub(crate) fn parse_filters(datasource: &str) -> Result<Vec<String>, String> {
     Ok(filters)
 }
 
-/// A topic (or other dynamic property) template: text with `{{.a}}` or
-/// `{{.a.b}}` placeholders, rendered per message.
-///
-/// This is the subset sinks need before the shared template engine
-/// (`transform`) exists: anything else between `{{ }}` is kept verbatim.
-/// Against an array (a whole emission) fields are read from its first
-/// row, which is what `{{index . 0 "a"}}` would say in eKuiper.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Field(Vec<String>),
-}
-
-impl Template {
-    /// Parses `text`.
-    pub(crate) fn new(text: &str) -> Template {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            let Some(len) = rest[start..].find("}}") else {
-                break;
-            };
-            let inner = rest[start + 2..start + len].trim();
-            if let Some(path) = inner.strip_prefix('.').filter(|p| !p.is_empty() && !p.contains(char::is_whitespace)) {
-                parts.push(Part::Text(rest[..start].to_string()));
-                parts.push(Part::Field(path.split('.').map(str::to_string).collect()));
-            } else {
-                parts.push(Part::Text(rest[..start + len + 2].to_string()));
-            }
-            rest = &rest[start + len + 2..];
-        }
-        parts.push(Part::Text(rest.to_string()));
-        parts.retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
-        Template { parts }
-    }
-
-    /// Renders against a row (or an emission's array of rows). Missing
-    /// fields render as `<no value>`, as Go templates do.
-    pub(crate) fn render(&self, data: &Value) -> String {
-        let root = match data {
-            Value::Array(a) => a.first().unwrap_or(&Value::Null),
-            v => v,
-        };
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Field(path) => {
-                    let mut v = Some(root);
-                    for k in path {
-                        v = v.and_then(Value::as_map).and_then(|m| m.get(k));
-                    }
-                    match v {
-                        Some(Value::Null) | None => out.push_str("<no value>"),
-                        Some(v) => out.push_str(&v.to_text()),
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,17 +87,5 @@ mod tests {
         assert!(parse_filters("a/b+").is_err());
         assert!(parse_filters(" , ").is_err());
         assert!(validate_name("a/+").is_err());
-    }
-
-    #[test]
-    fn templates() {
-        let mut m = weir_runtime::Map::new();
-        m.insert("dev".into(), Value::str("d1"));
-        m.insert("n".into(), Value::Int(3));
-        let row = Value::map(m);
-        let t = Template::new("out/{{.dev}}/{{ .n }}/{{.x}}/{{json .}}");
-        assert_eq!(t.render(&row), "out/d1/3/<no value>/{{json .}}");
-        assert_eq!(t.render(&Value::array(vec![row])), "out/d1/3/<no value>/{{json .}}");
-        assert_eq!(Template::new("plain").render(&Value::Null), "plain");
     }
 }

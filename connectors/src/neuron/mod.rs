@@ -39,8 +39,8 @@ use std::hash::{BuildHasher, Hasher};
 use serde_json::{json, Value as Json};
 use weir_runtime::{Map, Value};
 
-use crate::mqtt::topic::Template;
 use crate::props::{invalid, Props};
+use crate::transform::{dynamic_prop, Template};
 use crate::Result;
 
 /// Neuron's optional trace prefix: `0x0A 0xCE`, 16-byte trace id, 8-byte
@@ -181,33 +181,46 @@ impl WriteBuilder {
     pub(crate) fn new(p: &Props) -> Result<WriteBuilder> {
         let raw = p.bool("raw")?.unwrap_or(false);
         let (node, group) = if raw {
-            (p.str("nodeName")?.map(Template::new), p.str("groupName")?.map(Template::new))
+            let opt = |name: &str| p.str(name)?.map(|t| dynamic_prop(name, t)).transpose();
+            (opt("nodeName")?, opt("groupName")?)
         } else {
-            (Some(Template::new(p.required_str("nodeName")?)), Some(Template::new(p.required_str("groupName")?)))
+            (
+                Some(dynamic_prop("nodeName", p.required_str("nodeName")?)?),
+                Some(dynamic_prop("groupName", p.required_str("groupName")?)?),
+            )
         };
         Ok(WriteBuilder { node, group, tags: p.str_list("tags")?, raw })
     }
 
-    /// The request for one row; `None` when no selected tag is in it.
-    pub(crate) fn build(&self, row: &Value) -> Option<Request> {
+    /// The request for one row; `None` when no selected tag is in it (or
+    /// the row is not a map).
+    ///
+    /// # Errors
+    /// `nodeName` or `groupName` fails to render against the row.
+    pub(crate) fn build(&self, row: &Value) -> std::result::Result<Option<Request>, String> {
         if self.raw {
-            return Some(Request::Raw(row.to_serde_json()));
+            return Ok(Some(Request::Raw(row.to_serde_json())));
         }
-        let m = row.as_map()?;
-        let node = self.node.as_ref().map(|t| t.render(row)).unwrap_or_default();
-        let group = self.group.as_ref().map(|t| t.render(row)).unwrap_or_default();
+        let Some(m) = row.as_map() else {
+            return Ok(None);
+        };
+        let render = |t: &Option<Template>, name: &str| {
+            t.as_ref().map(|t| t.render(row).map_err(|e| format!("neuron sink {name}: {e}"))).transpose()
+        };
+        let node = render(&self.node, "nodeName")?.unwrap_or_default();
+        let group = render(&self.group, "groupName")?.unwrap_or_default();
         let mut tags: Vec<(String, Json)> = match &self.tags {
             Some(names) => names.iter().filter_map(|n| m.get(n).map(|v| (n.clone(), v.to_serde_json()))).collect(),
             None => m.iter().map(|(k, v)| (k.clone(), v.to_serde_json())).collect(),
         };
-        match tags.len() {
+        Ok(match tags.len() {
             0 => None,
             1 => {
                 let (tag, value) = tags.pop().expect("one tag");
                 Some(Request::Single { node, group, tag, value })
             }
             _ => Some(Request::Multi { node, group, tags }),
-        }
+        })
     }
 }
 

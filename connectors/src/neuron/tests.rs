@@ -3,7 +3,6 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use weir_runtime::connector::Sink as _;
 use weir_runtime::row::PayloadData;
 use weir_runtime::{Map, Value};
 
@@ -62,7 +61,7 @@ fn builds_single_multi_and_raw_write_requests() {
     let one = row(&[("g", Value::str("grp"))]);
     // `g` itself is a field: with no `tags` every field is a tag.
     assert_eq!(
-        b.build(&one),
+        b.build(&one).unwrap(),
         Some(Request::Single { node: "modbus".into(), group: "grp".into(), tag: "g".into(), value: json!("grp") })
     );
 
@@ -71,7 +70,7 @@ fn builds_single_multi_and_raw_write_requests() {
     ))
     .unwrap();
     let r = row(&[("sp", Value::Float(25.5)), ("mode", Value::Int(2)), ("other", Value::Int(9))]);
-    let req = b.build(&r).unwrap();
+    let req = b.build(&r).unwrap().unwrap();
     assert_eq!(
         req.mqtt_body("u-1"),
         json!({"uuid": "u-1", "node": "modbus", "group": "grp", "tags": [{"tag": "sp", "value": 25.5}, {"tag": "mode", "value": 2}]})
@@ -83,15 +82,15 @@ fn builds_single_multi_and_raw_write_requests() {
             json!({"node": "modbus", "group": "grp", "tags": [{"tag": "sp", "value": 25.5}, {"tag": "mode", "value": 2}]})
         )
     );
-    assert_eq!(b.build(&row(&[("other", Value::Int(1))])), None, "no selected tag: no request");
+    assert_eq!(b.build(&row(&[("other", Value::Int(1))])).unwrap(), None, "no selected tag: no request");
 
     let b = WriteBuilder::new(&Props::new(&json!({"nodeName": "n", "groupName": "g", "tags": "sp"}))).unwrap();
-    let single = b.build(&r).unwrap();
+    let single = b.build(&r).unwrap().unwrap();
     assert_eq!(single.mqtt_body("u"), json!({"uuid": "u", "node": "n", "group": "g", "tag": "sp", "value": 25.5}));
     assert_eq!(single.rest(), ("/api/v2/write", json!({"node": "n", "group": "g", "tag": "sp", "value": 25.5})));
 
     let raw = WriteBuilder::new(&Props::new(&json!({"raw": true}))).unwrap();
-    assert_eq!(raw.build(&r).unwrap().mqtt_body("ignored"), json!({"sp": 25.5, "mode": 2, "other": 9}));
+    assert_eq!(raw.build(&r).unwrap().unwrap().mqtt_body("ignored"), json!({"sp": 25.5, "mode": 2, "other": 9}));
     assert!(WriteBuilder::new(&Props::new(&json!({"nodeName": "n"}))).is_err(), "groupName required");
 }
 
@@ -186,9 +185,10 @@ async fn sink_writes_exact_requests_to_the_mqtt_write_topic() {
     assert_eq!(tokio::time::timeout(LIMIT, received.recv()).await.unwrap().unwrap(), json!("suback"));
 
     let env = Environment::new(std::env::temp_dir());
-    let props = Props::new(&json!({"server": format!("tcp://127.0.0.1:{port}"), "topic": "/neuron/app/write/req",
-        "qos": 1, "nodeName": "modbus", "groupName": "{{.g}}", "tags": ["sp", "mode"]}));
-    let mut sink = NeuronSink::new(&props, &ctx(), &env).unwrap();
+    let props_json = json!({"server": format!("tcp://127.0.0.1:{port}"), "topic": "/neuron/app/write/req",
+        "qos": 1, "nodeName": "modbus", "groupName": "{{.g}}", "tags": ["sp", "mode"]});
+    let props = Props::new(&props_json);
+    let mut sink = crate::sink("neuron", &props_json, &ctx(), &env).unwrap();
     let rows = [
         row(&[("g", Value::str("grp1")), ("sp", Value::Float(25.5))]),
         row(&[("g", Value::str("grp2")), ("sp", Value::Int(1)), ("mode", Value::str("auto"))]),
@@ -265,9 +265,9 @@ async fn fake_neuron_http() -> (u16, mpsc::UnboundedReceiver<(String, String, St
 async fn sink_posts_exact_requests_to_the_http_api() {
     let (port, mut rx) = fake_neuron_http().await;
     let env = Environment::new(std::env::temp_dir());
-    let props = Props::new(&json!({"url": format!("http://127.0.0.1:{port}"), "token": "tk",
-        "nodeName": "modbus", "groupName": "grp", "tags": ["sp", "mode"]}));
-    let mut sink = NeuronSink::new(&props, &ctx(), &env).unwrap();
+    let props = json!({"url": format!("http://127.0.0.1:{port}"), "token": "tk",
+        "nodeName": "modbus", "groupName": "grp", "tags": ["sp", "mode"]});
+    let mut sink = crate::sink("neuron", &props, &ctx(), &env).unwrap();
     let rows = [row(&[("sp", Value::Float(25.5))]), row(&[("sp", Value::Int(1)), ("mode", Value::Int(3))])];
     tokio::time::timeout(LIMIT, sink.emit(&rows)).await.unwrap().unwrap();
     let a = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();

@@ -7,9 +7,11 @@
 //! are encoded with [`codec`] (bincode over serde).
 
 pub mod codec;
+mod ingest_log;
 mod memory;
 mod rocks;
 
+pub use ingest_log::IngestLog;
 pub use memory::MemoryBackend;
 pub use rocks::RocksBackend;
 

@@ -280,47 +280,8 @@ pub(crate) fn go_sprint(v: &Value) -> String {
     s
 }
 
-/// Appends Go's `%v` of `v`: `map[a:1 b:x]`, `[1 2]`, `<nil>`, floats as
-/// `%v` (`1e+06`).
+/// Appends Go's `%v` of `v` (one implementation with the SQL functions:
+/// [`Value::to_go_string`]).
 pub(crate) fn go_print(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("<nil>"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&format_float_v(*f)),
-        Value::String(s) => out.push_str(s),
-        Value::Bytes(b) => {
-            out.push('[');
-            for (i, x) in b.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(&x.to_string());
-            }
-            out.push(']');
-        }
-        Value::Datetime(_) => out.push_str(&v.to_text()),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                go_print(x, out);
-            }
-            out.push(']');
-        }
-        Value::Map(m) => {
-            out.push_str("map[");
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(k);
-                out.push(':');
-                go_print(x, out);
-            }
-            out.push(']');
-        }
-    }
+    out.push_str(&v.to_go_string());
 }
