@@ -13,7 +13,7 @@ use crate::functions::{check_arity, FuncContext, FuncError, FunctionImpl, Regist
 use crate::row::{Row, WindowRange};
 use crate::value::{Map, Value};
 
-pub(crate) use ops::like;
+pub(crate) use ops::{binary, like};
 
 /// Where each source's columns sit in a row, to rebuild rows as maps
 /// (`*`, `collect(*)`, wildcard output), and the rule-wide state that

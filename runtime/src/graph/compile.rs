@@ -8,6 +8,7 @@ use crate::decode::Decoder;
 use crate::expr::{compile, Expr, Layout};
 use crate::functions::{FuncError, FunctionImpl, Registry};
 use crate::operator::{
+    Layer,
     AggregateOp, AggregateSite, AnalyticOp, AnalyticSite, DecodeOp, FilterOp, JoinOp, JoinStep, Operator, OrderOp,
     ProjectItem, ProjectOp, RuleContext, StateConditions, TableState, WatermarkOp, WindowOp,
 };
@@ -152,13 +153,6 @@ pub(crate) fn compile_plan(
             .filter(|(_, s)| s.is_table())
             .map(|(i, s)| TableState {
                 source: i as u16,
-                key_slot: s
-                    .def
-                    .options
-                    .key
-                    .as_ref()
-                    .and_then(|k| s.columns.iter().find(|c| &c.name == k))
-                    .map(|c| c.slot as usize),
                 retain: s.def.retain_size().max(1) as usize,
                 rows: Vec::new(),
             })
@@ -207,7 +201,7 @@ pub(crate) fn compile_plan(
         push(&mut stages, next_name("aggregate"), Box::new(AggregateOp::new(keys, sites, a.base as usize, cx.clone())));
     }
     if let Some(h) = &plan.having {
-        push(&mut stages, next_name("having"), Box::new(FilterOp::new(c(h)?, cx.clone())));
+        push(&mut stages, next_name("having"), Box::new(FilterOp::having(c(h)?, cx.clone())));
     }
     if !plan.order.is_empty() {
         let keys = plan.order.iter().map(|k| Ok((c(&k.expr)?, k.descending))).collect::<Result<_, FuncError>>()?;
@@ -219,12 +213,20 @@ pub(crate) fn compile_plan(
         .iter()
         .map(|f| {
             Ok(match f {
-                ProjectField::Expr { name, expr, invisible, aliased } => ProjectItem::Expr {
-                    name: name.clone(),
-                    keep_null: send_nil && (*aliased || matches!(expr, PExpr::Slot(_) | PExpr::AnySlot(_))),
-                    expr: c(expr)?,
-                    invisible: *invisible,
-                },
+                ProjectField::Expr { name, expr, invisible, aliased } => {
+                    let layer = match (aliased, expr) {
+                        (true, _) => Layer::Alias,
+                        (false, PExpr::Slot(_) | PExpr::AnySlot(_)) => Layer::Column,
+                        (false, _) => Layer::Expr,
+                    };
+                    ProjectItem::Expr {
+                        name: name.clone(),
+                        keep_null: send_nil && layer != Layer::Expr,
+                        expr: c(expr)?,
+                        invisible: *invisible,
+                        layer,
+                    }
+                }
                 ProjectField::Wildcard { sources, except, replace } => ProjectItem::Wildcard {
                     sources: sources.clone(),
                     except: except.clone(),
@@ -240,6 +242,21 @@ pub(crate) fn compile_plan(
             })
         })
         .collect::<Result<Vec<_>, FuncError>>()?;
+    // eKuiper's joined-row pick drops qualified `s.*` when no column is
+    // named and there is no bare `*`: such items output nothing.
+    let items = if plan.joins.is_empty() {
+        items
+    } else {
+        let bare_star = plan.project.iter().any(|f| {
+            matches!(f, ProjectField::Wildcard { sources, .. } if sources.len() == plan.sources.len())
+        });
+        let named = items.iter().any(|i| matches!(i, ProjectItem::Expr { layer: Layer::Column, .. }));
+        if bare_star || named {
+            items
+        } else {
+            items.into_iter().filter(|i| !matches!(i, ProjectItem::Wildcard { .. })).collect()
+        }
+    };
     let limit = plan.limit.map(|l| l as usize);
     push(&mut stages, next_name("project"), Box::new(ProjectOp::new(items, layout.clone(), limit, cx.clone())));
     Ok(Compiled { decoders, stages, table_inputs })

@@ -130,6 +130,10 @@ impl Operator for AggregateOp {
             }
             groups[g].push(row);
         }
+        // With GROUP BY columns an empty window has no group: nothing is sent.
+        if groups.is_empty() {
+            return;
+        }
         let rows = groups.iter().map(|g| self.finish_group(g, &ecx, ts, out)).collect();
         out.data(Batch::emission(rows, window));
     }

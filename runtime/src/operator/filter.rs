@@ -14,17 +14,31 @@ use crate::value::Value;
 pub struct FilterOp {
     cond: Expr,
     cx: RuleContext,
+    /// HAVING: only emissions are valid input (eKuiper's having operator
+    /// fails on single events, so a HAVING without a window passes nothing).
+    having: bool,
 }
 
 impl FilterOp {
-    /// A filter on `cond`.
+    /// A WHERE filter on `cond`.
     pub fn new(cond: Expr, cx: RuleContext) -> FilterOp {
-        FilterOp { cond, cx }
+        FilterOp { cond, cx, having: false }
+    }
+
+    /// A HAVING filter on `cond`.
+    pub fn having(cond: Expr, cx: RuleContext) -> FilterOp {
+        FilterOp { cond, cx, having: true }
     }
 }
 
 impl Operator for FilterOp {
     fn process(&mut self, _input: usize, mut batch: Batch, now: i64, out: &mut Output) {
+        if self.having && batch.window.is_none() {
+            for _ in &batch.rows {
+                out.error("run Having error: invalid input, HAVING needs a window");
+            }
+            return;
+        }
         let mut ecx = self.cx.eval(now, batch.window);
         let mut err = None;
         batch.rows.retain(|row| {

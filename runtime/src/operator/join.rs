@@ -24,8 +24,6 @@ pub struct JoinStep {
 pub struct TableState {
     /// Source index of the table.
     pub source: u16,
-    /// Slot of the KEY column, to keep the latest row per key.
-    pub key_slot: Option<usize>,
     /// Rows kept (RETAIN_SIZE).
     pub retain: usize,
     /// Current rows, oldest first.
@@ -33,12 +31,9 @@ pub struct TableState {
 }
 
 impl TableState {
+    /// A scan table keeps the latest RETAIN_SIZE rows; eKuiper's scan
+    /// tables do not deduplicate by KEY.
     fn upsert(&mut self, row: Row) {
-        if let Some(k) = self.key_slot {
-            if let Some(pos) = self.rows.iter().position(|r| r.slots.get(k) == row.slots.get(k)) {
-                self.rows.remove(pos);
-            }
-        }
         self.rows.push(row);
         if self.rows.len() > self.retain {
             let extra = self.rows.len() - self.retain;

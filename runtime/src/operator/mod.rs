@@ -23,7 +23,7 @@ pub use decode::DecodeOp;
 pub use filter::FilterOp;
 pub use join::{JoinOp, JoinStep, TableState};
 pub use order::OrderOp;
-pub use project::{ProjectItem, ProjectOp};
+pub use project::{Layer, ProjectItem, ProjectOp};
 pub use watermark::WatermarkOp;
 pub use window::{StateConditions, WindowOp};
 

@@ -9,9 +9,22 @@ use crate::row::{Batch, Row};
 use crate::state::{codec, StateResult};
 use crate::value::{Map, Value};
 
+/// Where an item's key lands. eKuiper builds the output in three layers —
+/// picked columns (and `*`), then unaliased expressions, then aliases —
+/// each overwriting the one before, whatever the SELECT order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// A plain column or `*`.
+    Column,
+    /// An unaliased expression (`a + 1`, `abs(x)`); a null is never sent.
+    Expr,
+    /// `... AS name`.
+    Alias,
+}
+
 /// One output item, compiled.
 pub enum ProjectItem {
-    /// `expr AS name`; `keep_null` when `sendNilField` applies to it.
+    /// `expr [AS name]`.
     Expr {
         /// Output key.
         name: String,
@@ -19,8 +32,11 @@ pub enum ProjectItem {
         expr: Expr,
         /// Hidden (`INVISIBLE`).
         invisible: bool,
-        /// Emit null instead of omitting the key.
+        /// Emit null instead of omitting the key (`sendNilField`, for
+        /// columns and aliases).
         keep_null: bool,
+        /// Output layer.
+        layer: Layer,
     },
     /// `*` of some sources.
     Wildcard {
@@ -69,36 +85,32 @@ impl ProjectOp {
 
     /// The output rows of one input row (several with `unnest`).
     fn project(&mut self, row: &Row, ecx: &EvalContext<'_>, out_rows: &mut Vec<Row>) -> Result<(), FuncError> {
-        let mut m = Map::new();
+        // The three layers, merged in order at the end.
+        let mut layers: [Map; 3] = [Map::new(), Map::new(), Map::new()];
         let mut unnest: Option<(String, Value)> = None;
         for item in &mut self.items {
             match item {
-                ProjectItem::Expr { name, expr, invisible, keep_null } => {
+                ProjectItem::Expr { name, expr, invisible, keep_null, layer } => {
                     let v = expr.eval(row, ecx)?;
-                    if *invisible {
+                    if *invisible || (v.is_null() && !*keep_null) {
                         continue;
                     }
-                    if v.is_null() && !*keep_null {
-                        m.remove(name);
-                        continue;
-                    }
-                    m.insert(name.clone(), v);
+                    layers[*layer as usize].insert(name.clone(), v);
                 }
                 ProjectItem::Wildcard { sources, except, replace } => {
-                    let mut w = Map::new();
-                    self.layout.row_into_map(row, sources, &mut w);
-                    for k in except {
-                        w.remove(k);
+                    let m = &mut layers[Layer::Column as usize];
+                    self.layout.row_into_map(row, sources, m);
+                    for k in except.iter() {
+                        m.remove(k);
                     }
-                    for (k, e) in replace {
+                    for (k, e) in replace.iter() {
                         let v = e.eval(row, ecx)?;
                         if v.is_null() {
-                            w.remove(k);
+                            m.remove(k);
                         } else {
-                            w.insert(k.clone(), v);
+                            m.insert(k.clone(), v);
                         }
                     }
-                    m.extend(w);
                 }
                 ProjectItem::ChangedCols { prefix, ignore_null, cols, last } => {
                     for (name, e) in cols.iter() {
@@ -109,7 +121,7 @@ impl ProjectOp {
                         if last.get(name) != Some(&v) {
                             last.insert(name.clone(), v.clone());
                             if !v.is_null() {
-                                m.insert(format!("{prefix}{name}"), v);
+                                layers[Layer::Expr as usize].insert(format!("{prefix}{name}"), v);
                             }
                         }
                     }
@@ -117,6 +129,9 @@ impl ProjectOp {
                 ProjectItem::Unnest { name, expr } => unnest = Some((name.clone(), expr.eval(row, ecx)?)),
             }
         }
+        let [mut m, exprs, aliases] = layers;
+        m.extend(exprs);
+        m.extend(aliases);
         let ts = row.ts;
         match unnest {
             None => out_rows.push(output_row(m, ts)),
@@ -141,6 +156,10 @@ impl ProjectOp {
             }
         }
         Ok(())
+    }
+
+    fn has_unnest(&self) -> bool {
+        self.items.iter().any(|i| matches!(i, ProjectItem::Unnest { .. }))
     }
 }
 
@@ -189,6 +208,9 @@ impl Operator for ProjectOp {
     fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
         let cx = self.cx.clone();
         let mut ecx = cx.eval(now, batch.window);
+        if self.limit == Some(0) {
+            return;
+        }
         let mut rows = Vec::with_capacity(batch.rows.len());
         match batch.window {
             None => {
@@ -199,15 +221,21 @@ impl Operator for ProjectOp {
                         out.error(e);
                         continue;
                     }
-                    // Unnest of one event sends each element on its own.
-                    if self.limit == Some(0) {
-                        rows.truncate(before);
+                    // LIMIT caps the rows unnest makes of one event.
+                    if let Some(limit) = self.limit {
+                        rows.truncate(before + limit);
                     }
                 }
                 out.data(Batch::events(rows));
             }
             Some(w) => {
-                for row in &batch.rows {
+                // With unnest, eKuiper cuts the input to LIMIT rows before
+                // expanding them, then cuts the result again.
+                let take = match (self.limit, self.has_unnest()) {
+                    (Some(limit), true) => limit.min(batch.rows.len()),
+                    _ => batch.rows.len(),
+                };
+                for row in &batch.rows[..take] {
                     ecx.row_number += 1;
                     if let Err(e) = self.project(row, &ecx, &mut rows) {
                         // One failing row fails the whole emission.
@@ -216,9 +244,6 @@ impl Operator for ProjectOp {
                     }
                 }
                 if let Some(limit) = self.limit {
-                    if limit == 0 {
-                        return;
-                    }
                     rows.truncate(limit);
                 }
                 out.data(Batch::emission(rows, w));

@@ -221,7 +221,11 @@ impl Binder<'_> {
             return Ok(PExpr::Slot(AGG_MARK + i as u32));
         }
         let Expr::Call { args, filter, pos: call_pos, .. } = e else { unreachable!("aggregate() on a non-call") };
-        let mut args: Vec<PExpr> = args.iter().map(|a| self.bind(a, Clause::InAggregate)).collect::<Result<_>>()?;
+        let mut args: Vec<PExpr> = match &args[..] {
+            // count(*) only counts rows: no need to decode whole messages.
+            [Expr::Wildcard(_)] if func == "count" => vec![PExpr::Row(Vec::new())],
+            _ => args.iter().map(|a| self.bind(a, Clause::InAggregate)).collect::<Result<_>>()?,
+        };
         if func == "deduplicate" {
             // eKuiper's parser gives deduplicate the whole row as a hidden
             // first argument, after validating the user's two.

@@ -116,7 +116,7 @@ impl Binder<'_> {
             Some(c) => Some(self.bind_condition(c, Clause::Row)?),
             None => None,
         };
-        let keys = s.dimensions.iter().map(|d| self.bind(d, Clause::Row)).collect::<Result<Vec<_>>>()?;
+        let mut keys = s.dimensions.iter().map(|d| self.bind(d, Clause::Row)).collect::<Result<Vec<_>>>()?;
         if !keys.is_empty() && window.is_none() {
             return Err(Error::plan(s.dimensions[0].pos(), "select stmt group by should be used with window"));
         }
@@ -133,6 +133,11 @@ impl Binder<'_> {
             .map(|o| Ok(SortKey { expr: self.bind(&o.expr, Clause::Output)?, descending: o.descending }))
             .collect::<Result<Vec<_>>>()?;
 
+        // eKuiper builds no grouping for state windows: their GROUP BY
+        // dimensions are ignored and the whole window is one group.
+        if matches!(window.as_ref().map(|w| &w.spec), Some(WindowSpec::State { .. })) {
+            keys.clear();
+        }
         let base = self.scope.width();
         let aggregating = !self.aggregates.is_empty() || !keys.is_empty();
         let mut project = project;
@@ -410,38 +415,33 @@ impl Binder<'_> {
         Ok(ProjectField::ChangedCols { prefix: prefix.clone(), ignore_null: *ignore_null, cols, site })
     }
 
-    /// HAVING may use only aggregate calls, aliases of aggregates and constants.
+    /// HAVING must be "all aggregate" as eKuiper's `allAggregate` sees it:
+    /// binary operators are checked on both sides; a call must be or contain
+    /// an aggregate; a column must be the alias of an aggregate; anything
+    /// else (literals, parentheses, CASE, ...) passes unchecked.
     fn check_having(&self, h: &Expr) -> Result<()> {
-        let mut bad: Option<(Pos, String)> = None;
-        h.walk(&mut |e| {
-            if bad.is_some() {
-                return false;
+        match h {
+            Expr::Binary { left, right, .. } => {
+                self.check_having(left)?;
+                self.check_having(right)
             }
-            match e {
-                Expr::Call { name, .. } => {
-                    let agg = self.functions.signature(name).is_some_and(|s| s.kind == FunctionKind::Aggregate);
-                    !agg
-                }
-                Expr::Column { qualifier: None, name, pos } => {
-                    let alias_of_agg = self.aliases.iter().any(|(a, ae)| a == name && self.contains_aggregate(ae));
-                    if !alias_of_agg {
-                        bad = Some((*pos, name.clone()));
-                    }
-                    false
-                }
-                Expr::Column { name, pos, .. } => {
-                    bad = Some((*pos, name.clone()));
-                    false
-                }
-                _ => true,
-            }
-        });
-        match bad {
-            Some((pos, name)) => Err(Error::plan(
-                pos,
-                format!("HAVING may only use aggregate functions, their aliases and constants; found column {name}"),
+            Expr::Call { name, pos, .. } if !self.contains_aggregate(h) => Err(Error::plan(
+                *pos,
+                format!("Not allowed to call non-aggregate functions in HAVING clause: {name}"),
             )),
-            None => Ok(()),
+            Expr::Column { qualifier, name, pos } => {
+                let alias_of_agg =
+                    qualifier.is_none() && self.aliases.iter().any(|(a, ae)| a == name && self.contains_aggregate(ae));
+                if alias_of_agg {
+                    Ok(())
+                } else {
+                    Err(Error::plan(
+                        *pos,
+                        format!("HAVING may only use aggregate functions, their aliases and constants; found column {name}"),
+                    ))
+                }
+            }
+            _ => Ok(()),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct WindowOp {
     states: Option<StateWindows>,
     /// Event-time session: the last window ended at a max-duration tick.
     session_ticked: bool,
+    /// Processing-time session: a timeout timer exists (eKuiper's
+    /// `timeoutTicker != nil`).
+    session_armed: bool,
 }
 
 impl WindowOp {
@@ -90,6 +93,7 @@ impl WindowOp {
             count: 0,
             states,
             session_ticked: false,
+            session_armed: false,
         }
     }
 
@@ -205,8 +209,12 @@ impl WindowOp {
                 }
             }
             WindowSpec::Session { timeout_ms, .. } if !self.event_time => {
-                if self.session_timeout.is_none() {
+                // eKuiper's timeout timer, once created, is only dropped
+                // when it fires on a non-empty buffer; a new session starts
+                // (and sets the window start) only then.
+                if !self.session_armed {
                     self.trigger_time = Some(row.ts);
+                    self.session_armed = true;
                 }
                 self.session_timeout = Some(now.max(row.ts) + timeout_ms);
                 self.rows.push(row);
@@ -240,6 +248,7 @@ impl WindowOp {
                 if !self.rows.is_empty() {
                     self.scan(t, self.length(), out);
                     self.rows.clear();
+                    self.session_armed = false;
                 }
             } else {
                 self.next_end = Some(t + self.interval());
@@ -296,7 +305,7 @@ type WindowState = (
     VecDeque<i64>,
     VecDeque<i64>,
     u64,
-    bool,
+    (bool, bool),
     Option<Vec<(String, Vec<Row>)>>,
 );
 
@@ -310,7 +319,7 @@ impl Operator for WindowOp {
             self.triggers.clone(),
             self.delayed.clone(),
             self.count,
-            self.session_ticked,
+            (self.session_ticked, self.session_armed),
             self.states.as_ref().map(StateWindows::open_windows),
         );
         codec::encode(&state).map(Some)
@@ -319,7 +328,7 @@ impl Operator for WindowOp {
     fn restore(&mut self, bytes: &[u8]) -> StateResult<()> {
         let s: WindowState = codec::decode(bytes, "window")?;
         (self.rows, self.trigger_time, self.next_end, self.session_timeout) = (s.0, s.1, s.2, s.3);
-        (self.triggers, self.delayed, self.count, self.session_ticked) = (s.4, s.5, s.6, s.7);
+        (self.triggers, self.delayed, self.count, (self.session_ticked, self.session_armed)) = (s.4, s.5, s.6, s.7);
         if let (Some(states), Some(open)) = (&mut self.states, s.8) {
             states.set_open_windows(open);
         }
