@@ -23,6 +23,17 @@ pub trait Sink: Send {
     /// Takes one emission; rows are `Value::Map`s.
     fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>>;
 
+    /// Takes one emission that carries a deterministic id, derived from
+    /// (rule, checkpoint epoch, sequence): with `qos: 2` a restored rule
+    /// re-emits the same ids for the same outputs, so a consumer can drop
+    /// duplicates. Sinks that can carry the id (an MQTT v5 user property,
+    /// an `Idempotency-Key` header, a payload field) override this; the
+    /// default sends the rows as they are.
+    fn emit_with_id<'a>(&'a mut self, rows: &'a [Value], id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
+        let _ = id;
+        self.emit(rows)
+    }
+
     /// The rule stopped; flush what is buffered.
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -12,12 +12,49 @@ pub struct Row {
     pub ts: i64,
     /// Index of the source in the plan.
     pub source: u16,
+    /// Keys the message had with an explicit JSON `null`, which eKuiper
+    /// keeps (a picked column prints `"b": null`). `None` in the common
+    /// case; expressions never look at it: a present null is a null.
+    pub nulls: Option<Box<PresentNulls>>,
+}
+
+/// The explicit nulls of a decoded message (see [`Row::nulls`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PresentNulls {
+    /// Slots of columns whose key was present with a null value.
+    pub slots: Vec<u32>,
+    /// Keys with a null value that have no slot: undeclared keys of a
+    /// schema'd stream, which eKuiper still keeps in the message (`*`).
+    pub keys: Vec<String>,
 }
 
 impl Row {
     /// A row of `width` nulls.
     pub fn new(width: usize, ts: i64, source: u16) -> Row {
-        Row { slots: vec![Value::Null; width], ts, source }
+        Row { slots: vec![Value::Null; width], ts, source, nulls: None }
+    }
+
+    /// Whether slot `slot` holds a null that was present in the message.
+    pub fn is_present_null(&self, slot: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.slots.iter().any(|&s| s as usize == slot))
+            && self.slots.get(slot).is_some_and(Value::is_null)
+    }
+
+    /// Marks slot `slot` as a present null.
+    pub fn set_present_null(&mut self, slot: usize) {
+        let n = self.nulls.get_or_insert_with(Default::default);
+        if !n.slots.iter().any(|&s| s as usize == slot) {
+            n.slots.push(slot as u32);
+        }
+    }
+
+    /// Copies the present-null marks of `slots` from `other` (joins).
+    pub fn copy_present_nulls(&mut self, other: &Row, slots: &[usize]) {
+        for &s in slots {
+            if other.is_present_null(s) {
+                self.set_present_null(s);
+            }
+        }
     }
 }
 

@@ -172,7 +172,7 @@ impl RunningRule {
             }
             None => None,
         };
-        actix::spawn(watch_sinks(events, graph.sinks, commits, committed, ended_tx));
+        actix::spawn(watch_sinks(graph.clone(), events, commits, committed, ended_tx));
         Ok(RunningRule { graph, stop, ended: Some(ended), tasks, sources_done, committed: committed_epoch })
     }
 
@@ -262,12 +262,13 @@ const INGEST_LOG_CAPACITY: u64 = 1_000_000;
 /// Follows the sinks: commits an epoch once every sink has seen its
 /// barrier, and reports when all sinks have ended.
 async fn watch_sinks(
+    graph: Arc<RuleGraph>,
     mut events: mpsc::UnboundedReceiver<SinkEvent>,
-    sinks: usize,
     commits: Option<CommitContext>,
     committed: u64,
     ended_tx: tokio::sync::oneshot::Sender<()>,
 ) {
+    let sinks = graph.sinks;
     let mut coordinator = Coordinator::new(sinks, committed);
     let mut ended = 0;
     while ended < sinks {
@@ -287,6 +288,8 @@ async fn watch_sinks(
                 match r {
                     Ok(Ok(())) => {
                         ctx.committed.store(epoch, std::sync::atomic::Ordering::Relaxed);
+                        // qos 2: the sinks may now send what they held.
+                        graph.commit(epoch).await;
                         // The log behind the committed positions is no longer needed.
                         for (log, pos) in ctx.logs.iter().zip(offsets) {
                             if let Err(e) = log.truncate(pos) {

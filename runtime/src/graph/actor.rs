@@ -10,7 +10,6 @@ use actix::prelude::*;
 use super::align::Aligner;
 use super::sequence::Sequencer;
 use crate::clock::{Clock, Timers};
-use crate::connector::Sink;
 use crate::metrics::OpMetrics;
 use crate::operator::{Operator, Output};
 use crate::row::Message;
@@ -35,7 +34,7 @@ pub(crate) struct Edge {
     pub(crate) input: usize,
 }
 
-fn rows_of(m: &Message) -> u64 {
+pub(crate) fn rows_of(m: &Message) -> u64 {
     match m {
         Message::Data(b) => b.rows.len() as u64,
         Message::Payloads(p) => p.len() as u64,
@@ -212,73 +211,3 @@ pub enum SinkEvent {
     },
 }
 
-/// Runs one sink. Each emission is awaited before the next message is
-/// taken, so a slow sink fills this mailbox and slows the rule down.
-pub(crate) struct SinkActor {
-    pub(crate) index: usize,
-    pub(crate) sink: Arc<tokio::sync::Mutex<Box<dyn Sink>>>,
-    pub(crate) events: tokio::sync::mpsc::UnboundedSender<SinkEvent>,
-    pub(crate) metrics: Arc<OpMetrics>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) mailbox: usize,
-}
-
-impl Actor for SinkActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.mailbox);
-    }
-}
-
-/// The emissions of a message: one per row for independent events, one for
-/// a window's rows, one `{"error": ...}` row for an error.
-fn emissions(message: Message) -> Vec<Vec<crate::value::Value>> {
-    let take = |r: crate::row::Row| r.slots.into_iter().next().unwrap_or_default();
-    match message {
-        Message::Data(b) if b.window.is_some() => vec![b.rows.into_iter().map(take).collect()],
-        Message::Data(b) => b.rows.into_iter().map(|r| vec![take(r)]).collect(),
-        Message::Error(e) => {
-            let mut m = crate::value::Map::new();
-            m.insert("error".to_string(), crate::value::Value::str(e));
-            vec![vec![crate::value::Value::map(m)]]
-        }
-        _ => Vec::new(),
-    }
-}
-
-impl Handler<Msg> for SinkActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Msg, ctx: &mut Context<Self>) {
-        let (index, events, metrics, clock) =
-            (self.index, self.events.clone(), self.metrics.clone(), self.clock.clone());
-        let sink = self.sink.clone();
-        let message = msg.message;
-        ctx.wait(
-            async move {
-                let mut sink = sink.lock().await;
-                match message {
-                    Message::Barrier(n) => {
-                        let _ = events.send(SinkEvent::Barrier { sink: index, n });
-                    }
-                    Message::End => {
-                        sink.close().await;
-                        let _ = events.send(SinkEvent::Ended { sink: index });
-                    }
-                    m => {
-                        let started = Instant::now();
-                        let rows = rows_of(&m);
-                        for e in emissions(m) {
-                            if let Err(err) = sink.emit(&e).await {
-                                metrics.exception(&err.0, clock.now_ms());
-                            }
-                        }
-                        metrics.processed(rows, rows, started.elapsed().as_micros() as i64, clock.now_ms());
-                    }
-                }
-            }
-            .into_actor(self),
-        );
-    }
-}

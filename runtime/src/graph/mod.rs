@@ -10,6 +10,7 @@ mod actor;
 mod align;
 mod compile;
 mod sequence;
+mod sink;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use weir_planner::PhysicalPlan;
 pub use actor::{Msg, SinkEvent};
 pub use align::Aligner;
 pub use sequence::Sequencer;
+pub use sink::Committed;
 
 use crate::clock::{Clock, Timers};
 use crate::connector::Sink;
@@ -30,7 +32,8 @@ use crate::operator::RuleContext;
 use crate::operator::{Operator, Output};
 use crate::row::{Message, Payload};
 use crate::state::{Space, StateBackend, StateError, StateKey};
-use actor::{Edge, Intake, OperatorActor, SinkActor};
+use actor::{Edge, Intake, OperatorActor};
+use sink::{Hold, SinkActor};
 
 /// A running rule: where to push input, and what comes back.
 pub struct RuleGraph {
@@ -45,6 +48,8 @@ pub struct RuleGraph {
     pub sinks: usize,
     /// Threads of parallel instances (`concurrency` > 1).
     arbiters: Vec<Arbiter>,
+    /// The sinks, told when an epoch commits (`qos: 2` releases outputs).
+    committed: Vec<Recipient<Committed>>,
 }
 
 impl Drop for RuleGraph {
@@ -64,6 +69,9 @@ pub struct BuildError {
     /// What failed.
     pub message: String,
 }
+
+/// State ids of sinks (not plan operators): this plus the action index.
+const SINK_STATE_ID: u32 = 1 << 20;
 
 /// Where one operator instance keeps its snapshots.
 #[derive(Debug, Clone)]
@@ -284,18 +292,28 @@ impl RuleGraph {
 
         let sink_count = sinks.len();
         let mut sink_metrics = Vec::new();
-        let sink_edges: Vec<Edge> = sinks
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, sink))| {
-                let m = Arc::new(OpMetrics::new(name));
-                sink_metrics.push(m.clone());
-                let sink = Arc::new(tokio::sync::Mutex::new(sink));
-                let a =
-                    SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox }.start();
-                Edge { to: a.recipient(), input: 0 }
-            })
-            .collect();
+        let mut committed = Vec::new();
+        let mut sink_edges: Vec<Edge> = Vec::with_capacity(sink_count);
+        for (i, (name, sink)) in sinks.into_iter().enumerate() {
+            let m = Arc::new(OpMetrics::new(name.clone()));
+            sink_metrics.push(m.clone());
+            // qos 2: outputs wait for their checkpoint to commit.
+            let hold = match (&spawner.checkpoint, plan.options.qos) {
+                (Some(cp), 2) => {
+                    let slot = StateSlot { rule: plan.rule_id.clone(), operator: SINK_STATE_ID + i as u32, shard: 0 };
+                    Some(
+                        Hold::new(cp.backend.clone(), slot, plan.rule_id.clone(), cp.restore)
+                            .map_err(|e| spawner.state_err(&name, e))?,
+                    )
+                }
+                _ => None,
+            };
+            let sink = Arc::new(tokio::sync::Mutex::new(sink));
+            let a = SinkActor { index: i, sink, events: tx.clone(), metrics: m, clock: clock.clone(), mailbox, hold }
+                .start();
+            committed.push(a.clone().recipient());
+            sink_edges.push(Edge { to: a.recipient(), input: 0 });
+        }
 
         // Positions of the pipeline, each with one instance per compiled
         // copy when it may run in parallel.
@@ -361,7 +379,7 @@ impl RuleGraph {
         let mut metrics = spawner.metrics;
         metrics.reverse();
         metrics.extend(sink_metrics);
-        Ok(RuleGraph { sources, timers, events, metrics, sinks: sink_count, arbiters })
+        Ok(RuleGraph { sources, timers, events, metrics, sinks: sink_count, arbiters, committed })
     }
 
     /// Sends payloads into source `source`; waits while its mailbox is full.
@@ -387,6 +405,13 @@ impl RuleGraph {
     /// The mailbox of source `i`'s decoder.
     pub fn source(&self, i: usize) -> Option<Recipient<Msg>> {
         self.sources.get(i).cloned()
+    }
+
+    /// Tells the sinks that epoch `n` has committed.
+    pub async fn commit(&self, n: u64) {
+        for s in &self.committed {
+            let _ = s.send(Committed(n)).await;
+        }
     }
 
     /// Number of sources.

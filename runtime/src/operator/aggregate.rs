@@ -69,7 +69,7 @@ impl AggregateOp {
             }
         }
         let mut result = match rows.first() {
-            Some(r) => Row { slots: r.slots.clone(), ts, source: r.source },
+            Some(r) => Row { slots: r.slots.clone(), ts, source: r.source, nulls: r.nulls.clone() },
             None => Row::new(self.base, ts, 0),
         };
         result.slots.resize(self.base, Value::Null);

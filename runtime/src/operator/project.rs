@@ -92,7 +92,10 @@ impl ProjectOp {
             match item {
                 ProjectItem::Expr { name, expr, invisible, keep_null, layer } => {
                     let v = expr.eval(row, ecx)?;
-                    if *invisible || (v.is_null() && !*keep_null) {
+                    // A column whose key the message had with a null value
+                    // is picked as null (eKuiper's Tuple.Pick finds it).
+                    let present = *layer == Layer::Column && v.is_null() && present_null(row, expr);
+                    if *invisible || (v.is_null() && !*keep_null && !present) {
                         continue;
                     }
                     layers[*layer as usize].insert(name.clone(), v);
@@ -100,6 +103,7 @@ impl ProjectOp {
                 ProjectItem::Wildcard { sources, except, replace } => {
                     let m = &mut layers[Layer::Column as usize];
                     self.layout.row_into_map(row, sources, m);
+                    present_nulls_into(&self.layout, row, sources, m);
                     for k in except.iter() {
                         m.remove(k);
                     }
@@ -164,7 +168,38 @@ impl ProjectOp {
 }
 
 fn output_row(m: Map, ts: i64) -> Row {
-    Row { slots: vec![Value::map(m)], ts, source: 0 }
+    Row { slots: vec![Value::map(m)], ts, source: 0, nulls: None }
+}
+
+/// Whether a column item reads a slot that holds a null present in the
+/// message.
+fn present_null(row: &Row, expr: &Expr) -> bool {
+    match expr {
+        _ if row.nulls.is_none() => false,
+        Expr::Slot(s) => row.is_present_null(*s),
+        Expr::AnySlot(slots) => slots.iter().any(|s| row.is_present_null(*s)),
+        _ => false,
+    }
+}
+
+/// Adds the explicit nulls of `sources` to a `*` output: present-null
+/// columns, and null-valued keys the schema does not declare (eKuiper keeps
+/// both in the message). Keys already set by another source stay.
+fn present_nulls_into(layout: &Layout, row: &Row, sources: &[u16], m: &mut Map) {
+    let Some(nulls) = &row.nulls else { return };
+    for &s in sources {
+        let Some(src) = layout.sources.get(s as usize) else { continue };
+        for (name, slot) in &src.columns {
+            if row.is_present_null(*slot) && !m.contains_key(&**name) {
+                m.insert(name.to_string(), Value::Null);
+            }
+        }
+    }
+    if sources.contains(&row.source) {
+        for k in &nulls.keys {
+            m.entry(k.clone()).or_insert(Value::Null);
+        }
+    }
 }
 
 /// Checkpointed state: `changed_cols` memories and hit counters.
