@@ -39,3 +39,76 @@ pub trait Sink: Send {
         Box::pin(async {})
     }
 }
+
+/// Why a lookup failed (the table's store is down, a query failed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LookupError(pub String);
+
+/// eKuiper's lookup cache options (`lookup: {cache, cacheTtl,
+/// cacheMissingKey}` in the source configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CachePolicy {
+    /// Cache answers at all.
+    pub enabled: bool,
+    /// How long an answer stays valid, ms; 0 = forever.
+    pub ttl_ms: i64,
+    /// Also cache keys that found no row.
+    pub cache_missing: bool,
+}
+
+/// A lookup table (`CREATE TABLE ... WITH (KIND="lookup")`): queried by
+/// key as events arrive instead of being scanned into memory.
+pub trait Lookup: Send {
+    /// How the rule may cache this table's answers (default: not at all).
+    fn cache_policy(&self) -> CachePolicy {
+        CachePolicy::default()
+    }
+
+    /// For each key (values of `columns`, in order), the table's rows whose
+    /// columns equal it. Queries must bind the values as parameters.
+    fn lookup<'a>(
+        &'a mut self,
+        columns: &'a [String],
+        keys: &'a [Vec<Value>],
+    ) -> BoxFuture<'a, Result<Vec<Vec<crate::value::Map>>, LookupError>>;
+}
+
+/// A lookup table held in memory: tests, replay, and tables fed by memory
+/// topics. Rows are matched by equality of the queried columns.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLookup {
+    rows: std::sync::Arc<std::sync::Mutex<Vec<crate::value::Map>>>,
+}
+
+impl MemoryLookup {
+    /// Adds a row (with `key`, replacing the row that has the same value in
+    /// that column).
+    pub fn insert(&self, row: crate::value::Map, key: Option<&str>) {
+        let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = key {
+            rows.retain(|r| r.get(k) != row.get(k));
+        }
+        rows.push(row);
+    }
+}
+
+impl Lookup for MemoryLookup {
+    fn lookup<'a>(
+        &'a mut self,
+        columns: &'a [String],
+        keys: &'a [Vec<Value>],
+    ) -> BoxFuture<'a, Result<Vec<Vec<crate::value::Map>>, LookupError>> {
+        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let found = keys
+            .iter()
+            .map(|k| {
+                rows.iter()
+                    .filter(|r| columns.iter().zip(k).all(|(c, v)| r.get(c).is_some_and(|x| x.sql_eq(v))))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}

@@ -3,18 +3,29 @@
 //! The decoder knows, from the plan, which fields a rule reads and in which
 //! slot each goes. It walks the JSON object once with serde, looks each key
 //! up among those fields without allocating, decodes only the values it
-//! needs and skips the rest. A schema'd stream converts values to the
-//! declared types as eKuiper does; a schemaless one keeps JSON numbers as
-//! floats.
+//! needs and skips the rest.
+//!
+//! Values go through the two stages of eKuiper:
+//! - the JSON converter (`converter/json/converter.go`), always: a
+//!   schema'd stream converts values to the declared types with its rules
+//!   (only integer literals for BIGINT, numbers and `strconv.ParseBool`
+//!   strings for BOOLEAN, `%v` text of numbers for STRING, DATETIME left as
+//!   is, ...); a schemaless one keeps JSON numbers as floats. An explicit
+//!   `null` is kept as a present key (see [`Row::nulls`]).
+//! - with `STRICT_VALIDATION` on a schema'd stream, the preprocessor's
+//!   validation (`operator/field_processor.go`) of the fields the rule
+//!   reads (all declared fields with `*`) and the TIMESTAMP field: a
+//!   missing field takes its DEFAULT or fails, a present null fails (but
+//!   for ARRAY and STRUCT), DATETIME values become times.
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use weir_planner::{DataType, SourcePlan};
+use weir_planner::{DataType, FieldDef, SourcePlan};
 
 use crate::row::Row;
-use crate::value::{Map, Value};
+use crate::value::{format_float_v, Map, Value};
 
 /// Why a payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -54,7 +65,11 @@ pub struct Decoder {
     all_slot: Option<usize>,
     width: usize,
     source: u16,
+    /// `STRICT_VALIDATION` on a schema'd stream.
     strict: bool,
+    /// Keep the names of undeclared keys with a null value (schema'd
+    /// stream whose every declared field is read, as with `*`).
+    null_keys: bool,
 }
 
 impl fmt::Debug for Decoder {
@@ -63,9 +78,23 @@ impl fmt::Debug for Decoder {
     }
 }
 
+/// What the scan of one object gives [`Decoder::finish`]: the raw value
+/// of each target (`Some(Null)` for an explicit null), the whole message
+/// for a schemaless `*`, and the undeclared keys with a null value.
+struct RawObject {
+    raw: Vec<Option<Value>>,
+    all: Option<Map>,
+    null_keys: Vec<String>,
+}
+
 impl Decoder {
     /// A decoder for source `source` of a plan with rows of `width` slots.
     /// `ts_field` is the event-time field when the rule uses event time.
+    ///
+    /// Strict validation checks the targets: the columns the rule reads
+    /// (for a schema'd `*` the planner makes every declared field a
+    /// column) and the event-time field, as eKuiper's pruned
+    /// `streamFields`.
     pub fn new(plan: &SourcePlan, source: u16, width: usize, ts_field: Option<&str>) -> Decoder {
         let mut targets: Vec<Target> = plan
             .columns
@@ -77,38 +106,30 @@ impl Decoder {
                 default: plan.def.field(&c.name).and_then(|f| f.default.clone()),
             })
             .collect();
-        // Strict validation checks every declared field, read or not.
-        if plan.def.options.strict_validation {
-            for f in plan.def.fields.iter().flatten() {
-                if !targets.iter().any(|t| *t.name == *f.name) {
-                    targets.push(Target {
-                        name: f.name.as_str().into(),
-                        slot: None,
-                        data_type: Some(f.data_type.clone()),
-                        default: f.default.clone(),
-                    });
-                }
-            }
-        }
         let ts_target = ts_field.map(|name| match targets.iter().position(|t| &*t.name == name) {
             Some(i) => i,
             None => {
+                let f = plan.def.field(name);
                 targets.push(Target {
                     name: name.into(),
                     slot: None,
-                    data_type: plan.def.field(name).map(|f| f.data_type.clone()),
-                    default: None,
+                    data_type: f.map(|f| f.data_type.clone()),
+                    default: f.and_then(|f| f.default.clone()),
                 });
                 targets.len() - 1
             }
         });
+        let fields = plan.def.fields.as_ref();
+        let null_keys =
+            fields.is_some_and(|fs| !fs.is_empty() && fs.iter().all(|f| plan.columns.iter().any(|c| c.name == f.name)));
         Decoder {
             targets,
             ts_target,
             all_slot: plan.all_slot.map(|s| s as usize),
             width,
             source,
-            strict: plan.def.options.strict_validation,
+            strict: plan.def.options.strict_validation && fields.is_some(),
+            null_keys,
         }
     }
 
@@ -117,17 +138,20 @@ impl Decoder {
     /// event time when the decoder has a timestamp field.
     ///
     /// # Errors
-    /// On malformed JSON or a value that does not fit its field; rows
-    /// already decoded from an array stay in `out`.
+    /// On malformed JSON or a value that does not fit its field. An array
+    /// with one bad element gives no row at all (as eKuiper's converter).
     pub fn decode_json(&self, payload: &[u8], ts: i64, out: &mut Vec<Row>) -> Result<(), DecodeError> {
         if let Some(r) = self.decode_flat(payload, ts) {
             out.push(r?);
             return Ok(());
         }
+        let mut rows = Vec::new();
         let mut de = serde_json::Deserializer::from_slice(payload);
-        let seed = PayloadSeed { dec: self, ts, out };
+        let seed = PayloadSeed { dec: self, ts, out: &mut rows };
         seed.deserialize(&mut de).map_err(|e| DecodeError::Json(e.to_string()))??;
-        de.end().map_err(|e| DecodeError::Json(e.to_string()))
+        de.end().map_err(|e| DecodeError::Json(e.to_string()))?;
+        out.append(&mut rows);
+        Ok(())
     }
 
     /// Decodes newline-delimited JSON: each non-blank line of `chunk` is a
@@ -151,49 +175,68 @@ impl Decoder {
     }
 
     /// Builds a row from an already decoded map (tables from files, plugin
-    /// sources).
+    /// sources). Such maps do not tell integer literals from floats, so a
+    /// whole float is accepted for BIGINT here.
     ///
     /// # Errors
     /// A value that does not fit its field.
     pub fn decode_map(&self, m: &Map, ts: i64) -> Result<Row, DecodeError> {
-        let mut raw: Vec<Option<Value>> = vec![None; self.targets.len()];
-        for (i, t) in self.targets.iter().enumerate() {
-            raw[i] = m.get(&*t.name).cloned();
-        }
+        let raw = self.targets.iter().map(|t| m.get(&*t.name).cloned()).collect();
+        let null_keys = if self.null_keys {
+            m.iter().filter(|(k, v)| v.is_null() && self.target(k).is_none()).map(|(k, _)| k.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let all = self.all_slot.map(|_| m.clone());
-        self.finish(&mut raw, all, ts)
+        self.finish(RawObject { raw, all, null_keys }, ts, true)
     }
 
     fn target(&self, key: &str) -> Option<usize> {
         self.targets.iter().position(|t| &*t.name == key)
     }
 
-    fn finish(&self, raw: &mut [Option<Value>], all: Option<Map>, ts: i64) -> Result<Row, DecodeError> {
+    /// Whether the value of target `i` keeps integer literals apart from
+    /// floats (it has a declared type).
+    fn typed(&self, i: Option<usize>) -> bool {
+        i.and_then(|i| self.targets.get(i)).is_some_and(|t| t.data_type.is_some())
+    }
+
+    /// Converts and validates the raw values into a row. `lenient`: the
+    /// values come from a map, not JSON text (see [`Decoder::decode_map`]).
+    fn finish(&self, obj: RawObject, ts: i64, lenient: bool) -> Result<Row, DecodeError> {
+        let RawObject { mut raw, all, null_keys } = obj;
         let mut row = Row::new(self.width, ts, self.source);
         for (i, (t, v)) in self.targets.iter().zip(raw.iter_mut().map(Option::take)).enumerate() {
-            let v = match (v, &t.default) {
-                (None, Some(d)) if self.strict => Some(default_value(d, t.data_type.as_ref())),
-                (None, _) if self.strict => {
-                    return Err(DecodeError::Field { field: t.name.to_string(), message: "field not found".into() })
-                }
-                (v, _) => v,
-            };
+            let field = |message: String| DecodeError::Field { field: t.name.to_string(), message };
+            // The converter.
             let v = match (&t.data_type, v) {
-                (_, None) => Value::Null,
-                (Some(dt), Some(v)) => {
-                    convert(v, dt).map_err(|message| DecodeError::Field { field: t.name.to_string(), message })?
-                }
-                (None, Some(v)) => v,
+                (Some(dt), Some(v)) => Some(convert(v, dt, lenient).map_err(field)?),
+                (_, v) => v,
+            };
+            // The preprocessor's strict validation.
+            let v = match (self.strict, v, &t.default) {
+                (true, None, Some(d)) => Some(default_value(d, t.data_type.as_ref())),
+                (true, None, None) => return Err(field("field not found".into())),
+                (true, Some(v), _) => match &t.data_type {
+                    Some(dt) => Some(validate(v, dt).map_err(|e| field(format!("type mismatch: {e}")))?),
+                    None => Some(v),
+                },
+                (false, v, _) => v,
             };
             if Some(i) == self.ts_target {
-                row.ts = timestamp_ms(&v).ok_or_else(|| DecodeError::Timestamp {
+                let v = v.as_ref().unwrap_or(&Value::Null);
+                row.ts = timestamp_ms(v).ok_or_else(|| DecodeError::Timestamp {
                     field: t.name.to_string(),
                     message: format!("got {} {}", v.type_name(), v.to_text()),
                 })?;
             }
-            if let Some(s) = t.slot {
-                if let Some(cell) = row.slots.get_mut(s) {
-                    *cell = v;
+            if let (Some(s), Some(v)) = (t.slot, v) {
+                if s < row.slots.len() {
+                    if v.is_null() {
+                        row.set_present_null(s);
+                    } else {
+                        row.slots[s] = v;
+                    }
                 }
             }
         }
@@ -201,6 +244,9 @@ impl Decoder {
             if let Some(cell) = row.slots.get_mut(s) {
                 *cell = Value::map(all);
             }
+        }
+        if !null_keys.is_empty() {
+            row.nulls.get_or_insert_with(Default::default).keys = null_keys;
         }
         Ok(row)
     }
@@ -223,6 +269,7 @@ impl Decoder {
         }
         let mut raw: [Option<Value>; FLAT_TARGETS] = Default::default();
         let mut all = self.all_slot.map(|_| Map::new());
+        let mut null_keys = Vec::new();
         let mut p = Scan { b, i: 0 };
         p.ws();
         p.eat(b'{')?;
@@ -236,9 +283,9 @@ impl Decoder {
                 p.ws();
                 p.eat(b':')?;
                 p.ws();
-                let v = p.scalar()?;
                 // A key equal to a target's name is valid UTF-8 already.
                 let slot = self.targets.iter().position(|t| t.name.as_bytes() == key);
+                let v = p.scalar(self.typed(slot))?;
                 if let Some(all) = &mut all {
                     if let Some(i) = slot {
                         raw[i] = Some(v.clone());
@@ -246,6 +293,12 @@ impl Decoder {
                     all.insert(std::str::from_utf8(key).ok()?.to_string(), v);
                 } else if let Some(i) = slot {
                     raw[i] = Some(v);
+                } else if self.null_keys && v.is_null() {
+                    // eKuiper keeps the key if any of its values is null.
+                    let key = std::str::from_utf8(key).ok()?;
+                    if !null_keys.iter().any(|k| k == key) {
+                        null_keys.push(key.to_string());
+                    }
                 }
                 p.ws();
                 match p.next()? {
@@ -259,7 +312,8 @@ impl Decoder {
         if p.i != b.len() {
             return None;
         }
-        Some(self.finish(&mut raw[..self.targets.len()], all, ts))
+        let raw = raw[..self.targets.len()].iter_mut().map(Option::take).collect();
+        Some(self.finish(RawObject { raw, all, null_keys }, ts, false))
     }
 }
 
@@ -310,11 +364,11 @@ impl<'a> Scan<'a> {
         std::str::from_utf8(self.raw_string()?).ok()
     }
 
-    /// A scalar value, as [`ValueVisitor`] builds it.
-    fn scalar(&mut self) -> Option<Value> {
+    /// A scalar value, as [`ValueVisitor`] builds it (`ints` as its field).
+    fn scalar(&mut self, ints: bool) -> Option<Value> {
         match self.peek()? {
             b'"' => self.string().map(|s| Value::String(Arc::from(s))),
-            b'-' | b'0'..=b'9' => self.number(),
+            b'-' | b'0'..=b'9' => self.number(ints),
             b't' => self.word(b"true", Value::Bool(true)),
             b'f' => self.word(b"false", Value::Bool(false)),
             b'n' => self.word(b"null", Value::Null),
@@ -337,10 +391,10 @@ impl<'a> Scan<'a> {
         n
     }
 
-    /// A number in strict JSON grammar. Integers become floats the way
-    /// serde's `visit_i64`/`visit_u64` + `as f64` do; other numbers are
+    /// A number in strict JSON grammar. Integers become what serde's
+    /// `visit_i64`/`visit_u64` give [`ValueVisitor`]; other numbers are
     /// parsed correctly rounded, as serde_json with `float_roundtrip`.
-    fn number(&mut self) -> Option<Value> {
+    fn number(&mut self, ints: bool) -> Option<Value> {
         let start = self.i;
         let neg = self.peek() == Some(b'-');
         if neg {
@@ -370,11 +424,14 @@ impl<'a> Scan<'a> {
             integral = false;
         }
         if integral && n <= 18 {
-            // Fits i64 exactly. serde_json turns `-0` into the float -0.0,
-            // which negating after the conversion gives too.
+            // Fits i64 exactly. serde_json turns `-0` into the float -0.0
+            // (`visit_f64`), which negating after the conversion gives too.
             let mut v: i64 = 0;
             for &c in &self.b[int_start..int_start + n] {
                 v = v * 10 + i64::from(c - b'0');
+            }
+            if ints && !(neg && v == 0) {
+                return Some(Value::Int(if neg { -v } else { v }));
             }
             let f = v as f64;
             return Some(Value::Float(if neg { -f } else { f }));
@@ -409,77 +466,152 @@ fn default_value(d: &str, dt: Option<&DataType>) -> Value {
     }
 }
 
-/// Converts a JSON value to a declared type, as eKuiper's schema decoding.
-fn convert(v: Value, dt: &DataType) -> Result<Value, String> {
-    if v.is_null() {
-        return Ok(Value::Null);
+/// The JSON type name fastjson gives a value, for error messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(true) => "true",
+        Value::Bool(false) => "false",
+        Value::Int(_) | Value::Float(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Map(_) => "object",
+        Value::Bytes(_) => "bytes",
+        Value::Datetime(_) => "datetime",
     }
-    let wrong = |v: &Value| format!("expect {} but got {} {}", dt.name(), v.type_name(), v.to_text());
-    Ok(match dt {
-        DataType::Bigint => match v {
-            Value::Int(_) => v,
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::Int(f as i64),
-            v => return Err(wrong(&v)),
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// eKuiper's `cast.ToByteA(s, CONVERT_ALL | CONVERT_SAMEKIND)`: Go's
+/// `base64.StdEncoding.DecodeString` (CR and LF skipped, padding required,
+/// trailing bits allowed), or else the raw bytes of the text.
+fn bytea_from_str(s: &str) -> Value {
+    use base64::engine::{general_purpose::GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine as _;
+    const GO_STD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let decoded = if s.contains(['\r', '\n']) { GO_STD.decode(s.replace(['\r', '\n'], "")) } else { GO_STD.decode(s) };
+    Value::bytes(decoded.unwrap_or_else(|_| s.as_bytes().to_vec()))
+}
+
+/// Takes the map out of its `Arc` without copying when it is not shared.
+fn owned(m: Arc<Map>) -> Map {
+    Arc::try_unwrap(m).unwrap_or_else(|m| (*m).clone())
+}
+
+/// eKuiper's JSON converter for a value of a declared type
+/// (`extractNumberValue`, `extractStringValue`, `extractBooleanFromValue`,
+/// `decodeObject`, `decodeArray`). Integer literals arrive as `Int`, other
+/// numbers as `Float`; `lenient` also takes a whole `Float` for BIGINT.
+/// Nulls are kept, in structs even under undeclared keys.
+fn convert(v: Value, dt: &DataType, lenient: bool) -> Result<Value, String> {
+    let wrong = |v: &Value| format!("has wrong type:{}, expect:{}", json_type(v), dt.name());
+    Ok(match (dt, v) {
+        (_, Value::Null) => Value::Null,
+        // Numbers.
+        (DataType::Bigint, v @ Value::Int(_)) => v,
+        (DataType::Bigint, Value::Float(f)) if lenient && f.fract() == 0.0 && f.abs() < 9.2e18 => Value::Int(f as i64),
+        (DataType::Bigint, Value::Float(f)) => return Err(format!("cannot parse {} as bigint", format_float_v(f))),
+        (DataType::Float | DataType::Datetime, Value::Int(i)) => Value::Float(i as f64),
+        (DataType::Float | DataType::Datetime, v @ Value::Float(_)) => v,
+        (DataType::String, Value::Int(i)) => Value::str(format_float_v(i as f64)),
+        (DataType::String, Value::Float(f)) => Value::str(format_float_v(f)),
+        (DataType::Boolean, Value::Int(i)) => Value::Bool(i != 0),
+        (DataType::Boolean, Value::Float(f)) => Value::Bool(f != 0.0),
+        // Strings.
+        (DataType::String | DataType::Datetime, v @ Value::String(_)) => v,
+        (DataType::Bytea, Value::String(s)) => bytea_from_str(&s),
+        (DataType::Boolean, Value::String(s)) => match go_parse_bool(&s) {
+            Some(b) => Value::Bool(b),
+            None => return Err(format!("strconv.ParseBool: parsing \"{s}\": invalid syntax")),
         },
-        DataType::Float => match v {
-            Value::Float(_) => v,
-            Value::Int(i) => Value::Float(i as f64),
-            v => return Err(wrong(&v)),
-        },
-        DataType::String => match v {
-            Value::String(_) => v,
-            Value::Int(_) | Value::Float(_) | Value::Bool(_) => Value::str(v.to_text()),
-            v => return Err(wrong(&v)),
-        },
-        DataType::Boolean => match v {
-            Value::Bool(_) => v,
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
-            v => return Err(wrong(&v)),
-        },
-        DataType::Datetime => match &v {
-            Value::Datetime(_) => v,
-            Value::Int(_) | Value::Float(_) => Value::datetime_from_millis(v.as_f64().unwrap_or(0.0) as i64),
-            Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Value::Datetime(t),
-                Err(_) => return Err(wrong(&v)),
-            },
-            _ => return Err(wrong(&v)),
-        },
-        DataType::Bytea => match &v {
-            Value::Bytes(_) => v,
-            Value::String(s) => {
-                use base64::Engine as _;
-                match base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
-                    Ok(b) => Value::bytes(b),
-                    Err(_) => return Err(format!("expect base64 bytea but got {s}")),
+        // Booleans.
+        (DataType::Boolean, v @ Value::Bool(_)) => v,
+        // Values a map source may hold already.
+        (DataType::Datetime, v @ Value::Datetime(_)) | (DataType::Bytea, v @ Value::Bytes(_)) => v,
+        // Containers.
+        (DataType::Array(t), Value::Array(items)) => {
+            let items = Arc::try_unwrap(items).unwrap_or_else(|a| (*a).clone());
+            Value::array(items.into_iter().map(|x| convert(x, t, lenient)).collect::<Result<_, _>>()?)
+        }
+        (DataType::Struct(fields), Value::Map(m)) => {
+            let mut out = Map::new();
+            for (k, x) in owned(m) {
+                if x.is_null() {
+                    out.insert(k, Value::Null);
+                } else if let Some(f) = fields.iter().find(|f| f.name == k) {
+                    let x = convert(x, &f.data_type, lenient).map_err(|e| format!("{k}: {e}"))?;
+                    out.insert(k, x);
                 }
             }
-            _ => return Err(wrong(&v)),
-        },
-        DataType::Array(t) => match v {
-            Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items.iter() {
-                    out.push(convert(item.clone(), t)?);
-                }
-                Value::array(out)
-            }
-            v => return Err(wrong(&v)),
-        },
-        DataType::Struct(fields) => match v {
-            Value::Map(m) => {
-                let mut out = Map::new();
-                for f in fields {
-                    if let Some(x) = m.get(&f.name) {
-                        out.insert(f.name.clone(), convert(x.clone(), &f.data_type)?);
-                    }
-                }
-                Value::map(out)
-            }
-            v => return Err(wrong(&v)),
-        },
+            Value::map(out)
+        }
+        (_, v) => return Err(wrong(&v)),
     })
+}
+
+/// The strict validation of a converted value (`validateAndConvertField`
+/// with `CONVERT_SAMEKIND`): a null passes only for ARRAY and STRUCT,
+/// DATETIME values become times, struct fields are checked in turn.
+fn validate(v: Value, dt: &DataType) -> Result<Value, String> {
+    let fail = |v: &Value| format!("cannot convert {} {} to {}", v.type_name(), v.to_text(), dt.name());
+    Ok(match (dt, v) {
+        (DataType::Array(_) | DataType::Struct(_), Value::Null) => Value::Null,
+        (DataType::Bigint, v @ Value::Int(_)) => v,
+        (DataType::Bigint, Value::Float(f)) => Value::Int(f as i64),
+        (DataType::Float, v @ Value::Float(_)) => v,
+        (DataType::Float, Value::Int(i)) => Value::Float(i as f64),
+        (DataType::Boolean, v @ Value::Bool(_)) => v,
+        (DataType::String, v @ Value::String(_)) => v,
+        (DataType::String, Value::Bytes(b)) => Value::str(String::from_utf8_lossy(&b)),
+        (DataType::Datetime, v @ Value::Datetime(_)) => v,
+        (DataType::Datetime, Value::Int(i)) => Value::datetime_from_millis(i),
+        (DataType::Datetime, Value::Float(f)) => Value::datetime_from_millis(f as i64),
+        (DataType::Datetime, v @ Value::String(_)) => {
+            match chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()) {
+                Ok(t) => Value::Datetime(t),
+                Err(_) => return Err(fail(&v)),
+            }
+        }
+        (DataType::Bytea, v @ Value::Bytes(_)) => v,
+        (DataType::Bytea, Value::String(s)) => bytea_from_str(&s),
+        (DataType::Array(t), Value::Array(items)) => {
+            let items = Arc::try_unwrap(items).unwrap_or_else(|a| (*a).clone());
+            let items: Result<Vec<_>, _> = items
+                .into_iter()
+                .map(|x| validate(x, t).map_err(|e| format!("array element type mismatch: {e}")))
+                .collect();
+            Value::array(items?)
+        }
+        (DataType::Struct(fields), Value::Map(m)) => Value::map(validate_struct(fields, owned(m))?),
+        (_, v) => return Err(fail(&v)),
+    })
+}
+
+/// `validateAndConvertMessage` for a struct's fields: each must be present
+/// (or have a DEFAULT) and valid; other keys stay.
+fn validate_struct(fields: &[FieldDef], mut m: Map) -> Result<Map, String> {
+    for f in fields {
+        let v = match m.remove(&f.name) {
+            None => match &f.default {
+                Some(d) => default_value(d, Some(&f.data_type)),
+                None => return Err(format!("field {} is not found", f.name)),
+            },
+            Some(v) => validate(v, &f.data_type).map_err(|e| format!("field {} type mismatch: {e}", f.name))?,
+        };
+        m.insert(f.name.clone(), v);
+    }
+    Ok(m)
 }
 
 /// Top level: an object or an array of objects.
@@ -505,35 +637,38 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let r = ObjectVisitor { dec: self.dec }.visit_map(map)?;
-        Ok(r.and_then(|(mut raw, all)| {
-            self.out.push(self.dec.finish(&mut raw, all, self.ts)?);
-            Ok(())
-        }))
+        let obj = ObjectVisitor { dec: self.dec }.visit_map(map)?;
+        Ok(self.dec.finish(obj, self.ts, false).map(|row| self.out.push(row)))
     }
 
+    /// One row per element; the first bad element fails the whole array
+    /// (the rest is still read, to report malformed JSON first).
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut first_err = None;
-        while let Some(r) = seq.next_element_seed(ObjectSeed { dec: self.dec })? {
-            match r.and_then(|(mut raw, all)| self.dec.finish(&mut raw, all, self.ts)) {
+        while let Some(obj) = seq.next_element_seed(ObjectSeed { dec: self.dec })? {
+            match self.dec.finish(obj, self.ts, false) {
                 Ok(row) => self.out.push(row),
                 Err(e) => {
-                    first_err.get_or_insert(e);
+                    first_err = Some(e);
+                    break;
                 }
             }
         }
-        Ok(first_err.map_or(Ok(()), Err))
+        if let Some(e) = first_err {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            self.out.clear();
+            return Ok(Err(e));
+        }
+        Ok(Ok(()))
     }
 }
-
-type Decoded = Result<(Vec<Option<Value>>, Option<Map>), DecodeError>;
 
 struct ObjectSeed<'a> {
     dec: &'a Decoder,
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
-    type Value = Decoded;
+    type Value = RawObject;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(ObjectVisitor { dec: self.dec })
@@ -545,36 +680,53 @@ struct ObjectVisitor<'a> {
 }
 
 impl<'de> Visitor<'de> for ObjectVisitor<'_> {
-    type Value = Decoded;
+    type Value = RawObject;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut raw: Vec<Option<Value>> = vec![None; self.dec.targets.len()];
-        if self.dec.all_slot.is_some() {
+        let dec = self.dec;
+        let mut raw: Vec<Option<Value>> = vec![None; dec.targets.len()];
+        let mut null_keys: Vec<String> = Vec::new();
+        if dec.all_slot.is_some() {
             // `*` on a schemaless stream needs the whole message.
             let mut all = Map::new();
             while let Some(k) = map.next_key::<String>()? {
-                let v = map.next_value_seed(ValueSeed)?;
-                if let Some(i) = self.dec.target(&k) {
+                let i = dec.target(&k);
+                let v = map.next_value_seed(ValueSeed { ints: dec.typed(i) })?;
+                if let Some(i) = i {
                     raw[i] = Some(v.clone());
                 }
                 all.insert(k, v);
             }
-            return Ok(Ok((raw, Some(all))));
+            return Ok(RawObject { raw, all: Some(all), null_keys });
         }
-        while let Some(slot) = map.next_key_seed(KeySeed { dec: self.dec })? {
-            match slot {
-                Some(i) => raw[i] = Some(map.next_value_seed(ValueSeed)?),
-                None => {
+        while let Some(key) = map.next_key_seed(KeySeed { dec })? {
+            match key {
+                Key::Target(i) => raw[i] = Some(map.next_value_seed(ValueSeed { ints: dec.typed(Some(i)) })?),
+                Key::Other(None) => {
                     map.next_value::<IgnoredAny>()?;
+                }
+                Key::Other(Some(k)) => {
+                    // eKuiper keeps the key if any of its values is null
+                    // (it skips the others).
+                    if map.next_value_seed(NullProbe)? && !null_keys.contains(&k) {
+                        null_keys.push(k);
+                    }
                 }
             }
         }
-        Ok(Ok((raw, None)))
+        Ok(RawObject { raw, all: None, null_keys })
     }
+}
+
+/// A key: a decoder target, or another key (named only when the decoder
+/// keeps undeclared null keys).
+enum Key {
+    Target(usize),
+    Other(Option<String>),
 }
 
 /// Looks a key up among the decoder's targets without allocating.
@@ -583,7 +735,7 @@ struct KeySeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
+    type Value = Key;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
@@ -591,31 +743,94 @@ impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
 }
 
 impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
+    type Value = Key;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a field name")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.dec.target(v))
+        Ok(match self.dec.target(v) {
+            Some(i) => Key::Target(i),
+            None => Key::Other(self.dec.null_keys.then(|| v.to_string())),
+        })
     }
 }
 
-/// Deserializes any JSON value into a [`Value`] (numbers as floats).
-struct ValueSeed;
+/// Skips a value, telling whether it is `null`.
+struct NullProbe;
+
+impl<'de> DeserializeSeed<'de> for NullProbe {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NullProbe {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_none<E>(self) -> Result<bool, E> {
+        Ok(true)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+}
+
+/// Deserializes any JSON value into a [`Value`]. With `ints` (a value of a
+/// declared type), integer literals that fit i64 become `Int`, so that the
+/// converter can tell them from floats; otherwise every number is a float.
+#[derive(Clone, Copy)]
+struct ValueSeed {
+    ints: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(ValueVisitor)
+        d.deserialize_any(self)
     }
 }
 
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
+impl<'de> Visitor<'de> for ValueSeed {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -627,11 +842,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Float(v as f64))
+        Ok(if self.ints { Value::Int(v) } else { Value::Float(v as f64) })
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Float(v as f64))
+        Ok(match i64::try_from(v) {
+            Ok(i) if self.ints => Value::Int(i),
+            _ => Value::Float(v as f64),
+        })
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
@@ -652,7 +870,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut v = Vec::new();
-        while let Some(x) = seq.next_element_seed(ValueSeed)? {
+        while let Some(x) = seq.next_element_seed(self)? {
             v.push(x);
         }
         Ok(Value::array(v))
@@ -661,7 +879,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut m = Map::new();
         while let Some(k) = map.next_key::<String>()? {
-            m.insert(k, map.next_value_seed(ValueSeed)?);
+            m.insert(k, map.next_value_seed(self)?);
         }
         Ok(Value::map(m))
     }
@@ -737,11 +955,24 @@ mod tests {
         let schemaless = source(r#"CREATE STREAM s () WITH (DATASOURCE="x")"#, &["a", "b", "f", "ok"]);
         let mut all = schemaless.clone();
         all.all_slot = Some(4);
+        let typed = source(
+            r#"CREATE STREAM s (a BIGINT, b STRING, f FLOAT, ok BOOLEAN, d DATETIME, y BYTEA) WITH (DATASOURCE="x")"#,
+            &["a", "b", "f", "ok", "d", "y"],
+        );
+        let strict = source(
+            r#"CREATE STREAM s (a BIGINT, b STRING DEFAULT "z", f FLOAT, d DATETIME, ts BIGINT)
+               WITH (DATASOURCE="x", STRICT_VALIDATION="true")"#,
+            &["a", "b", "d"],
+        );
         let decoders = [
             Decoder::new(&schema, 0, 4, Some("ts")),
             Decoder::new(&schemaless, 0, 4, None),
             Decoder::new(&all, 0, 5, None),
+            Decoder::new(&typed, 0, 6, None),
+            Decoder::new(&strict, 0, 3, None),
+            Decoder::new(&strict, 0, 3, Some("ts")),
         ];
+        assert!(decoders[3].null_keys && !decoders[0].null_keys);
         let cases: &[&str] = &[
             r#"{"a":1,"b":"x","f":2.5,"ok":true,"ts":1000}"#,
             r#" { "a" : -0 , "b" : "hé" , "f" : -0.0 , "ts" : 12 } "#,
@@ -768,6 +999,26 @@ mod tests {
             r#"{"a":"3","b":7,"ok":"true","ts":"2024-01-01T00:00:00Z"}"#,
             r#"{"a":3.5,"ts":9}"#,
             r#"{"b":null,"ts":9}"#,
+            // Integer literals apart from floats; -0 is a float in serde.
+            r#"{"a":3.0,"b":3.0,"f":3,"ts":10}"#,
+            r#"{"a":1e2,"b":1e2,"ok":1e2,"ts":10}"#,
+            r#"{"a":-0,"b":-0,"f":-0,"ok":-0,"d":-0,"ts":10}"#,
+            r#"{"a":-12,"b":1234567,"f":-12,"ok":0,"d":1541152486013,"ts":10}"#,
+            r#"{"a":999999999999999999,"b":0.00001,"ts":10}"#,
+            r#"{"a":9223372036854775807,"b":9223372036854775808,"ts":10}"#,
+            // Strings and booleans for each type.
+            r#"{"ok":"T","b":"x","d":"2018-11-02T09:54:46Z","y":"aGk=","ts":11}"#,
+            r#"{"ok":"tRuE","ts":11}"#,
+            r#"{"ok":"0","d":"not a time","y":"hi!","ts":11}"#,
+            r#"{"b":true,"ts":11}"#,
+            r#"{"a":true,"ts":11}"#,
+            r#"{"f":"1.5","ts":11}"#,
+            r#"{"y":5,"ts":11}"#,
+            // Explicit nulls, under targets and other keys.
+            r#"{"a":null,"b":null,"f":null,"ok":null,"d":null,"y":null,"ts":12}"#,
+            r#"{"a":1,"zz":null,"yy":5,"zz":1,"ts":12}"#,
+            r#"{"a":1,"zz":1,"zz":null,"ww":null,"ts":12}"#,
+            r#"{"a":1,"b":"x","d":5,"ts":null}"#,
         ];
         for d in &decoders {
             for c in cases {
@@ -779,6 +1030,7 @@ mod tests {
                         assert_eq!(g.len(), w.len(), "{c}");
                         for (g, w) in g.iter().zip(w) {
                             assert_eq!(g.ts, w.ts, "{c}");
+                            assert_eq!(g.nulls, w.nulls, "{c}");
                             // Compare through the text form so -0.0 and 0.0 differ.
                             let text = |r: &Row| r.slots.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>();
                             assert_eq!(text(g), text(w), "{c}");
@@ -800,5 +1052,111 @@ mod tests {
         assert_eq!(out.iter().map(|r| r.slots[0].clone()).collect::<Vec<_>>(), [1, 2, 3, 4].map(Value::Int));
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].0, 4);
+    }
+    /// Decodes one payload into its rows, or the error text.
+    fn decode(d: &Decoder, payload: &str) -> Result<Vec<Row>, String> {
+        let mut out = Vec::new();
+        d.decode_json(payload.as_bytes(), 5, &mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn first(d: &Decoder, payload: &str) -> Result<Vec<Value>, String> {
+        decode(d, payload).map(|rows| rows[0].slots.clone())
+    }
+
+    #[test]
+    fn converter_rules_per_type() {
+        let s = source(
+            r#"CREATE STREAM s (a BIGINT, x STRING, ok BOOLEAN, d DATETIME, y BYTEA, f FLOAT) WITH (DATASOURCE="x")"#,
+            &["a", "x", "ok", "d", "y", "f"],
+        );
+        let d = Decoder::new(&s, 0, 6, None);
+        // BIGINT takes integer literals only.
+        assert_eq!(first(&d, r#"{"a":-4}"#).unwrap()[0], Value::Int(-4));
+        assert!(first(&d, r#"{"a":3.0}"#).is_err());
+        assert!(first(&d, r#"{"a":1e2}"#).is_err());
+        assert!(first(&d, r#"{"a":9223372036854775808}"#).is_err());
+        assert!(first(&d, r#"{"a":"3"}"#).is_err());
+        // STRING: numbers as Go's %v, booleans are an error.
+        assert_eq!(first(&d, r#"{"x":7}"#).unwrap()[1], Value::str("7"));
+        assert_eq!(first(&d, r#"{"x":0.5}"#).unwrap()[1], Value::str("0.5"));
+        assert_eq!(first(&d, r#"{"x":1234567}"#).unwrap()[1], Value::str("1.234567e+06"));
+        assert!(first(&d, r#"{"x":true}"#).is_err());
+        // BOOLEAN: numbers non-zero, strings as strconv.ParseBool.
+        for (p, want) in [("1", true), ("0", false), ("2.5", true), ("\"1\"", true), ("\"F\"", false)] {
+            assert_eq!(first(&d, &format!(r#"{{"ok":{p}}}"#)).unwrap()[2], Value::Bool(want), "{p}");
+        }
+        assert!(first(&d, r#"{"ok":"tRuE"}"#).is_err());
+        assert!(first(&d, r#"{"ok":"yes"}"#).is_err());
+        // DATETIME is left as is without strict validation.
+        assert_eq!(first(&d, r#"{"d":1541152486013}"#).unwrap()[3], Value::Float(1541152486013.0));
+        assert_eq!(first(&d, r#"{"d":"not a time"}"#).unwrap()[3], Value::str("not a time"));
+        // BYTEA: base64, or else the raw bytes; numbers are an error.
+        assert_eq!(first(&d, r#"{"y":"aGk="}"#).unwrap()[4], Value::bytes(b"hi".to_vec()));
+        assert_eq!(first(&d, r#"{"y":"hi!"}"#).unwrap()[4], Value::bytes(b"hi!".to_vec()));
+        assert!(first(&d, r#"{"y":5}"#).is_err());
+        // FLOAT takes any number, no string.
+        assert_eq!(first(&d, r#"{"f":3}"#).unwrap()[5], Value::Float(3.0));
+        assert!(first(&d, r#"{"f":"3"}"#).is_err());
+    }
+
+    #[test]
+    fn explicit_nulls_are_present() {
+        let ddl = r#"CREATE STREAM s (a BIGINT, b BIGINT, st STRUCT(x BIGINT)) WITH (DATASOURCE="x")"#;
+        let d = Decoder::new(&source(ddl, &["a", "b"]), 0, 2, None);
+        let rows = decode(&d, r#"{"a":1,"b":null}"#).unwrap();
+        assert!(rows[0].is_present_null(1) && !rows[0].is_present_null(0));
+        let rows = decode(&d, r#"{"a":1}"#).unwrap();
+        assert!(rows[0].nulls.is_none());
+        // Every declared field read (as with `*`): undeclared null keys are
+        // kept, and nulls inside structs too.
+        let d = Decoder::new(&source(ddl, &["a", "b", "st"]), 0, 3, None);
+        let rows = decode(&d, r#"{"a":1,"zz":null,"yy":5,"st":{"x":2,"w":null,"v":3}}"#).unwrap();
+        assert_eq!(rows[0].nulls.as_ref().unwrap().keys, vec!["zz".to_string()]);
+        let st = rows[0].slots[2].as_map().unwrap();
+        assert_eq!(st.get("x"), Some(&Value::Int(2)));
+        assert_eq!(st.get("w"), Some(&Value::Null));
+        assert_eq!(st.get("v"), None);
+        let schemaless = source(r#"CREATE STREAM s () WITH (DATASOURCE="x")"#, &["b"]);
+        let d = Decoder::new(&schemaless, 0, 1, None);
+        assert!(decode(&d, r#"{"b":null}"#).unwrap()[0].is_present_null(0));
+    }
+
+    #[test]
+    fn one_bad_element_drops_the_array() {
+        let s = source(r#"CREATE STREAM s (a BIGINT) WITH (DATASOURCE="x")"#, &["a"]);
+        let d = Decoder::new(&s, 0, 1, None);
+        let mut out = Vec::new();
+        assert!(d.decode_json(br#"[{"a": 1}, {"a": "x"}, {"a": 3}]"#, 5, &mut out).is_err());
+        assert!(d.decode_json(br#"[{"a": 6}, 7]"#, 5, &mut out).is_err());
+        assert!(out.is_empty());
+        d.decode_json(br#"[{"a": 4}, {"a": 5}]"#, 5, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn strict_checks_read_fields_only() {
+        let ddl = r#"CREATE STREAM s (a BIGINT, b BIGINT DEFAULT 7, c BIGINT, d DATETIME, l ARRAY(BIGINT),
+            st STRUCT(x BIGINT, y STRING DEFAULT "q")) WITH (DATASOURCE="x", STRICT_VALIDATION="true")"#;
+        let d = Decoder::new(&source(ddl, &["a", "b"]), 0, 2, None);
+        // c is declared but not read: not checked.
+        assert_eq!(first(&d, r#"{"a":1}"#).unwrap(), vec![Value::Int(1), Value::Int(7)]);
+        assert!(first(&d, r#"{"b":1}"#).is_err());
+        // A present null is a type mismatch, not a missing field.
+        assert!(first(&d, r#"{"a":1,"b":null}"#).is_err());
+        // DATETIME converts; ARRAY and STRUCT take null; struct fields are checked.
+        let d = Decoder::new(&source(ddl, &["d", "l", "st"]), 0, 3, None);
+        let v = first(&d, r#"{"d":1541152486013,"l":null,"st":{"x":1}}"#).unwrap();
+        assert_eq!(v[0], Value::datetime_from_millis(1541152486013));
+        let rows = decode(&d, r#"{"d":1541152486013,"l":null,"st":{"x":1}}"#).unwrap();
+        assert!(rows[0].is_present_null(1));
+        assert_eq!(v[2].as_map().unwrap().get("y"), Some(&Value::str("q")));
+        assert!(first(&d, r#"{"d":"not a time","l":[],"st":{"x":1}}"#).is_err());
+        assert!(first(&d, r#"{"d":1,"l":[1,null],"st":{"x":1}}"#).is_err());
+        assert!(first(&d, r#"{"d":1,"l":[],"st":{"y":"a"}}"#).is_err());
+        // Without STRICT_VALIDATION, missing and null fields are just absent.
+        let lax = source(&ddl.replace(r#", STRICT_VALIDATION="true""#, ""), &["a", "b"]);
+        let d = Decoder::new(&lax, 0, 2, None);
+        assert_eq!(first(&d, r#"{"b":null}"#).unwrap(), vec![Value::Null, Value::Null]);
     }
 }

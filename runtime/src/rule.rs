@@ -17,7 +17,7 @@ use weir_planner::PhysicalPlan;
 
 use crate::checkpoint::{self, CommitRecord, Coordinator};
 use crate::clock::{Clock, Timers};
-use crate::connector::Sink;
+use crate::connector::{Lookup, Sink};
 use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
 use crate::row::{Message, Payload};
@@ -102,12 +102,14 @@ impl RunningRule {
         sources: Vec<Box<dyn Source>>,
         sinks: Vec<(String, Box<dyn Sink>)>,
     ) -> Result<RunningRule, BuildError> {
-        RunningRule::start_with(plan, registry, clock, sources, sinks, None)
+        RunningRule::start_with(plan, registry, clock, sources, sinks, None, Vec::new())
     }
 
-    /// Like [`RunningRule::start`], with a state store: a rule with
-    /// `qos` 1 or 2 restores its newest committed checkpoint first, then
-    /// checkpoints every `checkpointInterval`.
+    /// Like [`RunningRule::start`], with a state store (a rule with `qos`
+    /// 1 or 2 restores its newest committed checkpoint first, then
+    /// checkpoints every `checkpointInterval`) and the connectors of its
+    /// lookup tables by source index (their entries in `sources` are not
+    /// run).
     ///
     /// # Errors
     /// An unknown function, or a checkpoint that cannot be read (a corrupt
@@ -119,6 +121,7 @@ impl RunningRule {
         sources: Vec<Box<dyn Source>>,
         sinks: Vec<(String, Box<dyn Sink>)>,
         state: Option<Arc<dyn StateBackend>>,
+        lookups: Vec<(u16, Box<dyn Lookup>)>,
     ) -> Result<RunningRule, BuildError> {
         let rule = plan.rule_id.clone();
         let err = |e: crate::state::StateError| BuildError { rule: rule.clone(), message: e.to_string() };
@@ -135,7 +138,7 @@ impl RunningRule {
         }
         let rule_start = config.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
         let committed = record.as_ref().map_or(0, |r| r.epoch);
-        let mut graph = RuleGraph::start_with(plan, registry, clock.clone(), sinks, config)?;
+        let mut graph = RuleGraph::start_with(plan, registry, clock.clone(), sinks, config, lookups)?;
         let events = std::mem::replace(&mut graph.events, mpsc::unbounded_channel().1);
         let graph = Arc::new(graph);
         let (stop, stop_rx) = watch::channel(false);
@@ -144,7 +147,8 @@ impl RunningRule {
         let mut sources_done = Vec::new();
         let mut readers = Vec::new();
         for (i, source) in sources.into_iter().enumerate() {
-            let Some(to) = graph.source(i) else { break };
+            // Lookup tables have no feed: their source is not run.
+            let Some(to) = graph.source(i) else { continue };
             let log = match &state {
                 Some(backend) => {
                     let log = IngestLog::open(backend.clone(), &rule, i as u16, INGEST_LOG_CAPACITY).map_err(err)?;

@@ -175,6 +175,6 @@ fn start(
         sources.push(src);
     }
     let sinks = build_sinks(&plan.rule_id, actions, env)?;
-    RunningRule::start_with(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks, Some(state))
+    RunningRule::start_with(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks, Some(state), Vec::new())
         .map_err(|e| start_err(e.message))
 }

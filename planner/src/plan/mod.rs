@@ -233,6 +233,18 @@ pub struct JoinPlan {
     pub source: u16,
     /// `ON` condition.
     pub on: Option<PExpr>,
+    /// For a lookup table: the table columns queried and, for each, the
+    /// stream expression giving its value (from `ON` equalities).
+    pub lookup: Option<LookupKeys>,
+}
+
+/// How a lookup table is queried for each row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LookupKeys {
+    /// Table columns compared.
+    pub columns: Vec<String>,
+    /// The value of each column, from the joined rows.
+    pub values: Vec<PExpr>,
 }
 
 /// Grouping and aggregation.

@@ -22,6 +22,8 @@ pub(crate) struct Stage {
     pub(crate) parallel: bool,
     /// Stable operator id from the plan (addresses its checkpointed state).
     pub(crate) id: u32,
+    /// A lookup join: run by its own asynchronous actor instead of `op`.
+    pub(crate) lookup: Option<super::lookup::LookupSpec>,
 }
 
 /// The operators of a rule.
@@ -70,6 +72,7 @@ pub(crate) fn compile_plan(
                 inputs: 1,
                 parallel: decoder_parallel,
                 id: decoder_id,
+                lookup: None,
             }
         })
         .collect();
@@ -78,7 +81,7 @@ pub(crate) fn compile_plan(
     let mut stages: Vec<Stage> = Vec::new();
     let push = |stages: &mut Vec<Stage>, (name, parallel, id): (String, bool, u32), op: Box<dyn Operator>| {
         let inputs = if stages.is_empty() { streams } else { 1 };
-        stages.push(Stage { name, op, inputs, parallel, id });
+        stages.push(Stage { name, op, inputs, parallel, id, lookup: None });
     };
     if event_time {
         push(&mut stages, next_name("watermark"), Box::new(WatermarkOp::new(streams, plan.options.late_tolerance_ms)));
@@ -123,7 +126,41 @@ pub(crate) fn compile_plan(
         push(&mut stages, next_name("window"), Box::new(op));
     }
     let mut table_inputs = Vec::new();
-    if !plan.joins.is_empty() {
+    let lookups = plan.joins.iter().filter(|j| j.lookup.is_some()).count();
+    if lookups > 0 && lookups < plan.joins.len() {
+        return Err(FuncError::new("lookup tables cannot be combined with other joins in one rule yet"));
+    }
+    let source_slots: Vec<Vec<usize>> = plan
+        .sources
+        .iter()
+        .map(|s| {
+            let mut v: Vec<usize> = s.columns.iter().map(|c| c.slot as usize).collect();
+            v.extend(s.all_slot.map(|x| x as usize));
+            v.extend(s.meta_slot.map(|x| x as usize));
+            v
+        })
+        .collect();
+    if lookups > 0 {
+        let steps = plan
+            .joins
+            .iter()
+            .filter_map(|j| j.lookup.as_ref().map(|k| (j, k)))
+            .map(|(j, k)| {
+                Ok(super::lookup::LookupStep {
+                    kind: j.kind,
+                    source: j.source,
+                    columns: k.columns.clone(),
+                    values: k.values.iter().map(c).collect::<Result<_, _>>()?,
+                    on: j.on.as_ref().map(c).transpose()?,
+                    decoder: Decoder::new(&plan.sources[j.source as usize], j.source, width, None),
+                })
+            })
+            .collect::<Result<Vec<_>, FuncError>>()?;
+        let (name, _, id) = next_name("join");
+        let inputs = if stages.is_empty() { streams } else { 1 };
+        let spec = super::lookup::LookupSpec { steps, source_slots: source_slots.clone(), cx: cx.clone() };
+        stages.push(Stage { name, op: Box::new(FilterOp::new(Expr::Lit(crate::value::Value::Bool(true)), cx.clone())), inputs, parallel: false, id, lookup: Some(spec) });
+    } else if !plan.joins.is_empty() {
         let steps = plan
             .joins
             .iter()
@@ -136,21 +173,11 @@ pub(crate) fn compile_plan(
                 })
             })
             .collect::<Result<Vec<_>, FuncError>>()?;
-        let source_slots = plan
-            .sources
-            .iter()
-            .map(|s| {
-                let mut v: Vec<usize> = s.columns.iter().map(|c| c.slot as usize).collect();
-                v.extend(s.all_slot.map(|x| x as usize));
-                v.extend(s.meta_slot.map(|x| x as usize));
-                v
-            })
-            .collect();
         let tables: Vec<TableState> = plan
             .sources
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.is_table())
+            .filter(|(_, s)| s.is_table() && !s.def.is_lookup())
             .map(|(i, s)| TableState {
                 source: i as u16,
                 retain: s.def.retain_size().max(1) as usize,
@@ -168,7 +195,7 @@ pub(crate) fn compile_plan(
         }
         let (name, parallel, id) = next_name("join");
         let inputs = if stages.is_empty() { streams } else { 1 } + table_inputs.len();
-        stages.push(Stage { name, op: Box::new(join), inputs, parallel, id });
+        stages.push(Stage { name, op: Box::new(join), inputs, parallel, id, lookup: None });
     }
     if let Some(f) = &plan.filter {
         push(&mut stages, next_name("filter"), Box::new(FilterOp::new(c(f)?, cx.clone())));

@@ -9,6 +9,7 @@
 mod actor;
 mod align;
 mod compile;
+mod lookup;
 mod sequence;
 mod sink;
 
@@ -24,7 +25,7 @@ pub use sequence::Sequencer;
 pub use sink::Committed;
 
 use crate::clock::{Clock, Timers};
-use crate::connector::Sink;
+use crate::connector::{Lookup, Sink};
 use crate::expr::Layout;
 use crate::functions::{FuncError, Registry};
 use crate::metrics::OpMetrics;
@@ -37,7 +38,9 @@ use sink::{Hold, SinkActor};
 
 /// A running rule: where to push input, and what comes back.
 pub struct RuleGraph {
-    sources: Vec<Recipient<Msg>>,
+    /// Decoder mailbox per plan source; `None` for lookup tables, which
+    /// are queried, not fed.
+    sources: Vec<Option<Recipient<Msg>>>,
     /// Operator timers; the clock driver fires ticks from them.
     pub timers: Timers,
     /// Barrier and end notifications from the sinks.
@@ -124,6 +127,8 @@ pub struct CheckpointConfig {
 /// Starts actors, on the current arbiter or spread over extra ones.
 struct Spawner<'a> {
     rule: String,
+    /// Lookup tables by source index, taken by the lookup join stage.
+    lookups: Vec<(u16, Box<dyn Lookup>)>,
     checkpoint: Option<CheckpointConfig>,
     clock: Arc<dyn Clock>,
     timers: Timers,
@@ -192,6 +197,37 @@ impl Spawner<'_> {
         })
     }
 
+    /// Starts the asynchronous actor of a lookup join.
+    fn lookup_stage(&mut self, name: String, spec: lookup::LookupSpec, next: Next) -> Result<Next, BuildError> {
+        let mut tables = Vec::with_capacity(spec.steps.len());
+        for step in &spec.steps {
+            let i = self.lookups.iter().position(|(s, _)| *s == step.source).ok_or_else(|| BuildError {
+                rule: self.rule.clone(),
+                message: format!("no lookup connector for the table of join {name}"),
+            })?;
+            let (_, l) = self.lookups.remove(i);
+            let policy = l.cache_policy();
+            tables.push((l, policy, Default::default()));
+        }
+        let m = Arc::new(OpMetrics::new(name));
+        self.metrics.push(m.clone());
+        let (downstream, split) = match next {
+            Next::All(e) => (e, false),
+            Next::Instances(e) => (e, true),
+        };
+        let actor = lookup::LookupActor {
+            spec: Arc::new(spec),
+            tables: Arc::new(tokio::sync::Mutex::new(tables)),
+            downstream,
+            split,
+            dealt: 0,
+            clock: self.clock.clone(),
+            metrics: m,
+            mailbox: self.mailbox,
+        };
+        Ok(Next::All(vec![Edge { to: actor.start().recipient(), input: 0 }]))
+    }
+
     fn state_err(&self, node: &str, e: StateError) -> BuildError {
         BuildError { rule: self.rule.clone(), message: format!("cannot restore {node} from its checkpoint: {e}") }
     }
@@ -201,7 +237,10 @@ impl Spawner<'_> {
     fn position(&mut self, stages: Vec<compile::Stage>, next: Next) -> Result<Next, BuildError> {
         let n = stages.len();
         if n == 1 {
-            let stage = stages.into_iter().next().expect("one stage");
+            let mut stage = stages.into_iter().next().expect("one stage");
+            if let Some(spec) = stage.lookup.take() {
+                return self.lookup_stage(stage.name, spec, next);
+            }
             let intake = Intake::Align(Aligner::new(stage.inputs));
             let r = self.spawn(stage.name, Some(stage.id), 0, stage.op, intake, &next, false)?;
             return Ok(Next::All(vec![Edge { to: r, input: 0 }]));
@@ -249,12 +288,13 @@ impl RuleGraph {
         clock: Arc<dyn Clock>,
         sinks: Vec<(String, Box<dyn Sink>)>,
     ) -> Result<RuleGraph, BuildError> {
-        RuleGraph::start_with(plan, registry, clock, sinks, None)
+        RuleGraph::start_with(plan, registry, clock, sinks, None, Vec::new())
     }
 
-    /// Like [`RuleGraph::start`], with checkpointing: every stateful
+    /// Like [`RuleGraph::start`], with checkpointing (every stateful
     /// operator writes its state at each barrier, and restores the given
-    /// epoch first.
+    /// epoch first) and the connectors of the rule's lookup tables, by
+    /// source index.
     ///
     /// # Errors
     /// An unknown function, or a checkpoint that cannot be read or decoded:
@@ -265,6 +305,7 @@ impl RuleGraph {
         clock: Arc<dyn Clock>,
         sinks: Vec<(String, Box<dyn Sink>)>,
         checkpoint: Option<CheckpointConfig>,
+        lookups: Vec<(u16, Box<dyn Lookup>)>,
     ) -> Result<RuleGraph, BuildError> {
         let start_ms = checkpoint.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
         let cx = RuleContext { rule_id: Arc::from(plan.rule_id.as_str()), start_ms };
@@ -281,6 +322,7 @@ impl RuleGraph {
         let arbiters: Vec<Arbiter> = (1..par).map(|_| Arbiter::new()).collect();
         let mut spawner = Spawner {
             rule: plan.rule_id.clone(),
+            lookups,
             checkpoint,
             clock: clock.clone(),
             timers: timers.clone(),
@@ -348,6 +390,10 @@ impl RuleGraph {
         let mut stream_input = 0;
         let mut sources = Vec::new();
         for (i, group) in decoders.into_iter().enumerate() {
+            if plan.sources[i].def.is_lookup() {
+                sources.push(None);
+                continue;
+            }
             let target = match table_inputs.iter().find(|(s, _, _)| *s as usize == i) {
                 Some((_, stage, input)) => Next::All(vec![Edge { to: entries[*stage].to.clone(), input: *input }]),
                 None => {
@@ -374,7 +420,7 @@ impl RuleGraph {
                     false,
                 )?,
             };
-            sources.push(r);
+            sources.push(Some(r));
         }
         let mut metrics = spawner.metrics;
         metrics.reverse();
@@ -395,7 +441,7 @@ impl RuleGraph {
     }
 
     async fn send(&self, source: usize, message: Message) {
-        if let Some(s) = self.sources.get(source) {
+        if let Some(Some(s)) = self.sources.get(source) {
             if let Err(e) = s.send(Msg { input: 0, message }).await {
                 tracing::warn!(source, error = %e, "source mailbox closed");
             }
@@ -404,7 +450,7 @@ impl RuleGraph {
 
     /// The mailbox of source `i`'s decoder.
     pub fn source(&self, i: usize) -> Option<Recipient<Msg>> {
-        self.sources.get(i).cloned()
+        self.sources.get(i).cloned().flatten()
     }
 
     /// Tells the sinks that epoch `n` has committed.

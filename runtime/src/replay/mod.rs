@@ -20,7 +20,7 @@ use weir_planner::{parse_statement, plan, Catalog, RuleOptions, Statement, Strea
 pub use compare::{compare, Mismatch};
 
 use crate::clock::{Clock, VirtualClock};
-use crate::connector::{BoxFuture, Sink, SinkError};
+use crate::connector::{BoxFuture, Lookup, MemoryLookup, Sink, SinkError};
 use crate::graph::{CheckpointConfig, RuleGraph, SinkEvent};
 use crate::row::{Message, Payload, PayloadData};
 use crate::state::MemoryBackend;
@@ -184,7 +184,7 @@ pub fn run_case_with(case: &ReplayCase, replay: ReplayOptions) -> Result<Vec<Vec
         };
         let targets: Vec<usize> =
             plan.sources.iter().enumerate().filter(|(_, s)| s.name == ev.stream).map(|(i, _)| i).collect();
-        inputs.push((ev.at, targets, bytes));
+        inputs.push((ev.at, targets, bytes, ev.data.clone()));
     }
     let mut tables = Vec::new();
     for (i, s) in plan.sources.iter().enumerate() {
@@ -193,6 +193,14 @@ pub fn run_case_with(case: &ReplayCase, replay: ReplayOptions) -> Result<Vec<Vec
         }
     }
 
+    // Lookup tables are held in memory; their events update them directly.
+    let lookups: Vec<(usize, MemoryLookup)> = plan
+        .sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.def.is_lookup())
+        .map(|(i, _)| (i, MemoryLookup::default()))
+        .collect();
     let start = case.events.first().map(|e| e.at.div_euclid(1000) * 1000).unwrap_or(0);
     let drain = case.drain_ms.unwrap_or(1000);
     let collector = Collector::default();
@@ -206,9 +214,11 @@ pub fn run_case_with(case: &ReplayCase, replay: ReplayOptions) -> Result<Vec<Vec
             rule_start_ms: Some(start),
         });
         let sinks = vec![("sink_replay_0".to_string(), Box::new(collector.clone()) as Box<dyn Sink>)];
-        let graph = RuleGraph::start_with(&plan, registry, Arc::new(clock.clone()), sinks, checkpoint.clone())
+        let lookup_conns =
+            lookups.iter().map(|(i, l)| (*i as u16, Box::new(l.clone()) as Box<dyn Lookup>)).collect();
+        let graph = RuleGraph::start_with(&plan, registry, Arc::new(clock.clone()), sinks, checkpoint.clone(), lookup_conns)
             .map_err(|e| ReplayError::Rule(e.to_string()))?;
-        let restart = checkpoint.map(|c| Restart { plan: plan.clone(), config: c, collector });
+        let restart = checkpoint.map(|c| Restart { plan: plan.clone(), config: c, collector, lookups: lookups.clone() });
         let mut driver = Driver { graph, clock, barrier: 0, last_tick: i64::MIN, restart };
         for (source, rows) in tables {
             let payloads =
@@ -216,9 +226,15 @@ pub fn run_case_with(case: &ReplayCase, replay: ReplayOptions) -> Result<Vec<Vec
             driver.graph.push(source, payloads).await;
         }
         driver.tick(start).await;
-        for (at, targets, bytes) in inputs {
+        for (at, targets, bytes, data) in inputs {
             driver.advance_to(at).await;
             for t in targets {
+                if let Some((_, l)) = lookups.iter().find(|(i, _)| *i == t) {
+                    if let Value::Map(m) = Value::from_json(data.clone(), false) {
+                        l.insert(Map::clone(&m), plan.sources[t].def.options.key.as_deref());
+                    }
+                    continue;
+                }
                 let p = Payload { data: PayloadData::Bytes(bytes.clone()), ts: at, meta: None };
                 driver.graph.push(t, vec![p]).await;
             }
@@ -261,6 +277,7 @@ struct Restart {
     plan: weir_planner::PhysicalPlan,
     config: CheckpointConfig,
     collector: Collector,
+    lookups: Vec<(usize, MemoryLookup)>,
 }
 
 /// Moves the virtual clock and waits for the graph to settle.
@@ -314,6 +331,7 @@ impl Driver {
                 Arc::new(self.clock.clone()),
                 sinks,
                 Some(config),
+                r.lookups.iter().map(|(i, l)| (*i as u16, Box::new(l.clone()) as Box<dyn Lookup>)).collect(),
             ) {
                 Ok(g) => self.graph = g,
                 Err(e) => tracing::error!(error = %e, "restore failed"),

@@ -7,14 +7,14 @@ mod window;
 use expr::{Clause, AGG_MARK};
 use scope::Scope;
 
-use crate::ast::{BinOp, Expr, Select, SelectField, Statement, StreamKind, WindowKind};
+use crate::ast::{BinOp, Expr, JoinKind, Select, SelectField, Statement, StreamKind, WindowKind};
 use crate::catalog::Catalog;
 use crate::error::{Error, Pos, Result};
 use crate::functions::{FunctionKind, FunctionLookup};
 use crate::parse::parse_statement;
 use crate::plan::naming::default_name;
 use crate::plan::{
-    AggregateCall, AggregatePlan, AnalyticCall, ContextValue, JoinPlan, OperatorInfo, PExpr, PhysicalPlan,
+    AggregateCall, AggregatePlan, AnalyticCall, ContextValue, JoinPlan, LookupKeys, OperatorInfo, PExpr, PhysicalPlan,
     ProjectField, RuleOptions, SortKey, WindowSpec,
 };
 
@@ -101,15 +101,17 @@ impl Binder<'_> {
                     (Some(on), 0) => self.join_sides(on).unwrap_or((0, 1)),
                     _ => (0, i as u16 + 1),
                 };
-                Ok(JoinPlan {
-                    kind: j.kind,
-                    left,
-                    source,
-                    on: match &j.on {
-                        Some(on) => Some(self.bind(on, Clause::Row)?),
-                        None => None,
-                    },
-                })
+                let on = match &j.on {
+                    Some(on) => Some(self.bind(on, Clause::Row)?),
+                    None => None,
+                };
+                let joined = i as u16 + 1;
+                let lookup = if self.scope.sources[joined as usize].def.is_lookup() {
+                    Some(self.lookup_keys(j, joined, on.as_ref())?)
+                } else {
+                    None
+                };
+                Ok(JoinPlan { kind: j.kind, left, source, on, lookup })
             })
             .collect::<Result<Vec<_>>>()?;
         let condition = match &s.condition {
@@ -308,6 +310,44 @@ impl Binder<'_> {
         let sites = std::mem::replace(&mut self.gate, outer).unwrap_or_default();
         let bound = bound?;
         Ok(if sites.is_empty() { bound } else { PExpr::HitGate { sites, cond: Box::new(bound) } })
+    }
+
+    /// The key columns of a lookup join: each `stream expression = table
+    /// column` equality of ON (eKuiper requires at least one).
+    fn lookup_keys(&self, j: &crate::ast::Join, table: u16, on: Option<&PExpr>) -> Result<LookupKeys> {
+        if !matches!(j.kind, JoinKind::Inner | JoinKind::Left) {
+            return Err(Error::plan(j.source.pos, "a lookup table can only be joined with INNER or LEFT JOIN"));
+        }
+        let mut conjuncts = Vec::new();
+        if let Some(on) = on {
+            split_and(on.clone(), &mut conjuncts);
+        }
+        let table_cols = &self.scope.sources[table as usize].columns;
+        let column_of = |e: &PExpr| match e {
+            PExpr::Slot(s) => table_cols.iter().find(|c| c.slot == *s).map(|c| c.name.clone()),
+            _ => None,
+        };
+        let mut keys = LookupKeys { columns: Vec::new(), values: Vec::new() };
+        for c in conjuncts {
+            if let PExpr::Binary { op: BinOp::Eq, left, right } = c {
+                for (col, other) in [(&left, &right), (&right, &left)] {
+                    if let Some(name) = column_of(col) {
+                        if !self.sources_of(other).contains(&table) {
+                            keys.columns.push(name);
+                            keys.values.push((**other).clone());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if keys.columns.is_empty() {
+            return Err(Error::plan(
+                j.source.pos,
+                format!("join with lookup table {} needs an ON equality between a stream expression and a table column", j.source.name),
+            ));
+        }
+        Ok(keys)
     }
 
     /// The first two distinct streams an ON condition names, as eKuiper's
