@@ -29,90 +29,40 @@ pub struct AggregateOp {
     cx: RuleContext,
 }
 
+/// One group being folded: its first row and its accumulators.
+struct Group {
+    first: Row,
+    accs: Vec<Box<dyn Accumulator>>,
+}
+
 impl AggregateOp {
     /// Aggregates with result slots starting at `base`.
     pub fn new(keys: Vec<Expr>, sites: Vec<AggregateSite>, base: usize, cx: RuleContext) -> AggregateOp {
         AggregateOp { keys, sites, base, cx }
     }
 
-    fn finish_group(&self, rows: &[Row], ecx: &EvalContext<'_>, ts: i64, out: &mut Output) -> Row {
-        let mut accs: Vec<Box<dyn Accumulator>> = self.sites.iter().map(|s| (s.factory)()).collect();
-        for row in rows {
-            for (site, acc) in self.sites.iter().zip(accs.iter_mut()) {
-                if let Some(f) = &site.filter {
-                    match f.eval(row, ecx) {
-                        Ok(v) if v.is_true() => {}
-                        Ok(_) => continue,
-                        Err(e) => {
-                            out.error(e);
-                            continue;
-                        }
-                    }
-                }
-                let mut args = Vec::with_capacity(site.args.len());
-                let mut failed = false;
-                for a in &site.args {
-                    match a.eval(row, ecx) {
-                        Ok(v) => args.push(v),
-                        Err(e) => {
-                            out.error(e);
-                            failed = true;
-                            break;
-                        }
-                    }
-                }
-                if !failed {
-                    if let Err(e) = acc.update(&args) {
+    fn open(&self, first: Row) -> Group {
+        Group { first, accs: self.sites.iter().map(|s| (s.factory)()).collect() }
+    }
+
+    /// Folds one row into a group's accumulators; `args` is a reused buffer.
+    fn fold(&self, accs: &mut [Box<dyn Accumulator>], row: &Row, ecx: &EvalContext<'_>, args: &mut Vec<Value>, out: &mut Output) {
+        for (site, acc) in self.sites.iter().zip(accs.iter_mut()) {
+            if let Some(f) = &site.filter {
+                match f.eval(row, ecx) {
+                    Ok(v) if v.is_true() => {}
+                    Ok(_) => continue,
+                    Err(e) => {
                         out.error(e);
+                        continue;
                     }
                 }
             }
-        }
-        let mut result = match rows.first() {
-            Some(r) => Row { slots: r.slots.clone(), ts, source: r.source, nulls: r.nulls.clone() },
-            None => Row::new(self.base, ts, 0),
-        };
-        result.slots.resize(self.base, Value::Null);
-        for acc in &accs {
-            // eKuiper calls aggregates of an empty window with no values,
-            // which gives nil for all of them.
-            let v = if rows.is_empty() {
-                Value::Null
-            } else {
-                acc.finish().unwrap_or_else(|e| {
-                    out.error(e);
-                    Value::Null
-                })
-            };
-            result.slots.push(v);
-        }
-        result
-    }
-}
-
-impl Operator for AggregateOp {
-    fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
-        let ecx = self.cx.eval(now, batch.window);
-        let Some(window) = batch.window else {
-            let rows = batch.rows.iter().map(|r| self.finish_group(std::slice::from_ref(r), &ecx, r.ts, out)).collect();
-            out.data(Batch::events(rows));
-            return;
-        };
-        let ts = window.end;
-        if self.keys.is_empty() {
-            let row = self.finish_group(&batch.rows, &ecx, ts, out);
-            out.data(Batch::emission(vec![row], window));
-            return;
-        }
-        // Groups in order of first appearance, for deterministic output.
-        let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
-        let mut groups: Vec<Vec<Row>> = Vec::new();
-        for row in batch.rows {
-            let mut key = Vec::with_capacity(self.keys.len());
+            args.clear();
             let mut failed = false;
-            for k in &self.keys {
-                match k.eval(&row, &ecx) {
-                    Ok(v) => key.push(v),
+            for a in &site.args {
+                match a.eval(row, ecx) {
+                    Ok(v) => args.push(v),
                     Err(e) => {
                         out.error(e);
                         failed = true;
@@ -120,21 +70,97 @@ impl Operator for AggregateOp {
                     }
                 }
             }
-            if failed {
-                continue;
+            if !failed {
+                if let Err(e) = acc.update(args) {
+                    out.error(e);
+                }
             }
-            let next = groups.len();
-            let g = *index.entry(key).or_insert(next);
-            if g == next {
-                groups.push(Vec::new());
+        }
+    }
+
+    /// The output row of a group: its first row plus one slot per
+    /// aggregate (eKuiper evaluates non-aggregate columns on the first row).
+    fn finish(&self, group: Option<Group>, ts: i64, out: &mut Output) -> Row {
+        let Some(Group { first, accs }) = group else {
+            // eKuiper calls the aggregates of an empty window with no
+            // values, which gives nil for all of them.
+            let mut row = Row::new(self.base, ts, 0);
+            row.slots.resize(self.base + self.sites.len(), Value::Null);
+            return row;
+        };
+        let mut row = Row { ts, ..first };
+        row.slots.resize(self.base, Value::Null);
+        for acc in &accs {
+            row.slots.push(acc.finish().unwrap_or_else(|e| {
+                out.error(e);
+                Value::Null
+            }));
+        }
+        row
+    }
+}
+
+impl Operator for AggregateOp {
+    fn process(&mut self, _input: usize, batch: Batch, now: i64, out: &mut Output) {
+        let ecx = self.cx.eval(now, batch.window);
+        let mut args = Vec::new();
+        let Some(window) = batch.window else {
+            // Without a window every event is a group of its own.
+            let mut rows = Vec::with_capacity(batch.rows.len());
+            for row in batch.rows {
+                let ts = row.ts;
+                let mut g = self.open(row);
+                let first = std::mem::replace(&mut g.first, Row::new(0, 0, 0));
+                self.fold(&mut g.accs, &first, &ecx, &mut args, out);
+                g.first = first;
+                rows.push(self.finish(Some(g), ts, out));
             }
-            groups[g].push(row);
+            out.data(Batch::events(rows));
+            return;
+        };
+        let ts = window.end;
+        if self.keys.is_empty() {
+            let mut group: Option<Group> = None;
+            for row in batch.rows {
+                let g = group.get_or_insert_with(|| self.open(row.clone()));
+                self.fold(&mut g.accs, &row, &ecx, &mut args, out);
+            }
+            let row = self.finish(group, ts, out);
+            out.data(Batch::emission(vec![row], window));
+            return;
+        }
+        // Groups in order of first appearance, for deterministic output.
+        // The key buffer is reused: only a new group allocates its key.
+        let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut key: Vec<Value> = Vec::with_capacity(self.keys.len());
+        'rows: for row in batch.rows {
+            key.clear();
+            for k in &self.keys {
+                match k.eval(&row, &ecx) {
+                    Ok(v) => key.push(v),
+                    Err(e) => {
+                        out.error(e);
+                        continue 'rows;
+                    }
+                }
+            }
+            let g = match index.get(key.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push(self.open(row.clone()));
+                    groups.len() - 1
+                }
+            };
+            let accs = &mut groups[g].accs;
+            self.fold(accs, &row, &ecx, &mut args, out);
         }
         // With GROUP BY columns an empty window has no group: nothing is sent.
         if groups.is_empty() {
             return;
         }
-        let rows = groups.iter().map(|g| self.finish_group(g, &ecx, ts, out)).collect();
+        let rows = groups.into_iter().map(|g| self.finish(Some(g), ts, out)).collect();
         out.data(Batch::emission(rows, window));
     }
 }
