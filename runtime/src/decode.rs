@@ -87,6 +87,19 @@ struct RawObject {
     null_keys: Vec<String>,
 }
 
+/// A [`RawObject`] whose raw values may sit on the stack (fast path).
+struct RawRef<'a> {
+    raw: &'a mut [Option<Value>],
+    all: Option<Map>,
+    null_keys: Vec<String>,
+}
+
+impl RawObject {
+    fn parts(&mut self) -> RawRef<'_> {
+        RawRef { raw: &mut self.raw, all: self.all.take(), null_keys: std::mem::take(&mut self.null_keys) }
+    }
+}
+
 impl Decoder {
     /// A decoder for source `source` of a plan with rows of `width` slots.
     /// `ts_field` is the event-time field when the rule uses event time.
@@ -188,7 +201,7 @@ impl Decoder {
             Vec::new()
         };
         let all = self.all_slot.map(|_| m.clone());
-        self.finish(RawObject { raw, all, null_keys }, ts, true)
+        self.finish(RawObject { raw, all, null_keys }.parts(), ts, true)
     }
 
     fn target(&self, key: &str) -> Option<usize> {
@@ -203,8 +216,8 @@ impl Decoder {
 
     /// Converts and validates the raw values into a row. `lenient`: the
     /// values come from a map, not JSON text (see [`Decoder::decode_map`]).
-    fn finish(&self, obj: RawObject, ts: i64, lenient: bool) -> Result<Row, DecodeError> {
-        let RawObject { mut raw, all, null_keys } = obj;
+    fn finish(&self, obj: RawRef<'_>, ts: i64, lenient: bool) -> Result<Row, DecodeError> {
+        let RawRef { raw, all, null_keys } = obj;
         let mut row = Row::new(self.width, ts, self.source);
         for (i, (t, v)) in self.targets.iter().zip(raw.iter_mut().map(Option::take)).enumerate() {
             let field = |message: String| DecodeError::Field { field: t.name.to_string(), message };
@@ -312,8 +325,8 @@ impl Decoder {
         if p.i != b.len() {
             return None;
         }
-        let raw = raw[..self.targets.len()].iter_mut().map(Option::take).collect();
-        Some(self.finish(RawObject { raw, all, null_keys }, ts, false))
+        let raw = &mut raw[..self.targets.len()];
+        Some(self.finish(RawRef { raw, all, null_keys }, ts, false))
     }
 }
 
@@ -524,6 +537,9 @@ fn convert(v: Value, dt: &DataType, lenient: bool) -> Result<Value, String> {
         (DataType::Bigint, Value::Float(f)) => return Err(format!("cannot parse {} as bigint", format_float_v(f))),
         (DataType::Float | DataType::Datetime, Value::Int(i)) => Value::Float(i as f64),
         (DataType::Float | DataType::Datetime, v @ Value::Float(_)) => v,
+        // JSON numbers are float64 to the converter; a map's integers are
+        // int64 to Go's %v.
+        (DataType::String, Value::Int(i)) if lenient => Value::str(i.to_string()),
         (DataType::String, Value::Int(i)) => Value::str(format_float_v(i as f64)),
         (DataType::String, Value::Float(f)) => Value::str(format_float_v(f)),
         (DataType::Boolean, Value::Int(i)) => Value::Bool(i != 0),
@@ -637,16 +653,16 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let obj = ObjectVisitor { dec: self.dec }.visit_map(map)?;
-        Ok(self.dec.finish(obj, self.ts, false).map(|row| self.out.push(row)))
+        let mut obj = ObjectVisitor { dec: self.dec }.visit_map(map)?;
+        Ok(self.dec.finish(obj.parts(), self.ts, false).map(|row| self.out.push(row)))
     }
 
     /// One row per element; the first bad element fails the whole array
     /// (the rest is still read, to report malformed JSON first).
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut first_err = None;
-        while let Some(obj) = seq.next_element_seed(ObjectSeed { dec: self.dec })? {
-            match self.dec.finish(obj, self.ts, false) {
+        while let Some(mut obj) = seq.next_element_seed(ObjectSeed { dec: self.dec })? {
+            match self.dec.finish(obj.parts(), self.ts, false) {
                 Ok(row) => self.out.push(row),
                 Err(e) => {
                     first_err = Some(e);

@@ -81,6 +81,7 @@ fn run_until_committed(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Co
             vec![Box::new(Events(events))],
             vec![("sink_collect_0".into(), Box::new(out))],
             Some(backend),
+            Vec::new(),
         )
         .unwrap();
         // Wait until the events are through the decoder and a checkpoint

@@ -46,10 +46,13 @@ pub(crate) struct LookupSpec {
 /// Cached answers per step: key -> (rows, when cached).
 type Cache = HashMap<Vec<Value>, (Vec<Map>, i64)>;
 
+/// A lookup table's connector, cache policy and cache.
+pub(crate) type Table = (Box<dyn Lookup>, CachePolicy, Cache);
+
 /// The lookup join actor.
 pub(crate) struct LookupActor {
     pub(crate) spec: Arc<LookupSpec>,
-    pub(crate) tables: Arc<tokio::sync::Mutex<Vec<(Box<dyn Lookup>, CachePolicy, Cache)>>>,
+    pub(crate) tables: Arc<tokio::sync::Mutex<Vec<Table>>>,
     pub(crate) downstream: Vec<Edge>,
     /// Deal data round-robin over `downstream` (parallel instances).
     pub(crate) split: bool,
@@ -70,7 +73,7 @@ impl Actor for LookupActor {
 /// Joins one group of rows (an emission, or one event) step by step.
 async fn join_rows(
     spec: &LookupSpec,
-    tables: &mut [(Box<dyn Lookup>, CachePolicy, Cache)],
+    tables: &mut [Table],
     rows: Vec<Row>,
     window: Option<WindowRange>,
     now: i64,
@@ -118,6 +121,7 @@ async fn join_rows(
                         *dst = src.clone();
                     }
                 }
+                merged.copy_present_nulls(&t, &slots);
                 let ok = match &step.on {
                     Some(on) => on.eval(&merged, &ecx).map_err(|e| LookupError(e.to_string()))?.is_true(),
                     None => true,

@@ -73,6 +73,7 @@ impl JoinOp {
                     *dst = src.clone();
                 }
             }
+            m.copy_present_nulls(right, slots);
         }
         m
     }
