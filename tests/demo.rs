@@ -65,7 +65,7 @@ fn demo_shows_all_three_rules_and_exits_zero() {
     assert_eq!(progress.matches('→').count(), 3, "{progress}");
     // The summary names every rule and says it stopped by itself.
     assert!(stdout.contains("weir demo: stopped after"), "{stdout}");
-    assert!(!stdout.contains("(Ctrl-C)"), "{stdout}");
+    assert!(!stdout.contains("(interrupted)"), "{stdout}");
     for rule in ["twin", "alarm", "control"] {
         assert!(stdout.lines().any(|l| l.trim_start().starts_with(&format!("rule {rule} "))), "{stdout}");
     }
@@ -78,4 +78,49 @@ fn demo_rejects_bad_options() {
         assert!(!out.status.success(), "{args:?} was accepted");
         assert!(!out.stderr.is_empty(), "{args:?}: no message");
     }
+}
+
+#[test]
+fn demo_stops_cleanly_on_ctrl_c() {
+    use std::io::BufRead as _;
+    let mut child = Command::new(weir_bin())
+        .args(["demo", "--api", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("weir demo starts");
+    let dir = std::env::temp_dir().join(format!("weir-demo-{}", child.id()));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Running: the first result or progress line.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| lines_of(l, "twin").len() + l.matches(" │ twin ").count() > 0) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no output from the rules:\n{}", seen.join("\n")),
+        }
+    }
+    assert!(dir.is_dir(), "{} missing", dir.display());
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "weir demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    seen.extend(rx.iter());
+    let out = seen.join("\n");
+    assert!(out.contains("weir demo: stopped after") && out.contains("(interrupted)"), "{out}");
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }

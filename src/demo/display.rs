@@ -63,12 +63,15 @@ pub(super) struct Display {
     seen: Seen,
     /// A progress line is on screen (terminal only).
     drawn: bool,
+    /// When the last progress line was printed with nothing after it
+    /// (pipe only): the final one is then left out if it would repeat it.
+    last_progress: Option<Instant>,
 }
 
 impl Display {
     pub(super) fn new(node: Arc<Node>, start: Instant, published: Arc<AtomicU64>, quiet: bool) -> Display {
         let tty = std::io::stdout().is_terminal();
-        Display { node, start, published, quiet, tty, seen: Seen::default(), drawn: false }
+        Display { node, start, published, quiet, tty, seen: Seen::default(), drawn: false, last_progress: None }
     }
 
     /// Prints events and progress until `stop` fires, then the final
@@ -155,6 +158,7 @@ impl Display {
         }
         let _ = writeln!(out, "{line}");
         drop(out);
+        self.last_progress = None;
         if self.tty {
             self.progress(false);
         }
@@ -162,6 +166,9 @@ impl Display {
 
     /// Events in and out of every rule, from its status metrics.
     fn progress(&mut self, last: bool) {
+        if last && self.last_progress.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
         let mut parts = vec![format!("line {}", compact(self.published.load(Ordering::Relaxed)))];
         for (i, r) in RULES.iter().enumerate() {
             let label = self.label(i, 0);
@@ -188,6 +195,7 @@ impl Display {
             self.drawn = !last;
         } else {
             let _ = writeln!(out, "{line}");
+            self.last_progress = Some(Instant::now());
         }
         let _ = out.flush();
     }
@@ -205,7 +213,7 @@ pub(super) fn summary(st: &crate::rules::RuleState) -> String {
 
 /// Records into the rule (what its sources read), records out (what its
 /// sinks sent), and exceptions over every node.
-fn rule_counts(st: &crate::rules::RuleState) -> (u64, u64, u64) {
+pub(super) fn rule_counts(st: &crate::rules::RuleState) -> (u64, u64, u64) {
     let (mut rin, mut rout, mut errors) = (0, 0, 0);
     for n in crate::rules::node_metrics(st) {
         let get = |m: &str| n.values.iter().find(|(k, _)| k == m).and_then(|(_, v)| v.as_u64()).unwrap_or(0);

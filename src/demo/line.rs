@@ -8,11 +8,13 @@
 //! furnace back. Faults: the first overheat is scheduled (furnace 2, half a
 //! second in, so a short run shows every rule working), later ones start at
 //! random; now and then a temperature sensor reads `-999` (a dropout the
-//! device-twin rule cleans out and the alarm rule reports).
+//! device-twin rule cleans out and the alarm rule reports). Until `start`
+//! is set (every rule has seen a reading) the line runs steady: no fault
+//! is missed by a rule that is still connecting.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rumqttd::local::LinkTx;
@@ -77,7 +79,7 @@ pub(super) async fn run(
     furnaces: Vec<String>,
     rate: f64,
     set_points: SetPoints,
-    start: Instant,
+    start: Arc<OnceLock<Instant>>,
     published: Arc<AtomicU64>,
 ) {
     let n = furnaces.len().max(1) as f64;
@@ -96,7 +98,7 @@ pub(super) async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let t = start.elapsed().as_secs_f64();
+        let t = start.get().map(|s| s.elapsed().as_secs_f64());
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         for f in &mut line {
             step(f, dt, t, &set_points, &mut rng);
@@ -119,17 +121,20 @@ fn set_point(set_points: &SetPoints, furnace: &str) -> f64 {
     set_points.lock().unwrap_or_else(|e| e.into_inner()).get(furnace).copied().unwrap_or(NOMINAL_GAS)
 }
 
-/// Advances one furnace by `dt` seconds.
-fn step(f: &mut Furnace, dt: f64, t: f64, set_points: &SetPoints, rng: &mut Rng) {
+/// Advances one furnace by `dt` seconds; `t` is the time since the start,
+/// `None` before it.
+fn step(f: &mut Furnace, dt: f64, t: Option<f64>, set_points: &SetPoints, rng: &mut Rng) {
+    let started = t.is_some();
+    let t = t.unwrap_or(0.0);
     match f.fault {
         Some((_, _, until)) if t >= until => f.fault = None,
-        None if rng.next() < OVERHEAT * dt => {
+        None if started && rng.next() < OVERHEAT * dt => {
             f.fault = Some((60.0 + 60.0 * rng.next(), t, t + 6.0 + 6.0 * rng.next()));
         }
         _ => {}
     }
     let heat = match f.fault {
-        Some((h, from, _)) if t >= from => h,
+        Some((h, from, _)) if started && t >= from => h,
         _ => 0.0,
     };
     let wander = 10.0 * (std::f64::consts::TAU * t / 40.0 + f.phase).sin();

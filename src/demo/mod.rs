@@ -21,7 +21,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -130,6 +130,7 @@ pub(crate) fn main(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
+    let mut interrupt = ctrl_c()?;
     // 1. The broker, with in-process links for the line and the display.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let broker = start_broker(port)?;
@@ -175,59 +176,97 @@ async fn run(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
     }
     let subscriber = tokio::spawn(subscribe(display_rx, events_tx));
 
-    // 7. Start the line and the display.
-    let start = Instant::now();
+    // 7. Start the line; once every rule reads it, the clock and the display.
+    let go = Arc::new(OnceLock::new());
     let published = Arc::new(AtomicU64::new(0));
     let furnaces = line::names(usize::from(args.furnaces));
-    let line_task = tokio::spawn(line::run(line_tx, furnaces, args.rate, set_points, start, published.clone()));
+    let line_task = tokio::spawn(line::run(line_tx, furnaces, args.rate, set_points, go.clone(), published.clone()));
+    tokio::select! {
+        () = wait_for_input(&node) => {}
+        _ = interrupt.changed() => {}
+    }
+    let start = *go.get_or_init(Instant::now);
     let (stop_display, stop_rx) = tokio::sync::oneshot::channel();
     let display = Display::new(node.clone(), start, published, args.quiet);
     let display_task = tokio::spawn(display.run(events_rx, stop_rx));
 
     // 8. Until the time is up or Ctrl-C.
-    let interrupted = match args.duration {
-        Some(secs) => tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => false,
-            r = tokio::signal::ctrl_c() => r.is_ok(),
-        },
-        None => {
-            tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
-            true
+    let time_up = async {
+        match args.duration {
+            Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
+            None => std::future::pending().await,
         }
     };
-    if interrupted {
-        // A second Ctrl-C while shutting down ends the process at once.
-        tokio::spawn(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        });
+    if !*interrupt.borrow() {
+        tokio::select! {
+            () = time_up => {}
+            _ = interrupt.changed() => {}
+        }
     }
+    let interrupted = *interrupt.borrow();
 
-    // 9. Stop: the line first, then the rules (sinks flush), the servers, the display.
+    // 9. Stop: the line, the display (its last progress line while the
+    // rules still run), then the rules (sinks flush) and the servers.
     line_task.abort();
     let rule_counts: Vec<(String, String)> = display::RULES
         .iter()
         .map(|r| (r.id.to_string(), node.rule_state(r.id).map(|s| display::summary(&s)).unwrap_or_default()))
         .collect();
+    let _ = stop_display.send(());
+    let seen = display_task.await.unwrap_or_default();
     node.shutdown().await;
     api_handle.stop(true).await;
     neuron_handle.stop(true).await;
     subscriber.abort();
-    let _ = stop_display.send(());
-    let seen = display_task.await.unwrap_or_default();
+    let n = |count: u64, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
     println!(
-        "weir demo: stopped after {:.1}s{}: {} device-twin rows, {} alarms, {} set-point writes to Neuron",
+        "weir demo: stopped after {:.1}s{}: {}, {}, {} to Neuron",
         start.elapsed().as_secs_f64(),
-        if interrupted { " (Ctrl-C)" } else { "" },
-        seen.twin,
-        seen.alarm,
-        seen.writes,
+        if interrupted { " (interrupted)" } else { "" },
+        n(seen.twin, "device-twin row"),
+        n(seen.alarm, "alarm"),
+        n(seen.writes, "set-point write"),
     );
     for (id, counts) in rule_counts {
         println!("  rule {id:<8} {counts}");
     }
     Ok(())
+}
+
+/// Turns Ctrl-C (and SIGTERM) into a flag, registered before anything
+/// starts, so that an interrupted demo still stops its rules and removes
+/// its directory. A second Ctrl-C ends the process at once.
+fn ctrl_c() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = int.recv() => std::process::exit(130),
+            _ = term.recv() => std::process::exit(143),
+        }
+    });
+    Ok(rx)
+}
+
+/// Waits (at most 15 s) until every rule has read a reading: their MQTT
+/// connections are up.
+async fn wait_for_input(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let reading = |id: &str| node.rule_state(id).is_ok_and(|st| display::rule_counts(&st).0 > 0);
+        if [TWIN, ALARM, CONTROL].into_iter().all(reading) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("weir demo: the rules have not read from the broker yet; starting anyway");
 }
 
 /// The embedded broker's in-process links.
