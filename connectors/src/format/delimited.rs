@@ -23,7 +23,8 @@ impl DelimitedEncoder {
     }
 
     /// The header line (column names) once columns are known.
-    pub(crate) fn header(&self) -> Option<String> {
+    #[cfg(test)]
+    fn header(&self) -> Option<String> {
         self.columns.as_ref().map(|c| c.join(&self.delimiter))
     }
 
