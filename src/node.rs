@@ -56,6 +56,7 @@ impl Node {
         if let Some(etc) = etc_dir {
             load_source_conf(&env, etc)?;
         }
+        configure_http_server(&env, etc_dir)?;
         // One RocksDB per node for operator state (checkpoints).
         let state: Arc<dyn StateBackend> =
             Arc::new(RocksBackend::open(&store.dir().join("state")).map_err(|e| Error::Io {
@@ -348,6 +349,40 @@ impl Node {
 /// `mqtt_source.yaml` for `mqtt` and `sources/<type>.yaml` for the others
 /// (sections `default` and the names streams pick with `CONF_KEY`).
 /// Missing files are fine; invalid ones are an error.
+/// The address of the `httppush` data server: eKuiper's
+/// `source.httpServerIp` / `source.httpServerPort` from `etc/kuiper.yaml`,
+/// overridden by `KUIPER__SOURCE__HTTPSERVERIP` / `..._HTTPSERVERPORT`;
+/// default `0.0.0.0:10081`.
+fn configure_http_server(env: &Environment, etc: Option<&Path>) -> Result<()> {
+    let bad = |context: String, e: String| Error::Io { context, source: std::io::Error::other(e) };
+    let (mut ip, mut port) = ("0.0.0.0".to_string(), 10081u16);
+    if let Some(path) = etc.map(|e| e.join("kuiper.yaml")).filter(|p| p.exists()) {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Io { context: format!("cannot read {}", path.display()), source: e })?;
+        let conf: serde_json::Value =
+            serde_yaml::from_str(&text).map_err(|e| bad(format!("invalid {}", path.display()), e.to_string()))?;
+        let source = conf.get("source");
+        if let Some(v) = source.and_then(|s| s.get("httpServerIp")).and_then(|v| v.as_str()) {
+            ip = v.to_string();
+        }
+        if let Some(v) = source.and_then(|s| s.get("httpServerPort")).and_then(|v| v.as_u64()) {
+            port =
+                u16::try_from(v).map_err(|_| bad(format!("{}", path.display()), format!("bad httpServerPort {v}")))?;
+        }
+    }
+    if let Ok(v) = std::env::var("KUIPER__SOURCE__HTTPSERVERIP") {
+        ip = v;
+    }
+    if let Ok(v) = std::env::var("KUIPER__SOURCE__HTTPSERVERPORT") {
+        port = v.parse().map_err(|_| bad("KUIPER__SOURCE__HTTPSERVERPORT".into(), format!("bad port {v:?}")))?;
+    }
+    let addr = format!("{ip}:{port}")
+        .parse()
+        .map_err(|_| bad("source.httpServerIp".into(), format!("bad address {ip}:{port}")))?;
+    env.http_push().set_addr(addr);
+    Ok(())
+}
+
 fn load_source_conf(env: &Environment, etc: &Path) -> Result<()> {
     let mut files = vec![("mqtt".to_string(), etc.join("mqtt_source.yaml"))];
     if let Ok(entries) = std::fs::read_dir(etc.join("sources")) {

@@ -5,7 +5,8 @@
 //! [`weir_runtime::connector::Sink`]); this crate implements them per
 //! connector type and builds them from stream definitions and rule actions:
 //! [`source`] for a `CREATE STREAM|TABLE ... WITH (TYPE=...)`, [`sink`] for
-//! one `{"<type>": {props}}` entry of a rule's `actions`.
+//! one `{"<type>": {props}}` entry of a rule's `actions`, [`lookup`] (and
+//! [`lookup_cache`]) for a `KIND="lookup"` table.
 #![warn(missing_docs)]
 
 mod env;
@@ -14,6 +15,7 @@ mod file;
 mod format;
 mod http;
 mod log;
+mod lookup;
 mod memory;
 mod mqtt;
 mod neuron;
@@ -22,15 +24,19 @@ mod outlet;
 mod props;
 mod rest;
 mod simulator;
+mod sql;
 mod transform;
 
 use weir_planner::StreamDef;
-use weir_runtime::connector::Sink;
+use weir_runtime::connector::{Lookup, Sink};
 use weir_runtime::rule::Source;
 
 pub use env::Environment;
 pub use error::{Error, Result};
 pub use http::push::PushServer;
+pub use lookup::LookupCache;
+#[cfg(feature = "testing")]
+pub use sql::testing as sql_testing;
 pub use transform::{render_topic, Template, TemplateError};
 
 /// Where a sink runs: the rule and the action's position.
@@ -59,6 +65,7 @@ pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
         "simulator" => Ok(Box::new(simulator::SimulatorSource::new(def, env)?)),
         "httppull" => Ok(Box::new(http::pull::HttpPullSource::new(def, env)?)),
         "httppush" => Ok(Box::new(http::push::HttpPushSource::new(def, env)?)),
+        "sql" => Ok(Box::new(sql::source::SqlSource::new(def, env)?)),
         _ => Err(Error::UnknownType { kind, what: "source" }),
     }
 }
@@ -80,8 +87,26 @@ pub fn sink(kind: &str, props: &serde_json::Value, ctx: &SinkContext, env: &Envi
         }
         "neuron" => transformed(props, neuron::sink::NeuronSink::new(&props::Props::new(props), ctx, env)?),
         "memory" => transformed(props, memory::sink::MemorySink::new(&props::Props::new(props), env)?),
+        "sql" => sql::sink::build(props),
         other => Err(Error::UnknownType { kind: other.to_string(), what: "sink" }),
     }
+}
+
+/// Builds the lookup side of a `KIND="lookup"` table: queried by key as
+/// events arrive (see [`Lookup`]). No I/O happens here: a store that is
+/// down makes the lookups fail, not the rule's start. Caching is the join
+/// operator's business, configured by [`lookup_cache`].
+///
+/// # Errors
+/// A type without lookup support, or invalid properties.
+pub fn lookup(def: &StreamDef, env: &Environment) -> Result<Box<dyn Lookup>> {
+    let kind = def.source_type().to_ascii_lowercase();
+    let inner: Box<dyn Lookup> = match kind.as_str() {
+        "sql" => Box::new(sql::lookup::SqlLookup::new(def, env)?),
+        _ => return Err(Error::UnknownType { kind, what: "lookup table" }),
+    };
+    // eKuiper's `lookup: {cache, cacheTtl, cacheMissingKey}` options.
+    Ok(Box::new(lookup::WithCache::new(inner, LookupCache::of(def, env)?)))
 }
 
 /// Wraps a connector in the common sink layer (`sendSingle`,

@@ -171,7 +171,14 @@ impl RunningRule {
                 let offsets = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
                 let logs: Vec<IngestLog> = readers.iter().map(|(l, _)| l.clone()).collect();
                 let requests: Vec<_> = readers.into_iter().map(|(_, tx)| tx).collect();
-                tasks.push(actix::spawn(inject_barriers(clock, interval, committed, requests, offsets.clone(), stop_rx)));
+                tasks.push(actix::spawn(inject_barriers(
+                    clock,
+                    interval,
+                    committed,
+                    requests,
+                    offsets.clone(),
+                    stop_rx,
+                )));
                 Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
             }
             None => None,
@@ -211,7 +218,6 @@ impl RunningRule {
         }
     }
 }
-
 
 /// Sends a tick at rule start and whenever the earliest timer is due.
 async fn drive_clock(graph: Arc<RuleGraph>, timers: Timers, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {

@@ -70,8 +70,9 @@ fn run_until_committed(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Co
     };
     catalog.insert(*def);
     let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
-    let p = plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
-        .unwrap();
+    let p =
+        plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
+            .unwrap();
     let n = events.len() as u64;
     actix::System::new().block_on(async move {
         let rule = RunningRule::start_with(
@@ -87,7 +88,8 @@ fn run_until_committed(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Co
         // Wait until the events are through the decoder and a checkpoint
         // taken after them has committed.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let seen = |r: &RunningRule| r.metrics().iter().find(|m| m.name == "op_2_decoder").map_or(0, |m| m.records_in());
+        let seen =
+            |r: &RunningRule| r.metrics().iter().find(|m| m.name == "op_2_decoder").map_or(0, |m| m.records_in());
         while seen(&rule) < n {
             assert!(
                 tokio::time::Instant::now() < deadline,

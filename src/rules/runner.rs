@@ -169,12 +169,31 @@ fn start(
 ) -> Result<RunningRule> {
     let start_err = |message: String| Error::Start { rule: plan.rule_id.clone(), message };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
-    for s in &plan.sources {
-        let src = weir_connectors::source(&s.def, env)
-            .map_err(|e| start_err(format!("{} {}: {e}", s.def.kind.name(), s.name)))?;
-        sources.push(src);
+    let mut lookups = Vec::new();
+    for (i, s) in plan.sources.iter().enumerate() {
+        let what = |e: weir_connectors::Error| start_err(format!("{} {}: {e}", s.def.kind.name(), s.name));
+        if s.def.is_lookup() {
+            // Queried by the join, not fed: its source slot stays idle.
+            lookups.push((i as u16, weir_connectors::lookup(&s.def, env).map_err(what)?));
+            sources.push(Box::new(Unfed));
+            continue;
+        }
+        sources.push(weir_connectors::source(&s.def, env).map_err(what)?);
     }
     let sinks = build_sinks(&plan.rule_id, actions, env)?;
-    RunningRule::start_with(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks, Some(state), Vec::new())
+    RunningRule::start_with(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks, Some(state), lookups)
         .map_err(|e| start_err(e.message))
+}
+
+/// The placeholder source of a lookup table (never run: the runtime skips
+/// sources without a feed).
+struct Unfed;
+
+impl Source for Unfed {
+    fn run(
+        self: Box<Self>,
+        _out: weir_runtime::rule::SourceSender,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async {})
+    }
 }

@@ -5,8 +5,10 @@
 //!   sections (via [`crate::Environment`]) and the stream's `EXTRA`.
 //!   Streams with the same [`ConnConfig`] share one connection
 //!   ([`pool::Pool`]), which fans messages out by filter.
-//! * Sink ([`sink::MqttSink`]): one connection per action, one message per
-//!   emission (the shared transform layer decides the bytes).
+//! * Sink ([`sink::MqttSink`]): one connection per action, behind the
+//!   common sink layer ([`crate::transform`]: `sendSingle`,
+//!   `dataTemplate`, `fields`, `format` decide the messages); the topic is
+//!   a template rendered per message.
 //!
 //! # Delivery guarantees
 //! QoS 1 and 2 messages are acknowledged manually, only after the rule has

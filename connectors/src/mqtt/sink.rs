@@ -3,22 +3,22 @@
 //! on its own connection, to a topic rendered from the message's data.
 //!
 //! # Acknowledgements
-//! At QoS 1 and 2 publishing is pipelined: `publish` hands the message to
-//! the connection and keeps it in a window of unacknowledged messages
-//! (at most [`MAX_UNACKED`]); it waits only when the window is full, so a
-//! slow or absent broker slows the rule down. The broker acknowledges in
-//! order (MQTT requires it for QoS 1), so each acknowledgement retires the
-//! oldest message of the window.
+//! At QoS 1 and 2 publishing is pipelined. `publish` hands the message to
+//! the sink's window task, which queues it on the connection and keeps it
+//! until the broker acknowledges it (at most [`MAX_UNACKED`] at a time;
+//! when the window is full `publish` waits, so a slow or absent broker
+//! slows the rule down). Brokers acknowledge QoS 1 in order (MQTT requires
+//! it), so each acknowledgement retires the oldest message of the window.
 //!
 //! If the connection drops and the broker kept the session, rumqttc sends
-//! the unacknowledged messages again itself. If the broker lost the session
-//! (a clean session, or a restart without persistence) rumqttc drops them;
-//! the sink then publishes every message handed over before the drop and
-//! still unacknowledged again, at the back of the window, which keeps the
-//! window in sending order (at least once: the broker may see a message
-//! twice). A message that finds the window full for `timeout` ms fails
-//! with an error the rule counts; [`SinkConnector::close`] waits up to
-//! `timeout` ms for the window to drain.
+//! the unacknowledged messages again itself. If the broker lost it (a
+//! clean session, or a restart without persistence) rumqttc drops them;
+//! the window task then publishes every message handed over before the
+//! drop and still unacknowledged again, at the back of the window, which
+//! keeps the window in sending order (at least once: the broker may see a
+//! message twice). A message that finds the window full for `timeout` ms
+//! fails with an error the rule counts; closing waits up to `timeout` ms
+//! for the window to drain, then disconnects.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,7 +75,7 @@ impl SinkConfig {
     }
 }
 
-/// What the connection's event loop tells the sink, in order.
+/// What the connection's event loop tells the window, in order.
 #[derive(Debug, Clone, Copy)]
 enum Note {
     /// The oldest QoS >= 1 publish was acknowledged (PUBACK or PUBCOMP).
@@ -94,42 +94,42 @@ struct Unacked {
     payload: Vec<u8>,
 }
 
+/// The sink's side of its connection: messages go to the window task.
 struct Link {
-    client: Client,
-    notes: mpsc::UnboundedReceiver<Note>,
-    /// Sequence numbers handed out (taken before the publish is queued).
-    handed: Arc<AtomicU64>,
-    closing: Arc<AtomicBool>,
-}
-
-impl Link {
-    fn shut(&self) {
-        self.closing.store(true, Ordering::Release);
-        self.client.try_disconnect();
-    }
+    tx: mpsc::Sender<(String, Vec<u8>)>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Publishes messages to a broker; connects on the first message.
 pub(crate) struct MqttSink {
     config: SinkConfig,
     link: Option<Link>,
-    window: VecDeque<Unacked>,
 }
 
 impl MqttSink {
     pub(crate) fn new(config: SinkConfig) -> MqttSink {
-        MqttSink { config, link: None, window: VecDeque::new() }
+        MqttSink { config, link: None }
     }
 
     fn link(&mut self) -> std::result::Result<&Link, SinkError> {
         if self.link.is_none() {
             let (client, event_loop) = client::connect(&self.config.conn, false).map_err(SinkError)?;
-            let (tx, notes) = mpsc::unbounded_channel();
+            let (notes_tx, notes) = mpsc::unbounded_channel();
             let closing = Arc::new(AtomicBool::new(false));
             let handed = Arc::new(AtomicU64::new(0));
             let host = self.config.conn.host.clone();
-            tokio::spawn(drive(event_loop, tx, handed.clone(), closing.clone(), host));
-            self.link = Some(Link { client, notes, handed, closing });
+            tokio::spawn(drive(event_loop, notes_tx, handed.clone(), closing.clone(), host));
+            let (tx, rx) = mpsc::channel(64);
+            let window = Window {
+                client,
+                qos: self.config.qos,
+                retained: self.config.retained,
+                timeout: Duration::from_millis(self.config.timeout_ms),
+                handed,
+                closing,
+                unacked: VecDeque::new(),
+            };
+            self.link = Some(Link { tx, task: tokio::spawn(window.run(rx, notes)) });
         }
         Ok(self.link.as_ref().expect("set above"))
     }
@@ -140,107 +140,27 @@ impl MqttSink {
         self.config.topic.render(data).map_err(|e| SinkError(format!("mqtt sink topic: {e}")))
     }
 
-    /// Publishes `payload` on `topic` (rendered; checked here).
+    /// Publishes `payload` on `topic` (rendered; checked here). Returns
+    /// once the connection took it; waits while the window is full, at
+    /// most `timeout` ms.
     pub(crate) async fn send(&mut self, topic: String, payload: Vec<u8>) -> std::result::Result<(), SinkError> {
         topic::validate_name(&topic).map_err(|m| SinkError(format!("mqtt sink topic: {m}")))?;
         let timeout = self.config.timeout_ms;
-        let deadline = Instant::now() + Duration::from_millis(timeout);
-        self.link()?;
-        self.settle(None).await?;
-        if self.config.qos == 0 {
-            return self.hand(&topic, payload, deadline).await;
-        }
-        while self.window.len() >= MAX_UNACKED {
-            if !self.settle(Some(deadline)).await? {
-                return Err(SinkError(format!(
-                    "mqtt publish: window of {MAX_UNACKED} unacknowledged messages still full after {timeout} ms"
-                )));
+        let link = self.link()?;
+        match tokio::time::timeout(Duration::from_millis(timeout), link.tx.send((topic, payload))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SinkError("mqtt sink connection ended".into())),
+            Err(_) => {
+                Err(SinkError(format!("mqtt publish: {MAX_UNACKED} messages still unacknowledged after {timeout} ms")))
             }
         }
-        let seq = self.link.as_ref().expect("linked").handed.fetch_add(1, Ordering::AcqRel);
-        self.hand(&topic, payload.clone(), deadline).await?;
-        self.window.push_back(Unacked { seq, topic, payload });
-        Ok(())
-    }
-
-    /// Queues one publish on the connection.
-    async fn hand(&self, topic: &str, payload: Vec<u8>, deadline: Instant) -> std::result::Result<(), SinkError> {
-        let link = self.link.as_ref().expect("linked");
-        let sent = link.client.publish(topic, self.config.qos, self.config.retained, payload);
-        match tokio::time::timeout_at(deadline, sent).await {
-            Ok(r) => r.map_err(|e| SinkError(format!("mqtt publish: {e}"))),
-            Err(_) => Err(SinkError(format!("mqtt publish: not queued within {} ms", self.config.timeout_ms))),
-        }
-    }
-
-    /// Applies the event loop's notes: without a deadline those already
-    /// there; with one, waits for at least one until `deadline` (false if
-    /// none came).
-    async fn settle(&mut self, deadline: Option<Instant>) -> std::result::Result<bool, SinkError> {
-        let mut got = false;
-        loop {
-            let link = self.link.as_mut().expect("linked");
-            let note = match link.notes.try_recv() {
-                Ok(n) => n,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    return Err(SinkError("mqtt connection closed".into()));
-                }
-                Err(mpsc::error::TryRecvError::Empty) => match deadline {
-                    Some(d) if !got => match tokio::time::timeout_at(d, link.notes.recv()).await {
-                        Ok(Some(n)) => n,
-                        Ok(None) => return Err(SinkError("mqtt connection closed".into())),
-                        Err(_) => return Ok(false),
-                    },
-                    _ => return Ok(got),
-                },
-            };
-            got = true;
-            match note {
-                Note::Acked => {
-                    self.window.pop_front();
-                }
-                Note::Lost { upto } => self.republish(upto).await?,
-            }
-        }
-    }
-
-    /// Publishes again the unacknowledged messages handed over before
-    /// sequence `upto`, moving them to the back of the window.
-    async fn republish(&mut self, upto: u64) -> std::result::Result<(), SinkError> {
-        let mut lost = Vec::new();
-        while self.window.front().is_some_and(|u| u.seq < upto) {
-            lost.extend(self.window.pop_front());
-        }
-        if lost.is_empty() {
-            return Ok(());
-        }
-        tracing::warn!(messages = lost.len(), "mqtt sink: the broker lost the session, publishing again");
-        let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
-        for mut u in lost {
-            u.seq = self.link.as_ref().expect("linked").handed.fetch_add(1, Ordering::AcqRel);
-            self.hand(&u.topic, u.payload.clone(), deadline).await?;
-            self.window.push_back(u);
-        }
-        Ok(())
     }
 
     /// Waits (up to `timeout`) for the window to drain, then disconnects.
     pub(crate) async fn shut_down(&mut self) {
-        if self.link.is_none() {
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_millis(self.config.timeout_ms);
-        while !self.window.is_empty() {
-            match self.settle(Some(deadline)).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => break,
-            }
-        }
-        if !self.window.is_empty() {
-            tracing::warn!(messages = self.window.len(), "mqtt sink closed with unacknowledged messages");
-        }
-        if let Some(link) = self.link.take() {
-            link.shut();
+        if let Some(Link { tx, task }) = self.link.take() {
+            drop(tx);
+            let _ = task.await;
         }
     }
 }
@@ -258,10 +178,84 @@ impl SinkConnector for MqttSink {
     }
 }
 
-impl Drop for MqttSink {
-    fn drop(&mut self) {
-        if let Some(link) = self.link.take() {
-            link.shut();
+/// The task between the sink and the connection: publishes, keeps the
+/// unacknowledged QoS >= 1 messages, and publishes again what a lost
+/// session dropped.
+struct Window {
+    client: Client,
+    qos: u8,
+    retained: bool,
+    timeout: Duration,
+    /// Sequence numbers handed out (taken before the publish is queued).
+    handed: Arc<AtomicU64>,
+    closing: Arc<AtomicBool>,
+    unacked: VecDeque<Unacked>,
+}
+
+impl Window {
+    async fn run(mut self, mut messages: mpsc::Receiver<(String, Vec<u8>)>, mut notes: mpsc::UnboundedReceiver<Note>) {
+        let mut open = true;
+        let mut drain_until = Instant::now();
+        loop {
+            if !open && self.unacked.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                note = notes.recv() => match note {
+                    Some(Note::Acked) => {
+                        self.unacked.pop_front();
+                    }
+                    Some(Note::Lost { upto }) => self.republish(upto).await,
+                    None => break,
+                },
+                m = messages.recv(), if open && self.unacked.len() < MAX_UNACKED => match m {
+                    Some((topic, payload)) => self.hand(topic, payload).await,
+                    None => {
+                        open = false;
+                        drain_until = Instant::now() + self.timeout;
+                    }
+                },
+                _ = tokio::time::sleep_until(drain_until), if !open => break,
+            }
+        }
+        if !self.unacked.is_empty() {
+            tracing::warn!(messages = self.unacked.len(), "mqtt sink closed with unacknowledged messages");
+        }
+        self.closing.store(true, Ordering::Release);
+        self.client.try_disconnect();
+    }
+
+    /// Queues one publish on the connection (QoS >= 1: into the window).
+    async fn hand(&mut self, topic: String, payload: Vec<u8>) {
+        if self.qos == 0 {
+            if let Err(e) = self.client.publish(&topic, 0, self.retained, payload).await {
+                tracing::warn!(error = %e, "mqtt sink publish failed");
+            }
+            return;
+        }
+        let seq = self.handed.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.client.publish(&topic, self.qos, self.retained, payload.clone()).await {
+            tracing::warn!(error = %e, "mqtt sink publish failed");
+            return;
+        }
+        self.unacked.push_back(Unacked { seq, topic, payload });
+    }
+
+    /// Publishes again the unacknowledged messages handed over before
+    /// sequence `upto`, moving them to the back of the window (which stays
+    /// in sending order).
+    async fn republish(&mut self, upto: u64) {
+        let mut lost = Vec::new();
+        while self.unacked.front().is_some_and(|u| u.seq < upto) {
+            lost.extend(self.unacked.pop_front());
+        }
+        if lost.is_empty() {
+            return;
+        }
+        tracing::warn!(messages = lost.len(), "mqtt sink: the broker lost the session, publishing again");
+        for u in lost {
+            self.hand(u.topic, u.payload).await;
         }
     }
 }

@@ -210,4 +210,3 @@ pub enum SinkEvent {
         sink: usize,
     },
 }
-

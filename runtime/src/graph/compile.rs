@@ -8,9 +8,8 @@ use crate::decode::Decoder;
 use crate::expr::{compile, Expr, Layout};
 use crate::functions::{FuncError, FunctionImpl, Registry};
 use crate::operator::{
-    Layer,
-    AggregateOp, AggregateSite, AnalyticOp, AnalyticSite, DecodeOp, FilterOp, JoinOp, JoinStep, Operator, OrderOp,
-    ProjectItem, ProjectOp, RuleContext, StateConditions, TableState, WatermarkOp, WindowOp,
+    AggregateOp, AggregateSite, AnalyticOp, AnalyticSite, DecodeOp, FilterOp, JoinOp, JoinStep, Layer, Operator,
+    OrderOp, ProjectItem, ProjectOp, RuleContext, StateConditions, TableState, WatermarkOp, WindowOp,
 };
 
 /// A compiled stage: its eKuiper node name, the operator and its input count.
@@ -159,7 +158,14 @@ pub(crate) fn compile_plan(
         let (name, _, id) = next_name("join");
         let inputs = if stages.is_empty() { streams } else { 1 };
         let spec = super::lookup::LookupSpec { steps, source_slots: source_slots.clone(), cx: cx.clone() };
-        stages.push(Stage { name, op: Box::new(FilterOp::new(Expr::Lit(crate::value::Value::Bool(true)), cx.clone())), inputs, parallel: false, id, lookup: Some(spec) });
+        stages.push(Stage {
+            name,
+            op: Box::new(FilterOp::new(Expr::Lit(crate::value::Value::Bool(true)), cx.clone())),
+            inputs,
+            parallel: false,
+            id,
+            lookup: Some(spec),
+        });
     } else if !plan.joins.is_empty() {
         let steps = plan
             .joins
@@ -274,9 +280,10 @@ pub(crate) fn compile_plan(
     let items = if plan.joins.is_empty() {
         items
     } else {
-        let bare_star = plan.project.iter().any(|f| {
-            matches!(f, ProjectField::Wildcard { sources, .. } if sources.len() == plan.sources.len())
-        });
+        let bare_star = plan
+            .project
+            .iter()
+            .any(|f| matches!(f, ProjectField::Wildcard { sources, .. } if sources.len() == plan.sources.len()));
         let named = items.iter().any(|i| matches!(i, ProjectItem::Expr { layer: Layer::Column, .. }));
         if bare_star || named {
             items

@@ -46,7 +46,14 @@ impl AggregateOp {
     }
 
     /// Folds one row into a group's accumulators; `args` is a reused buffer.
-    fn fold(&self, accs: &mut [Box<dyn Accumulator>], row: &Row, ecx: &EvalContext<'_>, args: &mut Vec<Value>, out: &mut Output) {
+    fn fold(
+        &self,
+        accs: &mut [Box<dyn Accumulator>],
+        row: &Row,
+        ecx: &EvalContext<'_>,
+        args: &mut Vec<Value>,
+        out: &mut Output,
+    ) {
         for (site, acc) in self.sites.iter().zip(accs.iter_mut()) {
             if let Some(f) = &site.filter {
                 match f.eval(row, ecx) {

@@ -214,11 +214,12 @@ pub fn run_case_with(case: &ReplayCase, replay: ReplayOptions) -> Result<Vec<Vec
             rule_start_ms: Some(start),
         });
         let sinks = vec![("sink_replay_0".to_string(), Box::new(collector.clone()) as Box<dyn Sink>)];
-        let lookup_conns =
-            lookups.iter().map(|(i, l)| (*i as u16, Box::new(l.clone()) as Box<dyn Lookup>)).collect();
-        let graph = RuleGraph::start_with(&plan, registry, Arc::new(clock.clone()), sinks, checkpoint.clone(), lookup_conns)
-            .map_err(|e| ReplayError::Rule(e.to_string()))?;
-        let restart = checkpoint.map(|c| Restart { plan: plan.clone(), config: c, collector, lookups: lookups.clone() });
+        let lookup_conns = lookups.iter().map(|(i, l)| (*i as u16, Box::new(l.clone()) as Box<dyn Lookup>)).collect();
+        let graph =
+            RuleGraph::start_with(&plan, registry, Arc::new(clock.clone()), sinks, checkpoint.clone(), lookup_conns)
+                .map_err(|e| ReplayError::Rule(e.to_string()))?;
+        let restart =
+            checkpoint.map(|c| Restart { plan: plan.clone(), config: c, collector, lookups: lookups.clone() });
         let mut driver = Driver { graph, clock, barrier: 0, last_tick: i64::MIN, restart };
         for (source, rows) in tables {
             let payloads =

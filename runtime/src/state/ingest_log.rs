@@ -123,7 +123,8 @@ impl IngestLog {
                 break;
             }
             let notified = self.inner.truncated.notified();
-            if self.inner.next.load(Ordering::Acquire) - self.inner.first.load(Ordering::Acquire) < self.inner.capacity {
+            if self.inner.next.load(Ordering::Acquire) - self.inner.first.load(Ordering::Acquire) < self.inner.capacity
+            {
                 break;
             }
             notified.await;

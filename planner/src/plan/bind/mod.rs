@@ -344,7 +344,10 @@ impl Binder<'_> {
         if keys.columns.is_empty() {
             return Err(Error::plan(
                 j.source.pos,
-                format!("join with lookup table {} needs an ON equality between a stream expression and a table column", j.source.name),
+                format!(
+                    "join with lookup table {} needs an ON equality between a stream expression and a table column",
+                    j.source.name
+                ),
             ));
         }
         Ok(keys)
@@ -465,10 +468,9 @@ impl Binder<'_> {
                 self.check_having(left)?;
                 self.check_having(right)
             }
-            Expr::Call { name, pos, .. } if !self.contains_aggregate(h) => Err(Error::plan(
-                *pos,
-                format!("Not allowed to call non-aggregate functions in HAVING clause: {name}"),
-            )),
+            Expr::Call { name, pos, .. } if !self.contains_aggregate(h) => {
+                Err(Error::plan(*pos, format!("Not allowed to call non-aggregate functions in HAVING clause: {name}")))
+            }
             Expr::Column { qualifier, name, pos } => {
                 let alias_of_agg =
                     qualifier.is_none() && self.aliases.iter().any(|(a, ae)| a == name && self.contains_aggregate(ae));
@@ -477,7 +479,9 @@ impl Binder<'_> {
                 } else {
                     Err(Error::plan(
                         *pos,
-                        format!("HAVING may only use aggregate functions, their aliases and constants; found column {name}"),
+                        format!(
+                            "HAVING may only use aggregate functions, their aliases and constants; found column {name}"
+                        ),
                     ))
                 }
             }
