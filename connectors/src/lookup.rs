@@ -63,6 +63,40 @@ impl LookupCache {
     }
 }
 
+/// A lookup table with its cache options, as the join operator reads them.
+pub(crate) struct WithCache {
+    inner: Box<dyn weir_runtime::connector::Lookup>,
+    policy: weir_runtime::connector::CachePolicy,
+}
+
+impl WithCache {
+    pub(crate) fn new(inner: Box<dyn weir_runtime::connector::Lookup>, cache: LookupCache) -> WithCache {
+        let policy = weir_runtime::connector::CachePolicy {
+            enabled: cache.enabled,
+            ttl_ms: cache.ttl.as_millis() as i64,
+            cache_missing: cache.cache_missing_key,
+        };
+        WithCache { inner, policy }
+    }
+}
+
+impl weir_runtime::connector::Lookup for WithCache {
+    fn cache_policy(&self) -> weir_runtime::connector::CachePolicy {
+        self.policy
+    }
+
+    fn lookup<'a>(
+        &'a mut self,
+        columns: &'a [String],
+        keys: &'a [Vec<weir_runtime::Value>],
+    ) -> weir_runtime::connector::BoxFuture<
+        'a,
+        std::result::Result<Vec<Vec<weir_runtime::Map>>, weir_runtime::connector::LookupError>,
+    > {
+        self.inner.lookup(columns, keys)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use weir_planner::{StreamKind, StreamOptions};
@@ -100,39 +134,5 @@ mod tests {
         .unwrap();
         assert_eq!((c.enabled, c.ttl, c.cache_missing_key), (true, Duration::from_secs(60), false));
         assert!(LookupCache::of(&def(None, Some(r#"{"lookup": 1}"#)), &env).is_err());
-    }
-}
-
-/// A lookup table with its cache options, as the join operator reads them.
-pub(crate) struct WithCache {
-    inner: Box<dyn weir_runtime::connector::Lookup>,
-    policy: weir_runtime::connector::CachePolicy,
-}
-
-impl WithCache {
-    pub(crate) fn new(inner: Box<dyn weir_runtime::connector::Lookup>, cache: LookupCache) -> WithCache {
-        let policy = weir_runtime::connector::CachePolicy {
-            enabled: cache.enabled,
-            ttl_ms: cache.ttl.as_millis() as i64,
-            cache_missing: cache.cache_missing_key,
-        };
-        WithCache { inner, policy }
-    }
-}
-
-impl weir_runtime::connector::Lookup for WithCache {
-    fn cache_policy(&self) -> weir_runtime::connector::CachePolicy {
-        self.policy
-    }
-
-    fn lookup<'a>(
-        &'a mut self,
-        columns: &'a [String],
-        keys: &'a [Vec<weir_runtime::Value>],
-    ) -> weir_runtime::connector::BoxFuture<
-        'a,
-        std::result::Result<Vec<Vec<weir_runtime::Map>>, weir_runtime::connector::LookupError>,
-    > {
-        self.inner.lookup(columns, keys)
     }
 }

@@ -172,6 +172,12 @@ impl Value {
         crate::functions::go_v(self)
     }
 
+    /// Go's `%T` of the value as eKuiper holds it (`int64`, `float64`,
+    /// `map[string]interface {}`, ...), for error messages.
+    pub fn go_type(&self) -> &'static str {
+        crate::functions::go_type(self)
+    }
+
     /// Encodes the value as JSON exactly as Go's `encoding/json` would.
     pub fn to_json(&self) -> String {
         let mut out = String::new();

@@ -92,16 +92,8 @@ impl HttpPullSource {
             "body" => true,
             other => return Err(invalid("responseType", format!("expects code or body, got {other:?}"))),
         };
-        let timeout = p.duration_ms("timeout")?.unwrap_or(5000);
-        let mut client = reqwest::Client::builder();
-        if timeout > 0 {
-            client = client.timeout(Duration::from_millis(timeout));
-        }
-        if p.bool("insecureSkipVerify")?.unwrap_or(false) {
-            client = client.danger_accept_invalid_certs(true);
-        }
         Ok(HttpPullSource {
-            client: client.build().map_err(|e| invalid("url", format!("cannot build HTTP client: {e}")))?,
+            client: super::client(p)?,
             url,
             method,
             headers,

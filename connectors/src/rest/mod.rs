@@ -129,15 +129,7 @@ impl RestSink {
             }
             Some(v) => return Err(invalid("headers", format!("expects an object of header values, got {v}"))),
         }
-        let timeout = p.duration_ms("timeout")?.unwrap_or(5000);
-        let mut client = reqwest::Client::builder();
-        if timeout > 0 {
-            client = client.timeout(Duration::from_millis(timeout));
-        }
-        if p.bool("insecureSkipVerify")?.unwrap_or(false) {
-            client = client.danger_accept_invalid_certs(true);
-        }
-        let client = client.build().map_err(|e| invalid("url", format!("cannot build HTTP client: {e}")))?;
+        let client = crate::http::client(p)?;
         Ok(RestSink {
             client,
             url,

@@ -48,14 +48,7 @@ impl Parser {
     fn create(&mut self, kind: StreamKind, sql: &str) -> Result<StreamDef> {
         let name = self.ident()?;
         self.expect_sym(Sym::LParen)?;
-        let mut fields = Vec::new();
-        while !self.eat_sym(Sym::RParen) {
-            fields.push(self.field_def()?);
-            if !self.eat_sym(Sym::Comma) {
-                self.expect_sym(Sym::RParen)?;
-                break;
-            }
-        }
+        let fields = self.field_defs()?;
         let mut options = StreamOptions::default();
         if self.eat_kw("WITH") {
             self.expect_sym(Sym::LParen)?;
@@ -71,6 +64,20 @@ impl Parser {
         let def = StreamDef { name, kind, fields, options, sql: sql.trim().trim_end_matches(';').to_string() };
         validate_def(&def)?;
         Ok(def)
+    }
+
+    /// `f t, g t, ...)` after the opening parenthesis (a trailing comma
+    /// before `)` is tolerated, as eKuiper does).
+    fn field_defs(&mut self) -> Result<Vec<FieldDef>> {
+        let mut fields = Vec::new();
+        while !self.eat_sym(Sym::RParen) {
+            fields.push(self.field_def()?);
+            if !self.eat_sym(Sym::Comma) {
+                self.expect_sym(Sym::RParen)?;
+                break;
+            }
+        }
+        Ok(fields)
     }
 
     fn field_def(&mut self) -> Result<FieldDef> {
@@ -119,15 +126,7 @@ impl Parser {
             }
             "STRUCT" => {
                 self.expect_sym(Sym::LParen)?;
-                let mut fields = Vec::new();
-                while !self.eat_sym(Sym::RParen) {
-                    fields.push(self.field_def()?);
-                    if !self.eat_sym(Sym::Comma) {
-                        self.expect_sym(Sym::RParen)?;
-                        break;
-                    }
-                }
-                DataType::Struct(fields)
+                DataType::Struct(self.field_defs()?)
             }
             other => {
                 return Err(Error::parse(

@@ -253,17 +253,7 @@ pub(super) fn truth(v: &Option<Value>) -> bool {
 
 /// The Go type name eKuiper data would have, for error messages.
 pub(super) fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int64",
-        Value::Float(_) => "float64",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "[]uint8",
-        Value::Datetime(_) => "time.Time",
-        Value::Array(_) => "[]interface {}",
-        Value::Map(_) => "map[string]interface {}",
-    }
+    v.go_type()
 }
 
 fn print_value(v: &Option<Value>, out: &mut String) {
