@@ -3,6 +3,7 @@
 mod brokers;
 mod demo;
 mod mqtt;
+mod recovery;
 mod replay;
 mod rest;
 mod sql;

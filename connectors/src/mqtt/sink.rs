@@ -19,6 +19,12 @@
 //! message twice). A message that finds the window full for `timeout` ms
 //! fails with an error the rule counts; closing waits up to `timeout` ms
 //! for the window to drain, then disconnects.
+//!
+//! # Ids
+//! A message with an id (an exactly-once emission, [`Outgoing::id`]) is
+//! published with the MQTT v5 user property `id` (protocol 5 only; for
+//! 3.1.1 consumers the common sink property `idField` puts it in the
+//! payload).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -92,11 +98,12 @@ struct Unacked {
     seq: u64,
     topic: String,
     payload: Vec<u8>,
+    id: Option<String>,
 }
 
 /// The sink's side of its connection: messages go to the window task.
 struct Link {
-    tx: mpsc::Sender<(String, Vec<u8>)>,
+    tx: mpsc::Sender<(String, Vec<u8>, Option<String>)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -144,10 +151,21 @@ impl MqttSink {
     /// once the connection took it; waits while the window is full, at
     /// most `timeout` ms.
     pub(crate) async fn send(&mut self, topic: String, payload: Vec<u8>) -> std::result::Result<(), SinkError> {
+        self.send_with_id(topic, payload, None).await
+    }
+
+    /// [`MqttSink::send`] with the message's id (user property `id` on
+    /// MQTT v5).
+    pub(crate) async fn send_with_id(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        id: Option<String>,
+    ) -> std::result::Result<(), SinkError> {
         topic::validate_name(&topic).map_err(|m| SinkError(format!("mqtt sink topic: {m}")))?;
         let timeout = self.config.timeout_ms;
         let link = self.link()?;
-        match tokio::time::timeout(Duration::from_millis(timeout), link.tx.send((topic, payload))).await {
+        match tokio::time::timeout(Duration::from_millis(timeout), link.tx.send((topic, payload, id))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SinkError("mqtt sink connection ended".into())),
             Err(_) => {
@@ -169,7 +187,7 @@ impl SinkConnector for MqttSink {
     fn publish<'a>(&'a mut self, msg: &'a Outgoing) -> BoxFuture<'a, std::result::Result<(), SinkError>> {
         Box::pin(async move {
             let topic = self.topic(&msg.source)?;
-            self.send(topic, msg.bytes.clone()).await
+            self.send_with_id(topic, msg.bytes.clone(), msg.id.clone()).await
         })
     }
 
@@ -193,7 +211,11 @@ struct Window {
 }
 
 impl Window {
-    async fn run(mut self, mut messages: mpsc::Receiver<(String, Vec<u8>)>, mut notes: mpsc::UnboundedReceiver<Note>) {
+    async fn run(
+        mut self,
+        mut messages: mpsc::Receiver<(String, Vec<u8>, Option<String>)>,
+        mut notes: mpsc::UnboundedReceiver<Note>,
+    ) {
         let mut open = true;
         let mut drain_until = Instant::now();
         loop {
@@ -210,7 +232,7 @@ impl Window {
                     None => break,
                 },
                 m = messages.recv(), if open && self.unacked.len() < MAX_UNACKED => match m {
-                    Some((topic, payload)) => self.hand(topic, payload).await,
+                    Some((topic, payload, id)) => self.hand(topic, payload, id).await,
                     None => {
                         open = false;
                         drain_until = Instant::now() + self.timeout;
@@ -227,19 +249,44 @@ impl Window {
     }
 
     /// Queues one publish on the connection (QoS >= 1: into the window).
-    async fn hand(&mut self, topic: String, payload: Vec<u8>) {
+    async fn hand(&mut self, topic: String, payload: Vec<u8>, id: Option<String>) {
         if self.qos == 0 {
-            if let Err(e) = self.client.publish(&topic, 0, self.retained, payload).await {
+            if let Err(e) = self.publish(&topic, 0, payload, id.as_deref()).await {
                 tracing::warn!(error = %e, "mqtt sink publish failed");
             }
             return;
         }
         let seq = self.handed.fetch_add(1, Ordering::AcqRel);
-        if let Err(e) = self.client.publish(&topic, self.qos, self.retained, payload.clone()).await {
+        if let Err(e) = self.publish(&topic, self.qos, payload.clone(), id.as_deref()).await {
             tracing::warn!(error = %e, "mqtt sink publish failed");
             return;
         }
-        self.unacked.push_back(Unacked { seq, topic, payload });
+        self.unacked.push_back(Unacked { seq, topic, payload, id });
+    }
+
+    /// One publish; on MQTT v5 an id goes out as the user property `id`.
+    async fn publish(
+        &self,
+        topic: &str,
+        qos: u8,
+        payload: Vec<u8>,
+        id: Option<&str>,
+    ) -> std::result::Result<(), String> {
+        match (&self.client, id) {
+            (Client::V5(c), Some(id)) => {
+                let props = rumqttc::v5::mqttbytes::v5::PublishProperties {
+                    user_properties: vec![("id".to_string(), id.to_string())],
+                    ..Default::default()
+                };
+                let q = match qos {
+                    0 => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+                    1 => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    _ => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+                };
+                c.publish_with_properties(topic, q, self.retained, payload, props).await.map_err(|e| e.to_string())
+            }
+            _ => self.client.publish(topic, qos, self.retained, payload).await,
+        }
     }
 
     /// Publishes again the unacknowledged messages handed over before
@@ -255,7 +302,7 @@ impl Window {
         }
         tracing::warn!(messages = lost.len(), "mqtt sink: the broker lost the session, publishing again");
         for u in lost {
-            self.hand(u.topic, u.payload).await;
+            self.hand(u.topic, u.payload, u.id).await;
         }
     }
 }

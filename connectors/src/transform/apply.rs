@@ -17,6 +17,10 @@ pub(crate) struct Outgoing {
     /// What the message was made from: the row (`sendSingle`) or the array
     /// of rows. Dynamic properties (topic, url) are rendered against it.
     pub(crate) source: Value,
+    /// The deterministic id of an exactly-once emission
+    /// ([`weir_runtime::connector::Sink::emit_with_id`]), `None` otherwise.
+    /// Connectors that can carry it (MQTT v5 user property `id`) do.
+    pub(crate) id: Option<String>,
 }
 
 /// Applies [`SinkOptions`] to emissions.
@@ -68,7 +72,7 @@ impl Transform {
                 let value = serde_json::from_str::<serde_json::Value>(text)
                     .map(|j| Value::from_json(j, false))
                     .unwrap_or_else(|_| Value::str(text));
-                return Ok(Outgoing { bytes: text.clone().into_bytes(), value, source });
+                return Ok(Outgoing { bytes: text.clone().into_bytes(), value, source, id: None });
             }
             (Some(text), true) => {
                 let j: serde_json::Value = serde_json::from_str(text)
@@ -79,7 +83,7 @@ impl Transform {
             (None, false) => source.clone(),
         };
         let bytes = self.opts.encoder.encode(&value)?;
-        Ok(Outgoing { bytes, value, source })
+        Ok(Outgoing { bytes, value, source, id: None })
     }
 
     /// `dataField`, then `fields` / `excludeFields`.

@@ -14,7 +14,12 @@
 //!    template output decoded as JSON when there was one).
 //! 5. `format` encodes (`json`, `delimited` with `delimiter`/`hasHeader`,
 //!    `binary`); a template's output without field selection is sent as-is.
-//! 6. The message goes into a queue of `bufferLength` messages drained by
+//! 6. An emission with a deterministic id (`qos: 2`,
+//!    [`weir_runtime::connector::Sink::emit_with_id`]) gives its messages
+//!    the id (`<id>` for a whole emission, `<id>/<i>` for row `i` with
+//!    `sendSingle`), in [`Outgoing::id`] and, with `idField`, as that
+//!    field of each row before the steps above.
+//! 7. The message goes into a queue of `bufferLength` messages drained by
 //!    the connector. A full queue makes `emit` wait, which slows the rule
 //!    down: nothing is dropped.
 //!
@@ -60,6 +65,10 @@ pub(crate) struct SinkOptions {
     pub(crate) encoder: Encoder,
     /// `bufferLength`: messages queued for the connector.
     pub(crate) buffer_length: usize,
+    /// `idField`: with an exactly-once emission, the field that carries
+    /// its id in each row (for consumers that cannot see MQTT v5 user
+    /// properties).
+    pub(crate) id_field: Option<String>,
 }
 
 impl SinkOptions {
@@ -99,6 +108,7 @@ impl SinkOptions {
             omit_if_empty: props.bool("omitIfEmpty")?.unwrap_or(false),
             encoder,
             buffer_length,
+            id_field: props.str("idField")?.filter(|f| !f.is_empty()).map(str::to_string),
         })
     }
 }

@@ -76,32 +76,78 @@ impl<C: SinkConnector> TransformSink<C> {
     }
 }
 
-impl<C: SinkConnector> Sink for TransformSink<C> {
-    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            let mut errors = self.take_failures();
-            let messages = self.transform.apply(rows);
-            if !messages.is_empty() {
-                let Some(queue) = self.start() else {
-                    return Err(SinkError("sink is closed".into()));
-                };
-                for m in messages {
-                    match m {
-                        Ok(m) => {
-                            if queue.send(m).await.is_err() {
-                                errors.push("sink connector stopped".into());
-                                break;
-                            }
+impl<C: SinkConnector> TransformSink<C> {
+    /// The messages of an emission with id `id`: each carries its id
+    /// (`<id>/<i>` for row `i` with `sendSingle`), also in the rows'
+    /// `idField` when set.
+    fn apply_with_id(&mut self, rows: &[Value], id: &str) -> Vec<Result<Outgoing, String>> {
+        let opts = self.transform.options();
+        let (single, field) = (opts.send_single, opts.id_field.clone());
+        let with_field = |row: &Value, id: &str| match (&field, row.as_map()) {
+            (Some(f), Some(m)) => {
+                let mut m = m.clone();
+                m.insert(f.clone(), Value::str(id));
+                Value::map(m)
+            }
+            _ => row.clone(),
+        };
+        let tag = |messages: Vec<Result<Outgoing, String>>, id: &str| {
+            messages.into_iter().map(|m| m.map(|m| Outgoing { id: Some(id.to_string()), ..m })).collect::<Vec<_>>()
+        };
+        if single {
+            let mut out = Vec::new();
+            for (i, row) in rows.iter().enumerate() {
+                let row_id = format!("{id}/{i}");
+                let row = with_field(row, &row_id);
+                out.extend(tag(self.transform.apply(std::slice::from_ref(&row)), &row_id));
+            }
+            out
+        } else {
+            let rows: Vec<Value> = rows.iter().map(|r| with_field(r, id)).collect();
+            tag(self.transform.apply(&rows), id)
+        }
+    }
+
+    /// Queues the messages of one emission; returns the failures since the
+    /// last call.
+    async fn enqueue(&mut self, messages: Vec<Result<Outgoing, String>>) -> Result<(), SinkError> {
+        let mut errors = self.take_failures();
+        if !messages.is_empty() {
+            let Some(queue) = self.start() else {
+                return Err(SinkError("sink is closed".into()));
+            };
+            for m in messages {
+                match m {
+                    Ok(m) => {
+                        if queue.send(m).await.is_err() {
+                            errors.push("sink connector stopped".into());
+                            break;
                         }
-                        Err(e) => errors.push(e),
                     }
+                    Err(e) => errors.push(e),
                 }
             }
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(SinkError(errors.join("; ")))
-            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SinkError(errors.join("; ")))
+        }
+    }
+}
+
+impl<C: SinkConnector> Sink for TransformSink<C> {
+    fn emit_with_id<'a>(&'a mut self, rows: &'a [Value], id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let messages = self.apply_with_id(rows, id);
+            self.enqueue(messages).await
+        })
+    }
+
+    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let messages = self.transform.apply(rows);
+            self.enqueue(messages).await
         })
     }
 

@@ -205,3 +205,52 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<
     })
     .await
 }
+
+/// (payload, id) of a published message.
+type Published = (String, Option<String>);
+
+/// Records (payload, id) of what it publishes.
+#[derive(Clone, Default)]
+struct CollectIds(Arc<Mutex<Vec<Published>>>);
+
+impl SinkConnector for CollectIds {
+    fn publish<'a>(&'a mut self, msg: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.0.lock().unwrap().push((String::from_utf8(msg.bytes.clone()).unwrap(), msg.id.clone()));
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn emit_with_id_carries_the_id_to_the_connector_and_id_field() {
+    let got = |props: serde_json::Value| async move {
+        let c = CollectIds::default();
+        let mut s = TransformSink::new(SinkOptions::from_props(&Props::new(&props)).unwrap(), c.clone());
+        s.emit_with_id(&rows(r#"[{"a":1},{"a":2}]"#), "r1/7/0").await.unwrap();
+        s.emit(&rows(r#"[{"a":3}]"#)).await.unwrap();
+        s.close().await;
+        let v = c.0.lock().unwrap().clone();
+        v
+    };
+    let id = |s: &str| Some(s.to_string());
+    assert_eq!(
+        got(serde_json::json!({})).await,
+        vec![(r#"[{"a":1},{"a":2}]"#.to_string(), id("r1/7/0")), (r#"[{"a":3}]"#.to_string(), None)]
+    );
+    assert_eq!(
+        got(serde_json::json!({"idField": "_id"})).await,
+        vec![
+            (r#"[{"_id":"r1/7/0","a":1},{"_id":"r1/7/0","a":2}]"#.to_string(), id("r1/7/0")),
+            (r#"[{"a":3}]"#.to_string(), None)
+        ]
+    );
+    assert_eq!(
+        got(serde_json::json!({"idField": "_id", "sendSingle": true})).await,
+        vec![
+            (r#"{"_id":"r1/7/0/0","a":1}"#.to_string(), id("r1/7/0/0")),
+            (r#"{"_id":"r1/7/0/1","a":2}"#.to_string(), id("r1/7/0/1")),
+            (r#"{"a":3}"#.to_string(), None)
+        ]
+    );
+}

@@ -1,0 +1,230 @@
+//! Exactly-once across crashes (issue 5 item 5): a real mosquitto, a real
+//! `weir serve` process killed with SIGKILL at random moments and
+//! restarted on the same data directory, two `qos: 2` rules (a count
+//! window and a stateless one) whose MQTT outputs carry their ids in the
+//! payload (`idField`). At the end the outputs, deduplicated by id, must
+//! equal what a run without failures gives (computed from the input), and
+//! no id may carry two different payloads.
+//!
+//! Skipped (with a note) when mosquitto is not installed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
+use crate::util::Server;
+
+/// Sequence-numbered events published in all.
+const EVENTS: i64 = 2000;
+/// Kill/restart rounds.
+const ROUNDS: usize = 20;
+/// Count window size of the windowed rule.
+const WINDOW: i64 = 10;
+
+/// A small xorshift generator: random kill moments, reproducible from the
+/// printed seed (`WEIR_KILL_SEED` replays one).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+        });
+        eprintln!("kill -9 loop: seed {seed} (WEIR_KILL_SEED={seed} replays it)");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Starts `weir serve` on `dir/data` with `dir/etc/mqtt_source.yaml`.
+fn serve(dir: &Path, source_yaml: &str) -> Server {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(etc.join("sources")).unwrap();
+    std::fs::write(etc.join("mqtt_source.yaml"), source_yaml).unwrap();
+    Server::start_with(&dir.join("data"), &["--etc-dir", etc.to_str().unwrap()])
+}
+
+fn created(server: &Server, path: &str, body: &str) {
+    let r = server.call("POST", path, Some(body));
+    assert_eq!(r.status, 201, "POST {path} {body}: {}", r.body);
+}
+
+/// Every output seen: id -> payload (without the id), plus how many
+/// messages arrived in all.
+#[derive(Default)]
+struct Outputs {
+    by_id: HashMap<String, serde_json::Value>,
+    received: usize,
+    conflicts: Vec<String>,
+}
+
+impl Outputs {
+    fn take(&mut self, topic: &str, payload: &[u8]) {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(payload).unwrap_or_else(|e| panic!("{topic}: not JSON ({e})"));
+        let id = v.as_object_mut().and_then(|m| m.remove("_id")).unwrap_or_else(|| panic!("{topic}: no _id in {v}"));
+        let id = format!("{topic}#{}", id.as_str().expect("string id"));
+        self.received += 1;
+        match self.by_id.get(&id) {
+            Some(old) if *old != v => self.conflicts.push(format!("{id}: {old} then {v}")),
+            Some(_) => {}
+            None => {
+                self.by_id.insert(id, v);
+            }
+        }
+    }
+
+    /// The deduplicated payloads of `topic`, counted.
+    fn of(&self, topic: &str) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for (id, v) in &self.by_id {
+            if id.starts_with(&format!("{topic}#")) {
+                *m.entry(v.to_string()).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+}
+
+/// What a failure-free run outputs, computed from the input.
+fn expected() -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let pass = (0..EVENTS).map(|i| (json!({"seq": i}).to_string(), 1)).collect();
+    let win =
+        (0..EVENTS / WINDOW).map(|w| (json!({"c": WINDOW, "last": w * WINDOW + WINDOW - 1}).to_string(), 1)).collect();
+    (pass, win)
+}
+
+#[test]
+#[ignore = "fails: an MQTT batch durably appended to the ingest log but not yet acked when weir is killed \
+            is redelivered by the broker and appended again (duplicate input); run with --ignored"]
+fn kill_9_loop_outputs_deduplicated_by_id_equal_a_failure_free_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let Some(broker) = Mosquitto::start(&broker_dir) else {
+        eprintln!("mosquitto not installed: skipped");
+        return;
+    };
+    let port = broker.port;
+    let started = Instant::now();
+    let mut rng = Rng::new();
+    // One source connection per rule, each with a fixed client id: a
+    // persistent session keeps what arrives while weir is down.
+    let source_yaml = format!(
+        "default:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-win\n\
+         pass:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-pass\n"
+    );
+    let rt = runtime();
+    let mut sub = rt.block_on(Subscriber::start(port, "kill-sub", "kill/out/#", 1, true));
+    let mut publisher = rt.block_on(async { Publisher::new(port, "kill-pub") });
+
+    let mut server = serve(dir.path(), &source_yaml);
+    let stream = |name: &str, key: &str| {
+        json!({"sql": format!(
+            "CREATE STREAM {name} () WITH (DATASOURCE=\"kill/in\", FORMAT=\"JSON\", CONF_KEY=\"{key}\")")})
+        .to_string()
+    };
+    created(&server, "/streams", &stream("swin", "default"));
+    created(&server, "/streams", &stream("spass", "pass"));
+    let options = json!({"qos": 2, "checkpointInterval": 200});
+    let action = |rule: &str| {
+        json!({"mqtt": {"server": format!("tcp://127.0.0.1:{port}"), "topic": format!("kill/out/{rule}"),
+            "qos": 1, "sendSingle": true, "idField": "_id", "clientId": format!("weir-kill-sink-{rule}")}})
+    };
+    let rule =
+        |id: &str, sql: &str| json!({"id": id, "sql": sql, "actions": [action(id)], "options": options}).to_string();
+    created(
+        &server,
+        "/rules",
+        &rule("win", &format!("SELECT count(*) AS c, max(seq) AS last FROM swin GROUP BY COUNTWINDOW({WINDOW})")),
+    );
+    created(&server, "/rules", &rule("pass", "SELECT seq FROM spass"));
+
+    // Fresh client ids have no session yet: wait until both sources are
+    // connected (and have had time to subscribe) before publishing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (id, source) in [("win", "swin"), ("pass", "spass")] {
+        let key = format!("source_{source}_0_connection_status");
+        while server.call("GET", &format!("/rules/{id}/status"), None).json()[&key] != json!(1) {
+            assert!(Instant::now() < deadline, "rule {id}'s source did not connect");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut out = Outputs::default();
+    let drain = |sub: &mut Subscriber, out: &mut Outputs, for_ms: u64| {
+        rt.block_on(async {
+            let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+            while let Ok((topic, payload)) = tokio::time::timeout_at(until, sub.next()).await {
+                out.take(&topic, &payload);
+            }
+        })
+    };
+    let per_round = EVENTS / ROUNDS as i64;
+    for round in 0..ROUNDS {
+        // A chunk of events, then weir dies at a random moment while it
+        // works on them (or on what it restored).
+        rt.block_on(async {
+            for i in round as i64 * per_round..(round as i64 + 1) * per_round {
+                publisher.publish("kill/in", 1, json!({"seq": i}).to_string()).await;
+            }
+        });
+        drain(&mut sub, &mut out, rng.below(400));
+        server.kill();
+        drain(&mut sub, &mut out, rng.below(50));
+        server = serve(dir.path(), &source_yaml);
+    }
+    rt.block_on(publisher.wait_acked(EVENTS as u64));
+
+    let (want_pass, want_win) = expected();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (out.of("kill/out/pass").len() < want_pass.len() || out.of("kill/out/win").len() < want_win.len())
+        && Instant::now() < deadline
+    {
+        drain(&mut sub, &mut out, 200);
+    }
+    // Late duplicates (a conflicting payload would show here).
+    drain(&mut sub, &mut out, 1000);
+    let status = |id: &str| server.call("GET", &format!("/rules/{id}/status"), None).json();
+    let (s_win, s_pass) = (status("win"), status("pass"));
+    server.kill();
+
+    let unique = out.by_id.len();
+    eprintln!(
+        "kill -9 loop: {ROUNDS} rounds, {} messages received, {unique} distinct ids, {} duplicates dropped, {:.1} s",
+        out.received,
+        out.received - unique,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(out.conflicts.is_empty(), "ids with two different payloads: {:?}", out.conflicts);
+    let (got_pass, got_win) = (out.of("kill/out/pass"), out.of("kill/out/win"));
+    let diff = |got: &BTreeMap<String, usize>, want: &BTreeMap<String, usize>| {
+        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(10).collect();
+        let extra: Vec<_> = got.iter().filter(|(k, n)| want.get(*k) != Some(n)).take(10).collect();
+        let ids: Vec<_> = extra
+            .iter()
+            .take(3)
+            .map(|(k, _)| out.by_id.iter().filter(|(_, v)| v.to_string() == **k).map(|(id, _)| id).collect::<Vec<_>>())
+            .collect();
+        format!("missing {missing:?}, extra or repeated under another id {extra:?} (ids {ids:?})")
+    };
+    assert!(
+        got_pass == want_pass && got_win == want_win,
+        "stateless rule: {} (status {}); windowed rule: {} (status {})",
+        diff(&got_pass, &want_pass),
+        s_pass["status"],
+        diff(&got_win, &want_win),
+        s_win["status"]
+    );
+    drop(broker);
+}
