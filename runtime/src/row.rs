@@ -91,6 +91,12 @@ impl Batch {
     }
 }
 
+/// Meta key a source sets on a message its broker sends again (MQTT
+/// DUP): with `qos` 1/2 the ingest log drops it when it already holds it,
+/// so a crash between the log append and the broker ack does not feed the
+/// message twice.
+pub const REDELIVERED: &str = "redelivered";
+
 /// A raw message from a source, before decoding.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Payload {

@@ -46,14 +46,40 @@ impl SourceSender {
             return false;
         }
         match &self.log {
-            Some(log) => match log.append(payloads).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot append to the ingest log");
-                    false
+            Some(log) => {
+                // A redelivery (the broker had no ack when we crashed) may
+                // already be in the log: feeding it again would count it
+                // twice.
+                let redelivered = |p: &Payload| {
+                    p.meta.as_ref().is_some_and(|m| m.get(crate::row::REDELIVERED) == Some(&crate::Value::Bool(true)))
+                };
+                let mut payloads = payloads;
+                if payloads.iter().any(redelivered) {
+                    let tail = log.tail(REDELIVERY_WINDOW).unwrap_or_default();
+                    let same = |a: &Payload, b: &Payload| {
+                        let key = |x: &Payload, k: &str| x.meta.as_ref().and_then(|m| m.get(k).cloned());
+                        a.data == b.data
+                            && key(a, "topic") == key(b, "topic")
+                            && key(a, "messageId") == key(b, "messageId")
+                    };
+                    payloads.retain(|p| !(redelivered(p) && tail.iter().any(|t| same(t, p))));
                 }
-            },
+                if payloads.is_empty() {
+                    return true;
+                }
+                self.append(log, payloads).await
+            }
             None => self.to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_ok(),
+        }
+    }
+
+    async fn append(&self, log: &IngestLog, payloads: Vec<Payload>) -> bool {
+        match log.append(payloads).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot append to the ingest log");
+                false
+            }
         }
     }
 
@@ -265,6 +291,11 @@ struct CommitContext {
 
 /// Log positions of each source at each injected barrier.
 type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
+
+/// How many of the newest log entries a redelivered message is checked
+/// against (a broker redelivers at most its in-flight window, and the
+/// source appends in batches of at most a few hundred).
+const REDELIVERY_WINDOW: u64 = 4096;
 
 /// Bound of each source's ingest log behind the committed checkpoint.
 const INGEST_LOG_CAPACITY: u64 = 1_000_000;

@@ -33,6 +33,8 @@ pub(crate) struct Incoming {
     pub(crate) payload: Vec<u8>,
     pub(crate) qos: u8,
     pub(crate) pkid: u16,
+    /// The broker sends this message again (it had no ack for it).
+    pub(crate) dup: bool,
     /// `Some` for QoS >= 1: must be acked (manual acks are on).
     pub(crate) ack: Option<AckHandle>,
 }
@@ -199,6 +201,7 @@ impl EventLoop {
                         topic: p.topic.clone(),
                         qos: p.qos as u8,
                         pkid: p.pkid,
+                        dup: p.dup,
                         payload: p.payload.to_vec(),
                         ack: (p.qos != rumqttc::QoS::AtMostOnce).then(|| {
                             let mut h = rumqttc::Publish::new("", p.qos, Vec::new());
@@ -219,6 +222,7 @@ impl EventLoop {
                         topic: String::from_utf8_lossy(&p.topic).into_owned(),
                         qos: p.qos as u8,
                         pkid: p.pkid,
+                        dup: p.dup,
                         payload: p.payload.to_vec(),
                         ack: (p.qos != v5::mqttbytes::QoS::AtMostOnce).then(|| {
                             let mut h = v5::mqttbytes::v5::Publish::new("", p.qos, Vec::new(), None);

@@ -68,6 +68,8 @@ pub(crate) struct Delivery {
     pub(crate) qos: u8,
     /// The packet id (eKuiper's `messageId`); 0 for QoS 0.
     pub(crate) message_id: u16,
+    /// A redelivery of a message the broker got no ack for.
+    pub(crate) dup: bool,
     ack: Option<Arc<AckGuard>>,
     acked: bool,
 }
@@ -300,6 +302,7 @@ async fn dispatch(shared: &Arc<Shared>, m: Incoming) {
             payload: payload.clone(),
             qos: m.qos,
             message_id: m.pkid,
+            dup: m.dup,
             ack: guard.clone(),
             acked: false,
         };

@@ -116,6 +116,10 @@ pub(crate) fn meta(d: &Delivery) -> Map {
     m.insert("topic".into(), Value::str(&d.topic));
     m.insert("qos".into(), Value::Int(i64::from(d.qos)));
     m.insert("messageId".into(), Value::Int(i64::from(d.message_id)));
+    if d.dup {
+        // Lets the ingest log drop a redelivery it already holds.
+        m.insert(weir_runtime::row::REDELIVERED.into(), Value::Bool(true));
+    }
     m
 }
 

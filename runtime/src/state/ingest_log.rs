@@ -154,6 +154,17 @@ impl IngestLog {
         Ok(out)
     }
 
+    /// The last `window` entries (to recognise redelivered messages that
+    /// were logged before a crash).
+    ///
+    /// # Errors
+    /// The store failed or an entry is corrupt.
+    pub fn tail(&self, window: u64) -> StateResult<Vec<Payload>> {
+        let end = self.end();
+        let from = end.saturating_sub(window).max(self.start());
+        Ok(self.read(from, (end - from) as usize)?.into_iter().map(|(_, p)| p).collect())
+    }
+
     /// The next sequence number to be written.
     pub fn end(&self) -> u64 {
         self.inner.next.load(Ordering::Acquire)
