@@ -120,3 +120,42 @@ fn count_window_resumes_from_checkpoint_without_loss_or_duplicates() {
     assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#, r#"[{"vs":[7,8,9]}]"#]);
     assert!(out.0.lock().unwrap().iter().all(|(id, _)| id.starts_with("r1/")), "every output carries an id");
 }
+
+/// A corrupt checkpoint stops the rule from starting with a clear error; it
+/// never runs on bad state or panics.
+#[test]
+fn corrupt_checkpoint_is_a_clear_error() {
+    use weir_runtime::state::{rule_prefix, Space, Write};
+    let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+    let out = Collect::default();
+    run_until_committed(backend.clone(), vec![1, 2, 3, 4, 5], out);
+    // Garbage in place of every operator snapshot of the rule.
+    let snapshots = backend.scan(Space::Checkpoints, &rule_prefix("r1")).unwrap();
+    assert!(!snapshots.is_empty());
+    backend
+        .write(snapshots.into_iter().map(|(k, _)| Write::Put(Space::Checkpoints, k, vec![0xff, 0xfe])).collect(), true)
+        .unwrap();
+    let mut catalog = Catalog::new();
+    let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (v BIGINT) WITH (DATASOURCE="s")"#).unwrap() else {
+        unreachable!()
+    };
+    catalog.insert(*def);
+    let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
+    let p =
+        plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
+            .unwrap();
+    let err = actix::System::new().block_on(async move {
+        RunningRule::start_with(
+            &p,
+            Registry::builtins(),
+            Arc::new(SystemClock),
+            vec![Box::new(Events(vec![]))],
+            vec![("sink_collect_0".into(), Box::new(Collect::default()))],
+            Some(backend),
+            Vec::new(),
+        )
+        .err()
+        .expect("a corrupt checkpoint must not start")
+    });
+    assert!(err.message.contains("cannot restore") && err.message.contains("corrupt"), "{}", err.message);
+}
