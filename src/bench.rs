@@ -79,6 +79,13 @@ pub(crate) struct BenchArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
+    /// Rule option `qos`: 1 or 2 puts the input through the durable ingest
+    /// log and checkpoints the rule into RocksDB (in a temporary directory).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) qos: u8,
+    /// Rule option `checkpointInterval`, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) checkpoint_interval: i64,
 }
 
 const W1_SQL: &str = "SELECT deviceId, count(*) AS c, avg(temperature) AS t, max(humidity) AS h \
@@ -271,16 +278,18 @@ impl Sink for CountingSink {
     }
 }
 
-fn build_plan(workload: Workload, schemaless: bool) -> anyhow::Result<PhysicalPlan> {
+fn build_plan(workload: Workload, schemaless: bool, qos: u8, interval: i64) -> anyhow::Result<PhysicalPlan> {
     let schema = if schemaless { "()" } else { SCHEMA };
     let ddl = format!(r#"CREATE STREAM s {schema} WITH (DATASOURCE="s", TIMESTAMP="ts")"#);
     let Statement::Create(def) = parse_statement(&ddl)? else { bail!("not a CREATE statement: {ddl}") };
     let mut catalog = Catalog::new();
     catalog.insert(*def);
-    let (sql, options) = match workload {
+    let (sql, mut options) = match workload {
         Workload::W1 => (W1_SQL, serde_json::json!({"isEventTime": true})),
         _ => (W2_SQL, serde_json::json!({})),
     };
+    options["qos"] = qos.into();
+    options["checkpointInterval"] = interval.into();
     let options = RuleOptions::from_json(&options)?;
     Ok(plan("bench", sql, &catalog, &options, Registry::builtins())?)
 }
@@ -372,7 +381,12 @@ impl Source for BenchSource {
 
 /// Runs W1 or W2 and returns the figures.
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
-    let plan = build_plan(args.workload, args.schemaless)?;
+    let plan = build_plan(args.workload, args.schemaless, args.qos, args.checkpoint_interval)?;
+    let state_dir = tempfile::tempdir()?;
+    let state: Option<Arc<dyn weir_runtime::state::StateBackend>> = match args.qos {
+        0 => None,
+        _ => Some(Arc::new(weir_runtime::state::RocksBackend::open(state_dir.path())?)),
+    };
     let (feed, _data) = open_feed(args)?;
     let sink = CountingSink::default();
     let counters = sink.0.clone();
@@ -380,20 +394,30 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let fed = Arc::new(AtomicU64::new(0));
     let error = Arc::new(std::sync::Mutex::new(None));
     let source = BenchSource { feed, batch, limit: args.events, fed: fed.clone(), error: error.clone() };
+    let fed_events = fed.clone();
 
     let cpu0 = cpu_time();
     let t0 = Instant::now();
     let system = actix::System::new();
     system.block_on(async move {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut rule = RunningRule::start(
+        let mut rule = RunningRule::start_with(
             &plan,
             Registry::builtins(),
             clock,
             vec![Box::new(source)],
             vec![("counting".to_string(), Box::new(sink))],
+            state,
+            Vec::new(),
         )?;
         rule.wait_sources().await;
+        // Through the ingest log the rule reads behind the source: wait
+        // until the decoder has taken every event.
+        let want = fed_events.load(Ordering::Relaxed);
+        let decoded = |r: &RunningRule| r.metrics().iter().filter(|m| m.name.contains("decoder")).map(|m| m.records_in()).sum::<u64>();
+        while decoded(&rule) < want {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         rule.stop().await;
         anyhow::Ok(())
     })?;
@@ -403,11 +427,12 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         bail!("reading the input: {e}");
     }
     let label = format!(
-        "{:?}{} input={:?} batch={}",
+        "{:?}{} input={:?} batch={} qos={}",
         args.workload,
         if args.schemaless { " schemaless" } else { " schema" },
         args.input,
-        batch
+        batch,
+        args.qos
     );
     Ok(Report {
         label,
@@ -424,7 +449,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
 /// Decoder alone: the same input, decoded one payload per line (a fresh
 /// `Vec<u8>` per line, as a source builds them) and as NDJSON chunks.
 pub(crate) fn run_decode(args: &BenchArgs) -> anyhow::Result<String> {
-    let plan = build_plan(Workload::W1, args.schemaless)?;
+    let plan = build_plan(Workload::W1, args.schemaless, 0, 1000)?;
     let source = &plan.sources[0];
     let decoder = Decoder::new(source, 0, plan.width as usize, Some("ts"));
     let mut out = String::new();
