@@ -292,13 +292,14 @@ struct CommitContext {
 /// Log positions of each source at each injected barrier.
 type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
 
-/// How many of the newest log entries a redelivered message is checked
-/// against (a broker redelivers at most its in-flight window, and the
-/// source appends in batches of at most a few hundred).
-const REDELIVERY_WINDOW: u64 = 4096;
+/// How many of the newest log entries (source batches) a redelivered
+/// message is checked against: a broker redelivers at most its in-flight
+/// window.
+const REDELIVERY_WINDOW: u64 = 64;
 
-/// Bound of each source's ingest log behind the committed checkpoint.
-const INGEST_LOG_CAPACITY: u64 = 1_000_000;
+/// Bound of each source's ingest log (entries, i.e. source batches) behind
+/// the committed checkpoint.
+const INGEST_LOG_CAPACITY: u64 = 100_000;
 
 /// Follows the sinks: commits an epoch once every sink has seen its
 /// barrier, and reports when all sinks have ended.
@@ -405,7 +406,7 @@ async fn read_log(
             }
             let _ = reply.send(pos);
         }
-        let batch = match log.read(pos, 1024) {
+        let batch = match log.read(pos, 16) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the ingest log");
@@ -414,7 +415,7 @@ async fn read_log(
         };
         if let Some((last, _)) = batch.last() {
             pos = last + 1;
-            let payloads = batch.into_iter().map(|(_, p)| p).collect();
+            let payloads = batch.into_iter().flat_map(|(_, p)| p).collect();
             if to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_err() {
                 return;
             }

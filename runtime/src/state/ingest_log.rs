@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::{codec, rule_prefix, Space, StateBackend, StateError, StateResult, Write};
 use crate::row::Payload;
 
-/// One source's log: `(rule, source index) -> seq -> payload`.
+/// One source's log: `(rule, source index) -> seq -> payloads` (one entry
+/// per append).
 #[derive(Clone)]
 pub struct IngestLog {
     inner: Arc<Inner>,
@@ -141,7 +142,7 @@ impl IngestLog {
     ///
     /// # Errors
     /// The store failed or an entry is corrupt.
-    pub fn read(&self, from: u64, max: usize) -> StateResult<Vec<(u64, Payload)>> {
+    pub fn read(&self, from: u64, max: usize) -> StateResult<Vec<(u64, Vec<Payload>)>> {
         let next = self.inner.next.load(Ordering::Acquire);
         let mut out = Vec::new();
         let mut seq = from.max(self.inner.first.load(Ordering::Acquire));
@@ -162,7 +163,7 @@ impl IngestLog {
     pub fn tail(&self, window: u64) -> StateResult<Vec<Payload>> {
         let end = self.end();
         let from = end.saturating_sub(window).max(self.start());
-        Ok(self.read(from, (end - from) as usize)?.into_iter().map(|(_, p)| p).collect())
+        Ok(self.read(from, (end - from) as usize)?.into_iter().flat_map(|(_, p)| p).collect())
     }
 
     /// The next sequence number to be written.
@@ -214,17 +215,17 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Append>) {
         let mut writes = Vec::new();
         let mut seq = start;
         let mut encode_err = None;
+        // One entry per append: a source's batch is written, read and
+        // replayed as a unit (barriers fall between entries).
         for a in &group {
-            for p in &a.payloads {
-                match codec::encode(p) {
-                    Ok(bytes) => {
-                        let mut k = inner.prefix.clone();
-                        k.extend_from_slice(&seq.to_be_bytes());
-                        writes.push(Write::Put(Space::IngestLog, k, bytes));
-                        seq += 1;
-                    }
-                    Err(e) => encode_err = Some(e),
+            match codec::encode(&a.payloads) {
+                Ok(bytes) => {
+                    let mut k = inner.prefix.clone();
+                    k.extend_from_slice(&seq.to_be_bytes());
+                    writes.push(Write::Put(Space::IngestLog, k, bytes));
+                    seq += 1;
                 }
+                Err(e) => encode_err = Some(e),
             }
         }
         let mut next_key = inner.prefix.clone();
@@ -264,13 +265,15 @@ mod tests {
         let log = IngestLog::open(backend.clone(), "r", 0, 10).unwrap();
         log.append(vec![p(1), p(2)]).await.unwrap();
         log.append(vec![p(3)]).await.unwrap();
-        let got: Vec<u64> = log.read(0, 10).unwrap().into_iter().map(|(s, _)| s).collect();
-        assert_eq!(got, vec![0, 1, 2]);
+        log.append(vec![p(4)]).await.unwrap();
+        let got: Vec<(u64, usize)> = log.read(0, 10).unwrap().into_iter().map(|(s, v)| (s, v.len())).collect();
+        assert_eq!(got, vec![(0, 2), (1, 1), (2, 1)]);
         log.truncate(2).unwrap();
         assert_eq!(log.read(0, 10).unwrap().len(), 1);
         let again = IngestLog::open(backend.clone(), "r", 0, 10).unwrap();
         assert_eq!((again.start(), again.end()), (2, 3));
-        assert_eq!(again.read(0, 10).unwrap()[0].1, p(3));
+        assert_eq!(again.read(0, 10).unwrap()[0].1, vec![p(4)]);
+        assert_eq!(again.tail(10).unwrap(), vec![p(4)]);
         // Fully truncated, the log still knows where it is.
         again.truncate(3).unwrap();
         let empty = IngestLog::open(backend, "r", 0, 10).unwrap();
@@ -281,7 +284,8 @@ mod tests {
     async fn full_log_waits_for_truncation() {
         let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
         let log = IngestLog::open(backend, "r", 1, 2).unwrap();
-        log.append(vec![p(1), p(2)]).await.unwrap();
+        log.append(vec![p(1)]).await.unwrap();
+        log.append(vec![p(2)]).await.unwrap();
         let l2 = log.clone();
         let blocked = tokio::spawn(async move { l2.append(vec![p(3)]).await });
         tokio::task::yield_now().await;
