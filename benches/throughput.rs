@@ -38,6 +38,8 @@ fn main() {
             data: Some(data.clone()),
             batch: 1024,
             seed: 42,
+            qos: 0,
+            checkpoint_interval: 1000,
         };
         let r = bench::run(&args).unwrap_or_else(|e| panic!("{workload:?}: {e:#}"));
         assert_eq!(r.events, events, "every event fed");
