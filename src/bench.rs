@@ -414,7 +414,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         // Through the ingest log the rule reads behind the source: wait
         // until the decoder has taken every event.
         let want = fed_events.load(Ordering::Relaxed);
-        let decoded = |r: &RunningRule| r.metrics().iter().filter(|m| m.name.contains("decoder")).map(|m| m.records_in()).sum::<u64>();
+        let decoded = |r: &RunningRule| {
+            r.metrics().iter().filter(|m| m.name.contains("decoder")).map(|m| m.records_in()).sum::<u64>()
+        };
         while decoded(&rule) < want {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
