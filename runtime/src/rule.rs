@@ -113,6 +113,8 @@ pub struct RunningRule {
     tasks: Vec<JoinHandle<()>>,
     sources_done: Vec<JoinHandle<()>>,
     committed: Arc<std::sync::atomic::AtomicU64>,
+    /// Asks for a last checkpoint at stop (`qos` 1/2).
+    final_checkpoint: Option<mpsc::Sender<tokio::sync::oneshot::Sender<u64>>>,
 }
 
 impl RunningRule {
@@ -191,12 +193,15 @@ impl RunningRule {
         }
         tasks.push(actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock.clone(), stop_rx.clone())));
         let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        let mut final_checkpoint = None;
         let commits = match state {
             Some(backend) => {
                 let interval = plan.options.checkpoint_interval_ms.max(1);
                 let offsets = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
                 let logs: Vec<IngestLog> = readers.iter().map(|(l, _)| l.clone()).collect();
                 let requests: Vec<_> = readers.into_iter().map(|(_, tx)| tx).collect();
+                let (tx, last_call) = mpsc::channel(1);
+                final_checkpoint = Some(tx);
                 tasks.push(actix::spawn(inject_barriers(
                     clock,
                     interval,
@@ -204,13 +209,22 @@ impl RunningRule {
                     requests,
                     offsets.clone(),
                     stop_rx,
+                    last_call,
                 )));
                 Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
             }
             None => None,
         };
         actix::spawn(watch_sinks(graph.clone(), events, commits, committed, ended_tx));
-        Ok(RunningRule { graph, stop, ended: Some(ended), tasks, sources_done, committed: committed_epoch })
+        Ok(RunningRule {
+            graph,
+            stop,
+            ended: Some(ended),
+            tasks,
+            sources_done,
+            committed: committed_epoch,
+            final_checkpoint,
+        })
     }
 
     /// The newest committed checkpoint epoch (0 if none).
@@ -233,8 +247,26 @@ impl RunningRule {
     /// Stops the rule: sources and clock stop, `End` flows through the
     /// graph, and this returns once every sink has flushed.
     pub async fn stop(mut self) {
+        for t in self.sources_done.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+        // With checkpoints, a clean stop commits everything read so far, so
+        // held outputs go out under their final ids and a restart resumes
+        // exactly there.
+        if let Some(tx) = self.final_checkpoint.take() {
+            let (reply, epoch) = tokio::sync::oneshot::channel();
+            if tx.send(reply).await.is_ok() {
+                if let Ok(Ok(e)) = tokio::time::timeout(STOP_CHECKPOINT_TIMEOUT, epoch).await {
+                    let deadline = tokio::time::Instant::now() + STOP_CHECKPOINT_TIMEOUT;
+                    while self.committed_epoch() < e && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        }
         let _ = self.stop.send(true);
-        for t in self.tasks.drain(..).chain(self.sources_done.drain(..)) {
+        for t in self.tasks.drain(..) {
             t.abort();
             let _ = t.await;
         }
@@ -296,6 +328,9 @@ type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64
 /// message is checked against: a broker redelivers at most its in-flight
 /// window.
 const REDELIVERY_WINDOW: u64 = 64;
+
+/// How long a stop waits for its last checkpoint.
+const STOP_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Bound of each source's ingest log (entries, i.e. source batches) behind
 /// the committed checkpoint.
@@ -363,11 +398,15 @@ async fn inject_barriers(
     readers: Vec<mpsc::Sender<BarrierRequest>>,
     offsets: EpochOffsets,
     mut stop: watch::Receiver<bool>,
+    mut last_call: mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>,
 ) {
     loop {
         let due = clock.now_ms() + interval;
+        // A stopping rule asks for one last checkpoint, taken at once.
+        let mut reply = None;
         tokio::select! {
             _ = clock.sleep_until(due) => {}
+            r = last_call.recv() => reply = r,
             _ = stop.changed() => return,
         }
         epoch += 1;
@@ -383,6 +422,9 @@ async fn inject_barriers(
             }
         }
         offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(epoch, positions);
+        if let Some(r) = reply {
+            let _ = r.send(epoch);
+        }
     }
 }
 

@@ -78,16 +78,6 @@ impl Hold {
         self.with_ids(done)
     }
 
-    /// Everything held, committed or not (the rule is stopping).
-    fn take_all(&mut self) -> Vec<(String, Vec<Value>)> {
-        let mut all = std::mem::take(&mut self.sealed);
-        let pending = std::mem::take(&mut self.pending);
-        if !pending.is_empty() {
-            all.insert(self.last_barrier + 1, pending);
-        }
-        self.with_ids(all)
-    }
-
     fn with_ids(&self, epochs: BTreeMap<u64, Vec<Vec<Value>>>) -> Vec<(String, Vec<Value>)> {
         let mut out = Vec::new();
         for (epoch, outputs) in epochs {
@@ -190,10 +180,11 @@ impl Handler<Msg> for SinkActor {
                     Err(e) => metrics.exception(&format!("checkpoint {n} failed: {e}"), clock.now_ms()),
                 },
                 Message::End => {
-                    // Stopping: send everything; outputs of uncommitted
-                    // epochs will be regenerated with the same ids.
-                    let outputs = hold.take_all();
-                    self.send(outputs, ctx);
+                    // Stopping: a clean stop has committed and released its
+                    // last checkpoint already. Outputs of epochs that did
+                    // not commit are not sent: the restarted rule replays
+                    // their input from the log and sends them then, with
+                    // ids that match.
                     let sink = self.sink.clone();
                     ctx.wait(
                         async move {
