@@ -96,3 +96,258 @@ fn postgres_orders_flow_through_a_rule_and_resume_after_restart() {
     let url = block_on(pg.create_database("mes"));
     running_orders_flow_into_a_table_and_resume_after_restart(&url);
 }
+
+/// One `quality_result` row: part, order, machine, characteristic,
+/// measured value, verdict, note.
+type QualityRow = (String, Option<i64>, Option<String>, Option<String>, Option<f64>, Option<String>, Option<String>);
+
+/// `quality_result`, by `part_id`.
+fn quality(url: &str) -> Vec<QualityRow> {
+    let rows = block_on(query(url, "SELECT * FROM quality_result ORDER BY part_id")).unwrap();
+    let s = |r: &weir_runtime::Map, k: &str| r.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    rows.iter()
+        .map(|r| {
+            (
+                s(r, "part_id").unwrap_or_default(),
+                r.get("order_id").and_then(|v| v.as_i64()),
+                s(r, "machine_id"),
+                s(r, "characteristic"),
+                r.get("measured").and_then(|v| v.as_f64()),
+                s(r, "verdict"),
+                s(r, "note"),
+            )
+        })
+        .collect()
+}
+
+const INJECTION: &str = "'; DROP TABLE product_spec; --";
+
+/// The MES scenario (issue 7): machine measurements pushed over HTTP are
+/// joined with the product specs (a `KIND="lookup"` sql table keyed by
+/// product and characteristic), parts outside the tolerance band are
+/// flagged, and the verdicts are written to `quality_result` by the sql
+/// sink. A part id and a product that look like SQL are stored and looked
+/// up as data.
+fn out_of_spec_parts_are_flagged_into_the_quality_table(url: &str) {
+    block_on(mes::install(url)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("sources")).unwrap();
+    let conf = json!({"mes": {"url": url, "lookup": {"cache": true, "cacheTtl": 600, "cacheMissingKey": true}}});
+    std::fs::write(etc.join("sources/sql.yaml"), serde_json::to_string(&conf).unwrap()).unwrap();
+    let push_port = crate::util::free_port();
+    std::fs::write(
+        etc.join("kuiper.yaml"),
+        format!("source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: {push_port}\n"),
+    )
+    .unwrap();
+    let s = Server::start_with(&dir.path().join("data"), &["--etc-dir", etc.to_str().unwrap()]);
+    let stream = r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/measure\", FORMAT=\"json\")"}"#;
+    let r = s.call("POST", "/streams", Some(stream));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let table = r#"{"sql":"CREATE TABLE spec () WITH (TYPE=\"sql\", KIND=\"lookup\", DATASOURCE=\"product_spec\", CONF_KEY=\"mes\")"}"#;
+    let r = s.call("POST", "/tables", Some(table));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let rule = json!({"id": "quality",
+        "sql": "SELECT m.part_id AS part_id, m.order_id AS order_id, m.machine_id AS machine_id, \
+                m.characteristic AS characteristic, m.value AS measured, \
+                CASE WHEN isNull(spec.product_id) THEN 'NOSPEC' \
+                     WHEN m.value > spec.upper_limit OR m.value < spec.lower_limit THEN 'NOK' \
+                     ELSE 'OK' END AS verdict, \
+                spec.unit AS note \
+                FROM m LEFT JOIN spec ON m.product = spec.product_id AND m.characteristic = spec.characteristic",
+        "actions": [{"sql": {"url": url, "table": "quality_result"}}]});
+    let r = s.call("POST", "/rules", Some(&rule.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let part = |id: &str, order: i64, machine: &str, product: &str, ch: &str, value: f64| {
+        json!({"part_id": id, "order_id": order, "machine_id": machine, "product": product,
+            "characteristic": ch, "value": value})
+    };
+    let first = json!([
+        part("A-1", 1001, "M1", "P-100", "diameter", 12.01),
+        part("A-2", 1001, "M1", "P-100", "diameter", 12.07),
+        part("A-3", 1001, "M1", "P-100", "length", 79.75),
+        part("B-1", 1002, "M2", "P-200", "weight", 41.1),
+        part("B-2", 1002, "M2", "P-200", "diameter", 8.47),
+    ]);
+    let second = json!([
+        part("C-1", 1003, "M3", "P-999", "diameter", 1.5),
+        part(&format!("X-1{INJECTION}"), 1003, "M3", INJECTION, "diameter", 2.5),
+        part("A-4", 1001, "M1", "P-100", "length", 80.15),
+    ]);
+    let endpoint = format!("http://127.0.0.1:{push_port}/measure");
+    // The endpoint exists once the rule's source started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for batch in [first, second] {
+        loop {
+            let r = crate::util::http("POST", &endpoint, Some(batch.to_string().into_bytes()));
+            if r.status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "httppush endpoint never answered: {} {}", r.status, r.body);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while quality(url).len() < 8 {
+        assert!(Instant::now() < deadline, "quality_result: {:?}", quality(url));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let row = |id: &str, order: i64, machine: &str, ch: &str, v: f64, verdict: &str, note: Option<&str>| {
+        (
+            id.to_string(),
+            Some(order),
+            Some(machine.to_string()),
+            Some(ch.to_string()),
+            Some(v),
+            Some(verdict.to_string()),
+            note.map(str::to_string),
+        )
+    };
+    let mm = Some("mm");
+    assert_eq!(
+        quality(url),
+        [
+            row("A-1", 1001, "M1", "diameter", 12.01, "OK", mm),
+            row("A-2", 1001, "M1", "diameter", 12.07, "NOK", mm),
+            row("A-3", 1001, "M1", "length", 79.75, "NOK", mm),
+            row("A-4", 1001, "M1", "length", 80.15, "OK", mm),
+            row("B-1", 1002, "M2", "weight", 41.1, "OK", Some("g")),
+            row("B-2", 1002, "M2", "diameter", 8.47, "NOK", mm),
+            row("C-1", 1003, "M3", "diameter", 1.5, "NOSPEC", None),
+            row(&format!("X-1{INJECTION}"), 1003, "M3", "diameter", 2.5, "NOSPEC", None),
+        ]
+    );
+    // The specs are still there, untouched.
+    let specs = block_on(query(url, "SELECT COUNT(*) AS n FROM product_spec")).unwrap();
+    assert_eq!(specs[0].get("n").and_then(|v| v.as_i64()), Some(4));
+    let status = s.call("GET", "/rules/quality/status", None).json();
+    assert_eq!(status["status"], "running", "{status}");
+    s.kill();
+}
+
+#[test]
+fn sqlite_out_of_spec_parts_are_flagged_into_the_quality_table() {
+    let dir = tempfile::tempdir().unwrap();
+    out_of_spec_parts_are_flagged_into_the_quality_table(&sqlite_url(dir.path(), "mes.db"));
+}
+
+#[test]
+fn postgres_out_of_spec_parts_are_flagged_into_the_quality_table() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = block_on(pg.create_database("mes"));
+    out_of_spec_parts_are_flagged_into_the_quality_table(&url);
+}
+
+/// Rows the rule's sinks have received so far (`/rules/<id>/status`).
+fn sink_rows(s: &Server, rule: &str) -> u64 {
+    let status = s.call("GET", &format!("/rules/{rule}/status"), None).json();
+    let Some(m) = status.as_object() else { return 0 };
+    m.iter()
+        .filter(|(k, _)| k.starts_with("sink_") && k.ends_with("_records_in_total"))
+        .filter_map(|(_, v)| v.as_u64())
+        .sum()
+}
+
+/// Lookup-join throughput through `weir serve` (issue 7 item 6): `EVENTS`
+/// events pushed over HTTP in arrays of `BATCH`, keys cycling over
+/// `KEYS` rows of a SQLite (and PostgreSQL) lookup table, so that with the
+/// cache 99 % of the lookups are hits; compared with no cache and with no
+/// join at all (the ingest ceiling). Run with
+/// `cargo test --release --test tests lookup_join_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn lookup_join_throughput() {
+    const EVENTS: usize = 200_000;
+    const BATCH: usize = 2_000;
+    const KEYS: usize = EVENTS / 100;
+    let run = |url: &str, label: &str, cache: Option<bool>| {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(etc.join("sources")).unwrap();
+        let lookup = json!({"cache": cache.unwrap_or(false), "cacheTtl": 600, "cacheMissingKey": true});
+        let conf = json!({"mes": {"url": url, "lookup": lookup}});
+        std::fs::write(etc.join("sources/sql.yaml"), serde_json::to_string(&conf).unwrap()).unwrap();
+        let push_port = crate::util::free_port();
+        std::fs::write(
+            etc.join("kuiper.yaml"),
+            format!("source:\n  httpServerIp: 127.0.0.1\n  httpServerPort: {push_port}\n"),
+        )
+        .unwrap();
+        let s = Server::start_with(&dir.path().join("data"), &["--etc-dir", etc.to_str().unwrap()]);
+        let stream = r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/m\", FORMAT=\"json\")"}"#;
+        assert_eq!(s.call("POST", "/streams", Some(stream)).status, 201);
+        let table = r#"{"sql":"CREATE TABLE spec () WITH (TYPE=\"sql\", KIND=\"lookup\", DATASOURCE=\"bench_spec\", CONF_KEY=\"mes\")"}"#;
+        assert_eq!(s.call("POST", "/tables", Some(table)).status, 201);
+        let sql = match cache {
+            Some(_) => {
+                "SELECT m.seq AS seq, CASE WHEN m.v > spec.hi THEN 'NOK' ELSE 'OK' END AS verdict \
+                        FROM m INNER JOIN spec ON m.k = spec.k"
+            }
+            None => "SELECT m.seq AS seq, CASE WHEN m.v > 50 THEN 'NOK' ELSE 'OK' END AS verdict FROM m",
+        };
+        let rule = json!({"id": "bench", "sql": sql, "actions": [{"nop": {}}]});
+        let r = s.call("POST", "/rules", Some(&rule.to_string()));
+        assert_eq!(r.status, 201, "{}", r.body);
+        let endpoint = format!("http://127.0.0.1:{push_port}/m");
+        let bodies: Vec<Vec<u8>> = (0..EVENTS / BATCH)
+            .map(|b| {
+                let rows: Vec<_> = (b * BATCH..(b + 1) * BATCH)
+                    .map(|i| json!({"seq": i, "k": i % KEYS, "v": (i % 100) as f64}))
+                    .collect();
+                serde_json::to_vec(&rows).unwrap()
+            })
+            .collect();
+        // Wait for the endpoint with an empty array.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while crate::util::http("POST", &endpoint, Some(b"[]".to_vec())).status != 200 {
+            assert!(Instant::now() < deadline, "httppush endpoint never answered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let t0 = Instant::now();
+        for b in bodies {
+            let r = crate::util::http("POST", &endpoint, Some(b));
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while sink_rows(&s, "bench") < EVENTS as u64 {
+            assert!(Instant::now() < deadline, "{}", s.call("GET", "/rules/bench/status", None).body);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let status = s.call("GET", "/rules/bench/status", None).json();
+        let errors: u64 = status
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.ends_with("exceptions_total"))
+            .filter_map(|(_, v)| v.as_u64())
+            .sum();
+        println!(
+            "{label}: {EVENTS} events in {wall:.2} s = {:.0} events/s (exceptions {errors})",
+            EVENTS as f64 / wall
+        );
+        s.kill();
+    };
+    let bench = |url: &str, db: &str| {
+        block_on(async {
+            execute(url, "CREATE TABLE bench_spec (k INTEGER NOT NULL PRIMARY KEY, hi DOUBLE PRECISION NOT NULL)")
+                .await
+                .unwrap();
+            for chunk in (0..KEYS).collect::<Vec<_>>().chunks(500) {
+                let values: Vec<String> = chunk.iter().map(|k| format!("({k}, 90.0)")).collect();
+                execute(url, &format!("INSERT INTO bench_spec VALUES {}", values.join(", "))).await.unwrap();
+            }
+        });
+        run(url, &format!("{db} no join"), None);
+        run(url, &format!("{db} lookup, cache (99% hits)"), Some(true));
+        run(url, &format!("{db} lookup, no cache"), Some(false));
+    };
+    let dir = tempfile::tempdir().unwrap();
+    bench(&sqlite_url(dir.path(), "bench.db"), "sqlite");
+    if let Some(pg) = Postgres::start() {
+        bench(&block_on(pg.create_database("bench")), "postgres");
+    }
+}
