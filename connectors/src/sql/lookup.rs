@@ -21,7 +21,7 @@ use weir_runtime::connector::{BoxFuture, Lookup, LookupError};
 use weir_runtime::{Map, Value};
 
 use super::db::Db;
-use super::{check_table, valid_ident, DbConfig};
+use super::{check_table, field, valid_ident, DbConfig};
 use crate::props::invalid;
 use crate::{Environment, Result};
 
@@ -124,12 +124,6 @@ impl Lookup for SqlLookup {
     ) -> BoxFuture<'a, std::result::Result<Vec<Vec<Map>>, LookupError>> {
         Box::pin(self.find(columns, keys))
     }
-}
-
-/// A row's column, by exact name or else case-insensitively (PostgreSQL
-/// folds unquoted names to lower case).
-fn field<'a>(row: &'a Map, name: &str) -> Option<&'a Value> {
-    row.get(name).or_else(|| row.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// A key in a form where values the database finds equal are equal: numbers

@@ -42,6 +42,8 @@ mod tests;
 
 use std::time::Duration;
 
+use weir_runtime::{Map, Value};
+
 use crate::props::{invalid, Props};
 use crate::Result;
 
@@ -150,6 +152,12 @@ impl Dialect {
     pub(crate) fn max_params(self) -> usize {
         30_000
     }
+}
+
+/// A row's field, by exact name or else case-insensitively (PostgreSQL
+/// folds unquoted column names to lower case).
+pub(crate) fn field<'a>(row: &'a Map, name: &str) -> Option<&'a Value> {
+    row.get(name).or_else(|| row.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// Checks an identifier taken from configuration or data: letters, digits

@@ -41,7 +41,7 @@ use weir_runtime::{Map, Value};
 
 use super::db::{Db, DbError};
 use super::offset::IndexStore;
-use super::{check_ident, check_table, pg, sqlite, DbConfig, Dialect};
+use super::{check_ident, check_table, field, pg, sqlite, DbConfig, Dialect};
 use crate::outlet::Outlet;
 use crate::props::{invalid, Props};
 use crate::{Environment, Result};
@@ -283,12 +283,6 @@ impl Index {
             _ => v.clone(),
         }
     }
-}
-
-/// A row's field, by exact name or else case-insensitively (PostgreSQL
-/// folds unquoted column names to lower case).
-fn field<'a>(row: &'a Map, name: &str) -> Option<&'a Value> {
-    row.get(name).or_else(|| row.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// A nested property object (`internalSqlQueryCfg`...).

@@ -100,15 +100,7 @@ pub(crate) fn register(r: &mut Registry) {
     nil_checked(r, "bitnot", 1, Some(1), |args| Ok(Value::Int(!bit_operand(&args[0], "operand")?)));
     r.set_validate("bitnot", validate_ints);
 
-    nil_checked(r, "ln", 1, Some(1), |args| {
-        let v = to_float_samekind(&args[0])?;
-        let r = v.ln();
-        if r.is_nan() {
-            return Err(not_positive("strictly positive", v));
-        }
-        Ok(Value::Float(r))
-    });
-    r.set_validate("ln", validate_numbers);
+    domain_checked(r, "ln", "strictly positive", f64::ln);
 
     nil_checked(r, "log", 1, Some(2), |args| {
         let v = to_float_samekind(&args[0])?;
@@ -123,15 +115,7 @@ pub(crate) fn register(r: &mut Registry) {
     });
     r.set_validate("log", validate_first_number);
 
-    nil_checked(r, "sqrt", 1, Some(1), |args| {
-        let v = to_float_samekind(&args[0])?;
-        let r = v.sqrt();
-        if r.is_nan() {
-            return Err(not_positive("positive", v));
-        }
-        Ok(Value::Float(r))
-    });
-    r.set_validate("sqrt", validate_numbers);
+    domain_checked(r, "sqrt", "positive", f64::sqrt);
 
     nil_checked(r, "mod", 2, Some(2), |args| {
         let a = to_float_samekind(&args[0])?;
@@ -208,6 +192,20 @@ pub(crate) fn register(r: &mut Registry) {
 /// `ceiling`/`floor`: one number, float result (NaN kept).
 fn binary_like_unary(r: &mut Registry, name: &'static str, f: fn(f64) -> f64) {
     nil_checked(r, name, 1, Some(1), move |args| Ok(Value::Float(f(to_float_samekind(&args[0])?))));
+    r.set_validate(name, validate_numbers);
+}
+
+/// A one-number function defined on part of the line (`ln`, `sqrt`): a NaN
+/// result is an error naming the domain (`what`), as eKuiper's.
+fn domain_checked(r: &mut Registry, name: &'static str, what: &'static str, f: fn(f64) -> f64) {
+    nil_checked(r, name, 1, Some(1), move |args| {
+        let v = to_float_samekind(&args[0])?;
+        let r = f(v);
+        if r.is_nan() {
+            return Err(not_positive(what, v));
+        }
+        Ok(Value::Float(r))
+    });
     r.set_validate(name, validate_numbers);
 }
 
