@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weir_planner::{parse_statement, plan, Catalog, RuleOptions, Statement};
+use weir_planner::{parse_statement, plan, Catalog, PhysicalPlan, RuleOptions, Statement};
 use weir_runtime::clock::SystemClock;
 use weir_runtime::connector::{BoxFuture, Sink, SinkError};
 use weir_runtime::row::{Payload, PayloadData};
@@ -67,6 +67,18 @@ fn run_until_committed(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Co
     run(backend, events, out, false)
 }
 
+/// Rule `r1`: exactly-once count windows of 3 over stream `s`.
+fn rule_plan() -> PhysicalPlan {
+    let mut catalog = Catalog::new();
+    let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (v BIGINT) WITH (DATASOURCE="s")"#).unwrap() else {
+        unreachable!()
+    };
+    catalog.insert(*def);
+    let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
+    plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
+        .unwrap()
+}
+
 /// Runs the rule on `events` until they are decoded, then stops it cleanly
 /// (a last checkpoint, then the end of the input).
 fn run_and_stop(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect) {
@@ -74,15 +86,7 @@ fn run_and_stop(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect) 
 }
 
 fn run(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect, clean_stop: bool) {
-    let mut catalog = Catalog::new();
-    let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (v BIGINT) WITH (DATASOURCE="s")"#).unwrap() else {
-        unreachable!()
-    };
-    catalog.insert(*def);
-    let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
-    let p =
-        plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
-            .unwrap();
+    let p = rule_plan();
     let n = events.len() as u64;
     actix::System::new().block_on(async move {
         let rule = RunningRule::start_with(
@@ -149,15 +153,7 @@ fn corrupt_checkpoint_is_a_clear_error() {
     backend
         .write(snapshots.into_iter().map(|(k, _)| Write::Put(Space::Checkpoints, k, vec![0xff, 0xfe])).collect(), true)
         .unwrap();
-    let mut catalog = Catalog::new();
-    let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (v BIGINT) WITH (DATASOURCE="s")"#).unwrap() else {
-        unreachable!()
-    };
-    catalog.insert(*def);
-    let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
-    let p =
-        plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
-            .unwrap();
+    let p = rule_plan();
     let err = actix::System::new().block_on(async move {
         RunningRule::start_with(
             &p,
