@@ -1,6 +1,7 @@
 //! Compiled expressions: a plan's [`PExpr`] with function implementations
 //! resolved once, evaluated per row with plain calls on slots.
 
+mod batch;
 mod ops;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,8 +11,10 @@ use weir_planner::ast::{BinOp, Literal};
 use weir_planner::{ContextValue, HitKind, PExpr, PhysicalPlan};
 
 use crate::functions::{check_arity, FuncContext, FuncError, FunctionImpl, Registry, ScalarFn};
+
 use crate::row::{Row, WindowRange};
 use crate::value::{Map, Value};
+pub use batch::BatchSite;
 
 pub(crate) use ops::{binary, like};
 
@@ -99,6 +102,9 @@ pub struct EvalContext<'a> {
     pub window: Option<WindowRange>,
     /// Position of the row in its emission, from 1.
     pub row_number: usize,
+    /// Position of the row in the batch being projected, when batch calls
+    /// were prefetched for it (see [`BatchSite`]).
+    pub batch_index: Option<usize>,
 }
 
 /// A compiled expression.
@@ -122,6 +128,8 @@ pub enum Expr {
     Neg(Box<Expr>),
     /// Scalar function call.
     Call(Arc<str>, ScalarFn, Vec<Expr>),
+    /// Call of a function with a batch form.
+    BatchCall(Arc<BatchSite>),
     /// CASE.
     Case(Option<Box<Expr>>, Vec<(Expr, Expr)>, Option<Box<Expr>>),
     /// IN (list).
@@ -178,7 +186,12 @@ pub fn compile(e: &PExpr, registry: &Registry, layout: &Arc<Layout>) -> Result<E
                 return Err(FuncError::new(format!("function {func} cannot be used here")));
             };
             let args = args.iter().map(|a| compile(a, registry, layout)).collect::<Result<_, _>>()?;
-            Expr::Call(Arc::from(func.as_str()), f.clone(), args)
+            match &def.batch {
+                Some(b) => {
+                    Expr::BatchCall(Arc::new(BatchSite::new(Arc::from(func.as_str()), f.clone(), b.clone(), args)))
+                }
+                None => Expr::Call(Arc::from(func.as_str()), f.clone(), args),
+            }
         }
         PExpr::Case { value, whens, otherwise } => Expr::Case(
             opt(value)?,
@@ -271,6 +284,7 @@ impl Expr {
                 }
                 f(&cx.func, &vals)?
             }
+            Expr::BatchCall(site) => site.eval(row, cx)?,
             Expr::Case(value, whens, otherwise) => {
                 let v = match value {
                     Some(v) => Some(v.eval(row, cx)?),

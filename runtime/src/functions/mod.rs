@@ -115,7 +115,12 @@ pub trait AnalyticState: Send {
 pub type AnalyticFactory = Arc<dyn Fn() -> Box<dyn AnalyticState> + Send + Sync>;
 
 /// Checks literal arguments at plan time; returns the error text.
-pub type ValidateFn = fn(&[ArgHint]) -> Result<(), String>;
+pub type ValidateFn = Arc<dyn Fn(&[ArgHint]) -> Result<(), String> + Send + Sync>;
+
+/// Evaluates a function over the argument lists of many rows in one call,
+/// returning one result per row in order. Model inference uses it: a
+/// projection infers all rows of a batch together (see [`FunctionDef::batch`]).
+pub type BatchFn = Arc<dyn Fn(&FuncContext<'_>, &[Vec<Value>]) -> Vec<FuncResult> + Send + Sync>;
 
 /// How a function is implemented.
 #[derive(Clone)]
@@ -146,6 +151,9 @@ pub struct FunctionDef {
     pub imp: FunctionImpl,
     /// Optional plan-time check of literal arguments.
     pub validate: Option<ValidateFn>,
+    /// For scalar functions that gain from seeing many rows at once: the
+    /// batch form, which projections call once per batch of rows.
+    pub batch: Option<BatchFn>,
 }
 
 impl std::fmt::Debug for FunctionDef {
@@ -214,6 +222,7 @@ impl Registry {
             max_args,
             imp: FunctionImpl::Scalar(Arc::new(f)),
             validate: None,
+            batch: None,
         });
     }
 
@@ -232,6 +241,7 @@ impl Registry {
             max_args,
             imp: FunctionImpl::Aggregate(Arc::new(factory)),
             validate: None,
+            batch: None,
         });
     }
 
@@ -250,6 +260,7 @@ impl Registry {
             max_args,
             imp: FunctionImpl::Analytic(Arc::new(factory)),
             validate: None,
+            batch: None,
         });
     }
 
@@ -262,7 +273,43 @@ impl Registry {
             max_args,
             imp: FunctionImpl::Builtin,
             validate: None,
+            batch: None,
         });
+    }
+
+    /// Registers a scalar function with a batch form: `batch` gets the
+    /// argument lists of many rows and returns one result per row. A call
+    /// outside a projection evaluates one row at a time through the same
+    /// function. `validate` checks literal arguments at plan time.
+    pub fn batch_scalar(
+        &mut self,
+        name: &str,
+        min_args: usize,
+        max_args: Option<usize>,
+        batch: BatchFn,
+        validate: Option<ValidateFn>,
+    ) {
+        let one = batch.clone();
+        let scalar = move |cx: &FuncContext<'_>, args: &[Value]| -> FuncResult {
+            one(cx, &[args.to_vec()])
+                .pop()
+                .unwrap_or_else(|| Err(FuncError::new("the batch function returned no result")))
+        };
+        self.insert(FunctionDef {
+            name: name.to_string(),
+            kind: FunctionKind::Scalar,
+            min_args,
+            max_args,
+            imp: FunctionImpl::Scalar(Arc::new(scalar)),
+            validate,
+            batch: Some(batch),
+        });
+    }
+
+    /// Removes a function (a plugin was uninstalled); returns whether it
+    /// was registered.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.defs.remove(name).is_some()
     }
 
     /// Registers `alias` as another name of the already registered `name`.
@@ -280,10 +327,10 @@ impl Registry {
     ///
     /// # Panics
     /// If `name` is not registered: that is a bug in the catalogue.
-    pub fn set_validate(&mut self, name: &str, validate: ValidateFn) {
+    pub fn set_validate(&mut self, name: &str, validate: fn(&[ArgHint]) -> Result<(), String>) {
         let def = self.defs.get(name).unwrap_or_else(|| panic!("validator for unknown {name}"));
         let mut def = FunctionDef::clone(def);
-        def.validate = Some(validate);
+        def.validate = Some(Arc::new(validate));
         self.insert(def);
     }
 
@@ -311,7 +358,7 @@ impl FunctionLookup for Registry {
     }
 
     fn validate(&self, name: &str, args: &[ArgHint]) -> Result<(), String> {
-        match self.get(name).and_then(|d| d.validate) {
+        match self.get(name).and_then(|d| d.validate.as_ref()) {
             Some(v) => v(args),
             None => Ok(()),
         }

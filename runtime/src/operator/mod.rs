@@ -115,6 +115,7 @@ impl RuleContext {
             func: FuncContext { rule_id: &self.rule_id, now_ms: now, rule_start_ms: self.start_ms },
             window,
             row_number: 0,
+            batch_index: None,
         }
     }
 }

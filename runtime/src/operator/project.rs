@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::expr::{EvalContext, Expr, Layout};
+use crate::expr::{BatchSite, EvalContext, Expr, Layout};
 use crate::functions::FuncError;
 use crate::operator::{Operator, Output, RuleContext};
 use crate::row::{Batch, Row};
@@ -72,6 +72,8 @@ pub enum ProjectItem {
 /// the output map; a row source tag is kept for the sink.
 pub struct ProjectOp {
     items: Vec<ProjectItem>,
+    /// Calls with a batch form (model inference), evaluated once per batch.
+    batch_sites: Vec<Arc<BatchSite>>,
     layout: Arc<Layout>,
     limit: Option<usize>,
     cx: RuleContext,
@@ -80,7 +82,36 @@ pub struct ProjectOp {
 impl ProjectOp {
     /// Projection of `items` with an optional LIMIT.
     pub fn new(items: Vec<ProjectItem>, layout: Arc<Layout>, limit: Option<usize>, cx: RuleContext) -> ProjectOp {
-        ProjectOp { items, layout, limit, cx }
+        let mut batch_sites = Vec::new();
+        for item in &items {
+            match item {
+                ProjectItem::Expr { expr, .. } | ProjectItem::Unnest { expr, .. } => expr.batch_sites(&mut batch_sites),
+                ProjectItem::Wildcard { replace, .. } => {
+                    replace.iter().for_each(|(_, e)| e.batch_sites(&mut batch_sites))
+                }
+                ProjectItem::ChangedCols { cols, .. } => cols.iter().for_each(|(_, e)| e.batch_sites(&mut batch_sites)),
+            }
+        }
+        ProjectOp { items, batch_sites, layout, limit, cx }
+    }
+
+    /// Evaluates the batch calls of `rows` together; rows of a window
+    /// emission are numbered from 1, single events are each number 1.
+    fn prefetch(&self, rows: &[Row], base: &EvalContext<'_>, windowed: bool) {
+        if self.batch_sites.is_empty() || rows.len() < 2 {
+            return;
+        }
+        for site in &self.batch_sites {
+            site.prefetch(rows, |i| EvalContext {
+                row_number: if windowed { i + 1 } else { 1 },
+                batch_index: Some(i),
+                ..*base
+            });
+        }
+    }
+
+    fn clear_prefetch(&self) {
+        self.batch_sites.iter().for_each(|s| s.clear());
     }
 
     /// The output rows of one input row (several with `unnest`).
@@ -249,8 +280,10 @@ impl Operator for ProjectOp {
         let mut rows = Vec::with_capacity(batch.rows.len());
         match batch.window {
             None => {
-                for row in &batch.rows {
+                self.prefetch(&batch.rows, &ecx, false);
+                for (i, row) in batch.rows.iter().enumerate() {
                     ecx.row_number = 1;
+                    ecx.batch_index = Some(i);
                     let before = rows.len();
                     if let Err(e) = self.project(row, &ecx, &mut rows) {
                         out.error(e);
@@ -261,6 +294,7 @@ impl Operator for ProjectOp {
                         rows.truncate(before + limit);
                     }
                 }
+                self.clear_prefetch();
                 out.data(Batch::events(rows));
             }
             Some(w) => {
@@ -270,19 +304,79 @@ impl Operator for ProjectOp {
                     (Some(limit), true) => limit.min(batch.rows.len()),
                     _ => batch.rows.len(),
                 };
-                for row in &batch.rows[..take] {
+                self.prefetch(&batch.rows[..take], &ecx, true);
+                for (i, row) in batch.rows[..take].iter().enumerate() {
                     ecx.row_number += 1;
+                    ecx.batch_index = Some(i);
                     if let Err(e) = self.project(row, &ecx, &mut rows) {
                         // One failing row fails the whole emission.
+                        self.clear_prefetch();
                         out.error(e);
                         return;
                     }
                 }
+                self.clear_prefetch();
                 if let Some(limit) = self.limit {
                     rows.truncate(limit);
                 }
                 out.data(Batch::emission(rows, w));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use weir_planner::PExpr;
+
+    use super::*;
+    use crate::expr::compile;
+    use crate::functions::{FuncResult, Registry};
+    use crate::row::Message;
+
+    /// A projection calls a batch function once per batch, with every
+    /// row's arguments, and each row gets its own result; a row whose
+    /// arguments fail fails alone.
+    #[test]
+    fn batch_functions_see_the_whole_batch() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let mut reg = Registry::with_builtins();
+        reg.batch_scalar(
+            "double_all",
+            1,
+            Some(1),
+            Arc::new(move |_, rows: &[Vec<Value>]| -> Vec<FuncResult> {
+                seen.fetch_add(1, Ordering::SeqCst);
+                rows.iter().map(|r| Ok(Value::Int(r[0].as_i64().unwrap_or(0) * 2))).collect()
+            }),
+            None,
+        );
+        let layout = Arc::new(Layout::default());
+        // double_all(slot0 / slot1): the division fails for a zero divisor.
+        let arg = PExpr::Binary {
+            op: weir_planner::ast::BinOp::Div,
+            left: Box::new(PExpr::Slot(0)),
+            right: Box::new(PExpr::Slot(1)),
+        };
+        let call = PExpr::Call { func: "double_all".into(), args: vec![arg] };
+        let expr = compile(&call, &reg, &layout).unwrap();
+        let item =
+            ProjectItem::Expr { name: "d".into(), expr, invisible: false, keep_null: false, layer: Layer::Alias };
+        let cx = RuleContext { rule_id: Arc::from("r"), start_ms: 0 };
+        let mut op = ProjectOp::new(vec![item], layout, None, cx);
+        let rows: Vec<Row> = [(10, 1), (6, 2), (1, 0), (9, 3)]
+            .iter()
+            .map(|&(a, b)| Row { slots: vec![Value::Int(a), Value::Int(b)], ts: 0, source: 0, nulls: None })
+            .collect();
+        let mut out = Output::default();
+        op.process(0, Batch::events(rows), 0, &mut out);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        let Some(Message::Data(b)) = out.messages.first() else { panic!("no output") };
+        let d: Vec<Value> = b.rows.iter().map(|r| r.slots[0].as_map().unwrap().get("d").cloned().unwrap()).collect();
+        assert_eq!(d, vec![Value::Int(20), Value::Int(6), Value::Int(6)]);
     }
 }
