@@ -16,5 +16,13 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q "${missing[@]}"
 fi
+# Python packages for the AI tests: the eKuiper plugin SDK (with pynng),
+# numpy and scikit-learn for the sample plugin, skl2onnx and onnxruntime to
+# make and check the test models. Installed only when an import fails.
+py="${WEIR_PYTHON:-python3}"
+if ! "$py" -c 'import ekuiper, pynng, numpy, sklearn, skl2onnx, onnxruntime' 2>/dev/null; then
+  "$py" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    ekuiper pynng numpy scikit-learn skl2onnx onnxruntime onnx
+fi
 # A build cache outside the clone: later runs only rebuild workspace crates.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/weir/target}"

@@ -13,4 +13,9 @@
 //! function registry, which the planner checks calls against.
 #![warn(missing_docs)]
 
+pub use extensions::{ExtensionError, Extensions};
+
 mod args;
+mod extensions;
+pub mod portable;
+pub mod service;
