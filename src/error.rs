@@ -84,6 +84,8 @@ pub(crate) enum Error {
         /// Why.
         message: String,
     },
+    /// A model, plugin or service could not be registered or used.
+    Extension(weir_plugins::ExtensionError),
     /// Reading or writing the data directory failed.
     Io {
         /// What was being done, with the path.
@@ -110,6 +112,8 @@ impl Error {
             Error::BadRequest { code, .. } => *code,
             Error::Start { .. } => code::EXECUTOR,
             Error::Io { .. } => code::IO,
+            Error::Extension(e) if e.is_not_found() => code::NOT_FOUND,
+            Error::Extension(_) => code::UNDEFINED,
         }
     }
 
@@ -140,11 +144,18 @@ impl fmt::Display for Error {
             Error::Sink { index, kind, source } => write!(f, "action {index} ({kind}): {source}"),
             Error::Start { rule, message } => write!(f, "cannot start rule {rule}: {message}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Extension(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<weir_plugins::ExtensionError> for Error {
+    fn from(e: weir_plugins::ExtensionError) -> Error {
+        Error::Extension(e)
+    }
+}
 
 impl From<weir_planner::Error> for Error {
     fn from(e: weir_planner::Error) -> Error {

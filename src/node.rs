@@ -12,7 +12,7 @@ use weir_planner::{Catalog, Statement, StreamDef, StreamKind};
 use weir_runtime::state::{RocksBackend, StateBackend};
 
 use crate::error::{check_name, code, Error, Result};
-use crate::rules::{self, Rule, RuleDef, RuleState, Rules};
+use crate::rules::{self, Functions, Rule, RuleDef, RuleState, Rules};
 use crate::store::Store;
 
 /// What a stream statement sent to `POST /streams` produced.
@@ -28,6 +28,9 @@ pub(crate) enum Outcome {
 pub(crate) struct Node {
     catalog: RwLock<Catalog>,
     rules: Rules,
+    /// Models, plugins and services, and the functions they make.
+    extensions: weir_plugins::Extensions,
+    functions: Arc<Functions>,
     store: Store,
     started: Instant,
 }
@@ -63,9 +66,17 @@ impl Node {
                 context: format!("opening the state store in {}", store.dir().join("state").display()),
                 source: std::io::Error::other(e.to_string()),
             })?);
+        // Models, plugins and services come back before the rules using them.
+        let extensions = weir_plugins::Extensions::open(
+            &store.dir().join("plugins"),
+            weir_plugins::portable::PortableConfig::default(),
+        )?;
+        let functions = Arc::new(Functions::new(extensions.registry()));
         let node = Arc::new(Node {
             catalog: RwLock::new(Catalog::new()),
-            rules: Rules::new(threads, env, state),
+            rules: Rules::new(threads, env, state, functions.clone()),
+            extensions,
+            functions,
             store,
             started: Instant::now(),
         });
@@ -88,7 +99,7 @@ impl Node {
                     continue;
                 }
             };
-            let planned = rules::plan(&def, &node.catalog());
+            let planned = rules::plan(&def, &node.catalog(), &node.functions.current());
             let triggered = def.triggered;
             // A rule whose streams are gone still comes back, stopped by error.
             let rule = node.rules.insert(def, planned.as_ref().ok().cloned())?;
@@ -240,7 +251,7 @@ impl Node {
 
     /// Plans `def` and builds its sinks: what must hold before it is stored.
     async fn validate(&self, def: &RuleDef) -> Result<weir_planner::PhysicalPlan> {
-        let plan = rules::plan(def, &self.catalog())?;
+        let plan = rules::plan(def, &self.catalog(), &self.functions.current())?;
         self.rules.check_sinks(def).await?;
         Ok(plan)
     }
@@ -300,7 +311,7 @@ impl Node {
     }
 
     fn plan_of(&self, rule: &Rule) -> Result<weir_planner::PhysicalPlan> {
-        rules::plan(&rule.state().def, &self.catalog())
+        rules::plan(&rule.state().def, &self.catalog(), &self.functions.current())
     }
 
     /// `POST /rules/{id}/start`: re-plans against the current catalog and
@@ -342,6 +353,33 @@ impl Node {
     /// Stops every rule (sinks flush) and the rule threads.
     pub(crate) async fn shutdown(&self) {
         self.rules.shutdown().await;
+    }
+
+    // ---- models, plugins and services ------------------------------------
+
+    /// The node's models, plugins and services.
+    pub(crate) fn extensions(&self) -> &weir_plugins::Extensions {
+        &self.extensions
+    }
+
+    /// Runs `change` on the extensions (off the async workers: it may
+    /// unpack packages or start processes), then gives new rules the
+    /// functions it made. Running rules keep theirs.
+    pub(crate) async fn change_extensions<T: Send + 'static>(
+        self: &Arc<Node>,
+        change: impl FnOnce(&weir_plugins::Extensions) -> std::result::Result<T, weir_plugins::ExtensionError>
+            + Send
+            + 'static,
+    ) -> Result<T> {
+        let node = self.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let out = change(&node.extensions);
+            node.functions.set(node.extensions.registry());
+            out
+        })
+        .await
+        .map_err(|e| Error::Io { context: "changing extensions".into(), source: std::io::Error::other(e) })?;
+        Ok(out?)
     }
 }
 

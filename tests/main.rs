@@ -1,5 +1,6 @@
 //! Integration tests of the `weir` binary.
 
+mod ai;
 mod brokers;
 mod demo;
 mod mqtt;

@@ -29,35 +29,30 @@ pub(crate) fn push_numbers(v: &Value, what: &str, position: usize, out: &mut Vec
     Ok(())
 }
 
-/// All arguments flattened into one feature vector (see [`push_numbers`]);
-/// positions in errors count from 1.
-///
-/// # Errors
-/// A non-numeric argument.
-pub(crate) fn numbers(args: &[Value], what: &str) -> Result<Vec<f64>, FuncError> {
-    let mut out = Vec::with_capacity(args.len());
-    for (i, a) in args.iter().enumerate() {
-        push_numbers(a, what, i + 1, &mut out)?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn numbers(args: &[Value]) -> Result<Vec<f64>, FuncError> {
+        let mut out = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            push_numbers(a, "f", i + 1, &mut out)?;
+        }
+        Ok(out)
+    }
+
     #[test]
     fn scalars_and_arrays_flatten_alike() {
-        let a = numbers(&[Value::Int(1), Value::Float(2.5), Value::Bool(true)], "f").unwrap();
-        let b = numbers(&[Value::array(vec![Value::Int(1), Value::Float(2.5), Value::Bool(true)])], "f").unwrap();
+        let a = numbers(&[Value::Int(1), Value::Float(2.5), Value::Bool(true)]).unwrap();
+        let b = numbers(&[Value::array(vec![Value::Int(1), Value::Float(2.5), Value::Bool(true)])]).unwrap();
         assert_eq!(a, vec![1.0, 2.5, 1.0]);
         assert_eq!(a, b);
     }
 
     #[test]
     fn non_numbers_are_named() {
-        let e = numbers(&[Value::Int(1), Value::str("x")], "infer").unwrap_err();
-        assert_eq!(e.0, "infer: argument 2 must be a number or an array of numbers, got string");
-        assert!(numbers(&[Value::Null], "f").is_err());
+        let e = numbers(&[Value::Int(1), Value::str("x")]).unwrap_err();
+        assert_eq!(e.0, "f: argument 2 must be a number or an array of numbers, got string");
+        assert!(numbers(&[Value::Null]).is_err());
     }
 }

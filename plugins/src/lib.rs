@@ -13,9 +13,12 @@
 //! function registry, which the planner checks calls against.
 #![warn(missing_docs)]
 
-pub use extensions::{ExtensionError, Extensions};
+pub use extensions::{ExtensionError, Extensions, NativeDef};
 
 mod args;
 mod extensions;
+pub mod native;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod portable;
 pub mod service;

@@ -99,7 +99,8 @@ impl ServiceDef {
             }
         }
         for (k, v) in &self.headers {
-            reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(format!("invalid header name {k:?}")))?;
+            reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| bad(format!("invalid header name {k:?}")))?;
             reqwest::header::HeaderValue::from_str(v).map_err(|_| bad(format!("invalid value of header {k}")))?;
         }
         if self.timeout == 0 || self.batch_size == 0 {
@@ -278,7 +279,11 @@ impl Call {
             predictions: Vec<serde_json::Value>,
         }
         let a: Answer = serde_json::from_str(text).map_err(|e| {
-            FuncError::new(format!("{}: the answer is not {{\"predictions\": [...]}} ({e}): {}", self.function, excerpt(text)))
+            FuncError::new(format!(
+                "{}: the answer is not {{\"predictions\": [...]}} ({e}): {}",
+                self.function,
+                excerpt(text)
+            ))
         })?;
         if a.predictions.len() != n {
             return Err(FuncError::new(format!(

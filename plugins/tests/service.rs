@@ -59,7 +59,9 @@ fn model_server(state: Arc<Server>) -> String {
                     let instances = req["instances"].as_array().cloned().unwrap_or_default();
                     let preds: Vec<f64> = instances
                         .iter()
-                        .map(|i| i.as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).sum::<f64>() * 2.0).unwrap_or(0.0))
+                        .map(|i| {
+                            i.as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).sum::<f64>() * 2.0).unwrap_or(0.0)
+                        })
                         .collect();
                     let (status, answer) = if state.fail_first.load(Ordering::SeqCst) > 0 {
                         state.fail_first.fetch_sub(1, Ordering::SeqCst);

@@ -6,6 +6,7 @@
 
 mod error;
 mod metrics;
+mod plugins;
 mod rules;
 mod streams;
 mod tables;
@@ -58,6 +59,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     streams::routes(cfg);
     tables::routes(cfg);
     rules::routes(cfg);
+    plugins::routes(cfg);
     cfg.default_service(web::to(not_found));
 }
 

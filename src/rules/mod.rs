@@ -84,9 +84,31 @@ impl Rule {
     }
 }
 
-/// Plans `def` against `catalog` with the built-in functions.
-pub(crate) fn plan(def: &RuleDef, catalog: &Catalog) -> Result<PhysicalPlan> {
-    Ok(weir_planner::plan(&def.id, &def.sql, catalog, &def.options, Registry::builtins())?)
+/// Plans `def` against `catalog` and the node's `functions`.
+pub(crate) fn plan(def: &RuleDef, catalog: &Catalog, functions: &Registry) -> Result<PhysicalPlan> {
+    Ok(weir_planner::plan(&def.id, &def.sql, catalog, &def.options, functions)?)
+}
+
+/// The functions rules are planned and run with: the built-ins plus the
+/// node's models, plugins and services. Replaced whole when those change;
+/// running rules keep the functions they started with.
+pub(crate) struct Functions(std::sync::RwLock<Arc<Registry>>);
+
+impl Functions {
+    /// Starts with `registry`.
+    pub(crate) fn new(registry: Arc<Registry>) -> Functions {
+        Functions(std::sync::RwLock::new(registry))
+    }
+
+    /// The current functions.
+    pub(crate) fn current(&self) -> Arc<Registry> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the functions.
+    pub(crate) fn set(&self, registry: Arc<Registry>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = registry;
+    }
 }
 
 /// The rules of a node.
@@ -100,8 +122,13 @@ impl Rules {
     ///
     /// # Panics
     /// When called outside an actix system.
-    pub(crate) fn new(threads: usize, env: Environment, state: Arc<dyn StateBackend>) -> Rules {
-        Rules { rules: Mutex::new(BTreeMap::new()), runner: Runner::new(threads, env, state) }
+    pub(crate) fn new(
+        threads: usize,
+        env: Environment,
+        state: Arc<dyn StateBackend>,
+        functions: Arc<Functions>,
+    ) -> Rules {
+        Rules { rules: Mutex::new(BTreeMap::new()), runner: Runner::new(threads, env, state, functions) }
     }
 
     fn map(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Rule>>> {

@@ -33,6 +33,8 @@ pub(crate) struct Runner {
     env: Environment,
     /// The node's state store: checkpoints of rules with `qos` 1 or 2.
     state: Arc<dyn StateBackend>,
+    /// The functions rules run with.
+    functions: Arc<super::Functions>,
 }
 
 /// A started rule, running on one of the runner's arbiters.
@@ -60,9 +62,14 @@ impl Runner {
     ///
     /// # Panics
     /// When called outside an actix system.
-    pub(crate) fn new(threads: usize, env: Environment, state: Arc<dyn StateBackend>) -> Runner {
+    pub(crate) fn new(
+        threads: usize,
+        env: Environment,
+        state: Arc<dyn StateBackend>,
+        functions: Arc<super::Functions>,
+    ) -> Runner {
         let arbiters = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
-        Runner { arbiters, next: AtomicUsize::new(0), env, state }
+        Runner { arbiters, next: AtomicUsize::new(0), env, state, functions }
     }
 
     /// Deletes the checkpoints of a dropped rule.
@@ -106,11 +113,12 @@ impl Runner {
     pub(crate) async fn launch(&self, plan: Arc<PhysicalPlan>, actions: Vec<Action>) -> Result<Live> {
         let env = self.env.clone();
         let state = self.state.clone();
+        let functions = self.functions.current();
         let (reply, started) = oneshot::channel();
         let (stop, stop_rx) = oneshot::channel::<oneshot::Sender<()>>();
         let spawned = self.arbiter().spawn_fn(move || {
             actix::spawn(async move {
-                let running = match start(&plan, &actions, &env, state) {
+                let running = match start(&plan, &actions, &env, state, &functions) {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -166,6 +174,7 @@ fn start(
     actions: &[Action],
     env: &Environment,
     state: Arc<dyn StateBackend>,
+    functions: &Registry,
 ) -> Result<RunningRule> {
     let start_err = |message: String| Error::Start { rule: plan.rule_id.clone(), message };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -181,7 +190,7 @@ fn start(
         sources.push(weir_connectors::source(&s.def, env).map_err(what)?);
     }
     let sinks = build_sinks(&plan.rule_id, actions, env)?;
-    RunningRule::start_with(plan, Registry::builtins(), Arc::new(SystemClock), sources, sinks, Some(state), lookups)
+    RunningRule::start_with(plan, functions, Arc::new(SystemClock), sources, sinks, Some(state), lookups)
         .map_err(|e| start_err(e.message))
 }
 

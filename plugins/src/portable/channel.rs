@@ -30,8 +30,10 @@ fn split_request(msg: &[u8]) -> Option<([u8; 4], &[u8])> {
 impl ReplyChannel {
     /// Listens on `path`; `name` is used in errors.
     pub(crate) fn bind(path: &Path, name: &str) -> Result<ReplyChannel, PortableError> {
-        let listener = Listener::bind(path, Protocol::Rep)
-            .map_err(|e| PortableError::Channel { name: name.to_string(), message: format!("listen {}: {e}", path.display()) })?;
+        let listener = Listener::bind(path, Protocol::Rep).map_err(|e| PortableError::Channel {
+            name: name.to_string(),
+            message: format!("listen {}: {e}", path.display()),
+        })?;
         Ok(ReplyChannel { name: name.to_string(), listener, pipe: None, pending: None })
     }
 
@@ -71,7 +73,11 @@ impl ReplyChannel {
         let Some(pipe) = self.pipe.as_mut() else { return Err(self.err("the plugin is not connected")) };
         // Drain what is queued: only the newest request can be answered.
         loop {
-            let wait = if self.pending.is_some() { Duration::ZERO } else { deadline.saturating_duration_since(Instant::now()) };
+            let wait = if self.pending.is_some() {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
             match pipe.recv(wait) {
                 Ok(Some(msg)) => {
                     if let Some((id, _)) = split_request(&msg) {

@@ -90,7 +90,12 @@ fn local_path(file: &str) -> PathBuf {
 /// # Errors
 /// Unreadable or malformed packages, entries escaping the folder, a failing
 /// `install.sh`.
-pub fn unpack(name: &str, file: &str, target: &Path, shell_paras: &[String]) -> Result<PluginMeta, PortableError> {
+pub(crate) fn unpack(
+    name: &str,
+    file: &str,
+    target: &Path,
+    shell_paras: &[String],
+) -> Result<PluginMeta, PortableError> {
     let bad = |m: String| PortableError::Package { name: name.to_string(), message: m };
     if file.starts_with("http://") || file.starts_with("https://") {
         return Err(bad("download by URL is not supported; give a file:// path".into()));
@@ -151,7 +156,8 @@ fn extract_zip(file: fs::File, dst: &Path) -> Result<(), String> {
     let mut total = 0u64;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| format!("corrupt zip: {e}"))?;
-        let rel = entry.enclosed_name().ok_or_else(|| format!("zip entry {:?} escapes the plugin folder", entry.name()))?;
+        let rel =
+            entry.enclosed_name().ok_or_else(|| format!("zip entry {:?} escapes the plugin folder", entry.name()))?;
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(format!("zip entry {:?} escapes the plugin folder", entry.name()));
         }

@@ -85,8 +85,14 @@ impl PortablePlugin {
     ///
     /// # Errors
     /// A channel cannot be bound (another process holds the socket path).
-    pub fn start(name: &str, dir: &Path, meta: PluginMeta, config: PortableConfig) -> Result<PortablePlugin, PortableError> {
-        let control = ReplyChannel::bind(&config.ipc_dir.join(format!("plugin_{name}.ipc")), &format!("plugin {name}"))?;
+    pub fn start(
+        name: &str,
+        dir: &Path,
+        meta: PluginMeta,
+        config: PortableConfig,
+    ) -> Result<PortablePlugin, PortableError> {
+        let control =
+            ReplyChannel::bind(&config.ipc_dir.join(format!("plugin_{name}.ipc")), &format!("plugin {name}"))?;
         let mut functions = HashMap::new();
         for f in &meta.functions {
             let ch = ReplyChannel::bind(&config.ipc_dir.join(format!("func_{f}.ipc")), &format!("function {f}"))?;

@@ -79,18 +79,6 @@ impl Pipe {
         Ok(Pipe { stream: s, buf: Vec::new() })
     }
 
-    /// Dials `path` as `me`, retrying until `timeout` while nobody listens.
-    pub(crate) fn dial(path: &Path, me: Protocol, timeout: Duration) -> io::Result<Pipe> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match UnixStream::connect(path) {
-                Ok(s) => return Pipe::handshake(s, me, timeout),
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
     /// Sends one message made of `parts`.
     pub(crate) fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();

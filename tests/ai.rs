@@ -1,0 +1,157 @@
+//! Models in rules, through a running `weir serve` (issue 6): a Python
+//! plugin written with eKuiper's SDK installed over REST and called from
+//! SQL, the plugin crashing under a running rule, and an HTTP model service.
+//! The plugin crate's own tests cover the protocol and failure cases.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::util::{repo_root, Server};
+
+/// Readings of a furnace line: (furnace, temperature, pressure, o2).
+fn readings() -> Vec<(String, f64, f64, f64)> {
+    (0..20)
+        .map(|i| (format!("F{}", i % 3), 850.0 + 20.0 * i as f64, 0.9 + 0.03 * i as f64, 1.5 + 0.2 * i as f64))
+        .collect()
+}
+
+/// Writes the readings as the JSON array a `file` stream reads.
+fn write_readings(dir: &Path) {
+    let rows: Vec<_> = readings()
+        .iter()
+        .enumerate()
+        .map(|(i, (f, t, p, o))| json!({"seq": i, "furnace": f, "temperature": t, "pressure": p, "o2": o}))
+        .collect();
+    std::fs::write(dir.join("furnace.json"), serde_json::to_vec(&rows).unwrap()).unwrap();
+}
+
+/// The output lines of a `file` sink, parsed, once there are `n` of them.
+fn wait_lines(path: &Path, n: usize) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "only {} of {n} outputs in {}", lines.len(), path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn python() -> String {
+    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The sample plugin's predictions, computed by Python outside weir.
+fn plugin_predictions(rows: &[[f64; 3]]) -> Vec<f64> {
+    let dir = repo_root().join("plugins/examples/portable/pyml");
+    let script = format!(
+        "import sys, json; sys.path.insert(0, {:?}); import model; print(json.dumps(model.predict({:?})))",
+        dir.display().to_string(),
+        rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>()
+    );
+    let out = Command::new(python()).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The status of rule `id` as JSON.
+fn status(s: &Server, id: &str) -> serde_json::Value {
+    s.call("GET", &format!("/rules/{id}/status"), None).json()
+}
+
+#[test]
+fn a_python_plugin_runs_in_a_rule_and_survives_its_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_readings(&data);
+    let s = Server::start(&data);
+    let example = repo_root().join("plugins/examples/portable/pyml");
+    let body = json!({"name": "pyml", "file": format!("file://{}", example.display())});
+    let r = s.call("POST", "/plugins/portables", Some(&body.to_string()));
+    assert_eq!((r.status, r.body.as_str()), (201, "portable plugin pyml is created"));
+    let r = s.call("POST", "/plugins/portables", Some(&body.to_string()));
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = s.call("GET", "/plugins/portables/pyml", None);
+    assert_eq!(r.json()["functions"][0], "py_gasflow");
+    let start = Instant::now();
+    while s.call("GET", "/plugins/portables/pyml/status", None).json()["status"] != "running" {
+        assert!(start.elapsed() < Duration::from_secs(60), "the plugin did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // An unknown function is a plan-time error.
+    let bad = json!({"id": "bad", "sql": "SELECT py_nosuch(temperature) FROM furnace", "actions": [{"nop": {}}]});
+    let r = s.call(
+        "POST",
+        "/streams",
+        Some(r#"{"sql":"CREATE STREAM furnace () WITH (TYPE=\"file\", DATASOURCE=\"furnace.json\")"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = s.call("POST", "/rules", Some(&bad.to_string()));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("py_nosuch"), "{}", r.body);
+
+    let out = dir.path().join("out.txt");
+    let rule = json!({"id": "setpoint",
+        "sql": "SELECT seq, furnace, py_gasflow(temperature, pressure, o2) AS sp FROM furnace",
+        "actions": [{"file": {"path": out.to_str().unwrap(), "sendSingle": true}}]});
+    let r = s.call("POST", "/rules", Some(&rule.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lines = wait_lines(&out, readings().len());
+    let inputs: Vec<[f64; 3]> = readings().iter().map(|(_, t, p, o)| [*t, *p, *o]).collect();
+    let want = plugin_predictions(&inputs);
+    for line in &lines {
+        let seq = line["seq"].as_u64().unwrap() as usize;
+        let sp = line["sp"].as_f64().unwrap();
+        assert!((sp - want[seq]).abs() < 1e-9, "row {seq}: {sp} vs {}", want[seq]);
+    }
+
+    // The plugin dies under a running rule: rows fail with the reason in
+    // the rule's status, the rule keeps running, the plugin comes back.
+    let crash = json!({"id": "crash", "sql": "SELECT py_crash() AS x FROM furnace WHERE seq = 0",
+        "actions": [{"nop": {}}]});
+    let r = s.call("POST", "/rules", Some(&crash.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let start = Instant::now();
+    loop {
+        let st = status(&s, "crash");
+        let obj = st.as_object().unwrap();
+        let exceptions: i64 =
+            obj.iter().filter(|(k, _)| k.ends_with("_exceptions_total")).filter_map(|(_, v)| v.as_i64()).sum();
+        if exceptions >= 1 {
+            assert_eq!(st["status"], "running", "{st}");
+            let said = obj.iter().any(|(k, v)| {
+                k.ends_with("_last_exception") && v.as_str().unwrap_or("").contains("portable plugin pyml")
+            });
+            assert!(said, "{st}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no exception recorded: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    loop {
+        let st = s.call("GET", "/plugins/portables/pyml/status", None).json();
+        if st["status"] == "running" && st["restarts"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the plugin did not come back: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = s.call("POST", "/rules/setpoint/restart", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_lines(&out, 2 * readings().len());
+
+    let r = s.call("DELETE", "/plugins/portables/pyml", None);
+    assert_eq!((r.status, r.body.as_str()), (200, "portable plugin pyml is deleted"));
+    assert_eq!(s.call("GET", "/plugins/portables/pyml", None).status, 404);
+}
