@@ -35,6 +35,12 @@ enum Command {
     Table(crate::client::StreamArgs),
     /// Create, inspect, start, stop and drop rules on a running node.
     Rule(crate::client::RuleArgs),
+    /// Register, list and drop ONNX models on a running node.
+    Model(crate::extension_cli::ModelArgs),
+    /// Install, list and drop portable (Python) and native (C/C++) plugins on a running node.
+    Plugin(crate::extension_cli::PluginArgs),
+    /// Register, list and drop HTTP model services on a running node.
+    Service(crate::extension_cli::ServiceArgs),
     /// A live factory demo: embedded broker, simulated furnaces, three rules, Neuron write-back.
     Demo(crate::demo::DemoArgs),
 }
@@ -68,6 +74,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stream(args) => crate::client::stream(&args, false),
         Command::Table(args) => crate::client::stream(&args, true),
         Command::Rule(args) => crate::client::rule(&args),
+        Command::Model(args) => crate::extension_cli::model(&args),
+        Command::Plugin(args) => crate::extension_cli::plugin(&args),
+        Command::Service(args) => crate::extension_cli::service(&args),
         Command::Demo(args) => crate::demo::main(&args),
     }
 }

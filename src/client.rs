@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 /// Default address of the REST API.
-const DEFAULT_HOST: &str = "http://127.0.0.1:9081";
+pub(crate) const DEFAULT_HOST: &str = "http://127.0.0.1:9081";
 
 /// `weir stream ...` / `weir table ...`.
 #[derive(Debug, Args)]
@@ -132,26 +132,26 @@ enum RuleCommand {
 }
 
 /// A REST call: method, path, optional JSON body.
-struct Call {
+pub(crate) struct Call {
     method: reqwest::Method,
     path: String,
     body: Option<Value>,
 }
 
 impl Call {
-    fn get(path: impl Into<String>) -> Call {
+    pub(crate) fn get(path: impl Into<String>) -> Call {
         Call { method: reqwest::Method::GET, path: path.into(), body: None }
     }
 
-    fn post(path: impl Into<String>, body: Option<Value>) -> Call {
+    pub(crate) fn post(path: impl Into<String>, body: Option<Value>) -> Call {
         Call { method: reqwest::Method::POST, path: path.into(), body }
     }
 
-    fn put(path: impl Into<String>, body: Value) -> Call {
+    pub(crate) fn put(path: impl Into<String>, body: Value) -> Call {
         Call { method: reqwest::Method::PUT, path: path.into(), body: Some(body) }
     }
 
-    fn delete(path: impl Into<String>) -> Call {
+    pub(crate) fn delete(path: impl Into<String>) -> Call {
         Call { method: reqwest::Method::DELETE, path: path.into(), body: None }
     }
 }
@@ -195,7 +195,7 @@ pub(crate) fn rule(args: &RuleArgs) -> anyhow::Result<ExitCode> {
 
 /// A name as a URL path segment: names are `[a-zA-Z0-9_-]+`, so anything
 /// else is refused here rather than sent.
-fn seg(name: &str) -> anyhow::Result<&str> {
+pub(crate) fn seg(name: &str) -> anyhow::Result<&str> {
     if crate::error::valid_name(name) {
         Ok(name)
     } else {
@@ -227,7 +227,7 @@ fn rule_json(id: Option<&str>, inline: &Option<String>, file: &Option<PathBuf>) 
 
 /// Sends `call`, prints the answer; exit 0 on success, 1 on an error
 /// answer (its message printed to stderr).
-fn execute(host: &str, call: Call) -> anyhow::Result<ExitCode> {
+pub(crate) fn execute(host: &str, call: Call) -> anyhow::Result<ExitCode> {
     let url = format!("{}{}", host.trim_end_matches('/'), call.path);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, body) = rt.block_on(async {

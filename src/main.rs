@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod demo;
 mod error;
+mod extension_cli;
 mod node;
 mod rules;
 mod store;
