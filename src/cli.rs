@@ -41,7 +41,7 @@ enum Command {
     Plugin(crate::extension_cli::PluginArgs),
     /// Register, list and drop HTTP model services on a running node.
     Service(crate::extension_cli::ServiceArgs),
-    /// A live factory demo: embedded broker, simulated furnaces, three rules, Neuron write-back.
+    /// A live factory demo: embedded broker, simulated furnaces, four rules (one runs an ONNX model), Neuron write-back.
     Demo(crate::demo::DemoArgs),
 }
 

@@ -38,11 +38,12 @@ pub(super) struct RuleView {
     colour: &'static str,
 }
 
-/// The three rules, in display order.
-pub(super) const RULES: [RuleView; 3] = [
+/// The four rules, in display order.
+pub(super) const RULES: [RuleView; 4] = [
     RuleView { id: super::TWIN, colour: "36" },
     RuleView { id: super::ALARM, colour: "1;31" },
     RuleView { id: super::CONTROL, colour: "33" },
+    RuleView { id: super::ADVISOR, colour: "35" },
 ];
 
 /// How many results of each rule the demo saw.
@@ -51,6 +52,7 @@ pub(super) struct Seen {
     pub(super) twin: u64,
     pub(super) alarm: u64,
     pub(super) writes: u64,
+    pub(super) advice: u64,
 }
 
 /// The printer: owns stdout while the demo runs.
@@ -138,12 +140,18 @@ impl Display {
                 format!("{}  {}  {:<10} {what}", self.elapsed(), self.label(1, 8), text(&row["furnace"]))
             }
             Event::Write { path, node, group, tag, value, previous } => {
-                self.seen.writes += 1;
+                let rule = if tag == super::neuron::ADVICE_TAG {
+                    self.seen.advice += 1;
+                    3
+                } else {
+                    self.seen.writes += 1;
+                    2
+                };
                 let from = previous.map(|p| format!("{p:.2} → ")).unwrap_or_default();
                 format!(
                     "{}  {}  {node:<10} {tag} {from}{} m³/h   (Neuron got POST {path}, group {group})",
                     self.elapsed(),
-                    self.label(2, 8),
+                    self.label(rule, 8),
                     num(&value, 2),
                 )
             }

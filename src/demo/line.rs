@@ -106,8 +106,12 @@ pub(super) async fn run(
             let gas = round(sp + 0.08 * rng.gaussian(), 2);
             let pressure = round(1.2 + 0.002 * (f.temp - NOMINAL_TEMP) + 0.004 * rng.gaussian(), 3);
             let temperature = if rng.next() < DROPOUT { -999.0 } else { round(f.temp + 1.2 * rng.gaussian(), 1) };
+            // Flue-gas oxygen, %: what the advisor model reads besides
+            // temperature and pressure.
+            let o2 = round(3.0 + 0.25 * rng.gaussian(), 2);
             let payload = json!({
-                "furnace": f.name, "temperature": temperature, "pressure": pressure, "gas_flow": gas, "ts": now_ms,
+                "furnace": f.name, "temperature": temperature, "pressure": pressure, "o2": o2, "gas_flow": gas,
+                "ts": now_ms,
             });
             if link.publish(topic(&f.name), payload.to_string()).is_err() {
                 return;

@@ -2,7 +2,7 @@
 //! node, all in this process, with the rules' results shown live.
 //!
 //! ```text
-//! furnace line ──MQTT──▶ rumqttd ──▶ weir node (3 rules) ──MQTT──▶ rumqttd ──▶ terminal
+//! furnace line ──MQTT──▶ rumqttd ──▶ weir node (4 rules) ──MQTT──▶ rumqttd ──▶ terminal
 //!  (simulated)   line1/<furnace>/telemetry     │            weir/twin, weir/alarm
 //!      ▲                                       └──neuron sink──▶ stand-in Neuron ──▶ terminal
 //!      └──────────── gas-flow set points ◀─────────── POST /api/v2/write
@@ -35,6 +35,9 @@ use display::{Display, Event};
 const TWIN: &str = "twin";
 const ALARM: &str = "alarm";
 const CONTROL: &str = "control";
+const ADVISOR: &str = "advisor";
+/// The advisor's model (made by `plugins/scripts/make_models.py`).
+const GASFLOW_MODEL: &[u8] = include_bytes!("../../plugins/tests/models/gasflow.onnx");
 
 /// Output topics.
 const TWIN_TOPIC: &str = "weir/twin";
@@ -63,7 +66,8 @@ pub(crate) struct DemoArgs {
 /// The furnace stream: what the line's gateway publishes.
 fn stream_sql() -> String {
     format!(
-        "CREATE STREAM furnace (furnace string, temperature float, pressure float, gas_flow float, ts bigint) \
+        "CREATE STREAM furnace (furnace string, temperature float, pressure float, o2 float, gas_flow float, \
+         ts bigint) \
          WITH (DATASOURCE=\"{}\", FORMAT=\"json\", TYPE=\"mqtt\")",
         line::topic("+")
     )
@@ -72,7 +76,7 @@ fn stream_sql() -> String {
 /// `lag` of the last valid temperature of the same furnace.
 const PREV_TEMP: &str = "lag(temperature) OVER (PARTITION BY furnace WHEN temperature > 0)";
 
-/// The three rules: id, SQL and actions.
+/// The four rules: id, SQL and actions.
 fn rules(broker: &str, neuron_url: &str) -> Vec<(&'static str, String, Value)> {
     let nominal = line::NOMINAL_TEMP;
     vec![
@@ -110,6 +114,19 @@ fn rules(broker: &str, neuron_url: &str) -> Vec<(&'static str, String, Value)> {
             ),
             json!([{"neuron": {"url": neuron_url, "nodeName": "{{.furnace}}", "groupName": "burner",
                 "tags": [neuron::SET_POINT_TAG]}}]),
+        ),
+        (
+            ADVISOR,
+            // AI advisor: every 2 s, an ONNX model (a scikit-learn MLP)
+            // recommends each furnace's gas flow from its averages; the
+            // recommendation goes to Neuron as an advisory tag.
+            format!(
+                "SELECT furnace, round(infer('gasflow', avg(temperature), avg(pressure), avg(o2))[0], 2) AS {tag} \
+                 FROM furnace WHERE temperature > 0 GROUP BY furnace, TUMBLINGWINDOW(ss, 2)",
+                tag = neuron::ADVICE_TAG
+            ),
+            json!([{"neuron": {"url": neuron_url, "nodeName": "{{.furnace}}", "groupName": "burner",
+                "tags": [neuron::ADVICE_TAG]}}]),
         ),
     ]
 }
@@ -150,7 +167,14 @@ async fn run(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
     let neuron_handle = neuron_server.handle();
     actix::spawn(neuron_server);
 
-    // 4. The stream and the rules, the way POST /streams and /rules make them.
+    // 4. The advisor's model, the stream and the rules, the way POST
+    // /models, /streams and /rules make them.
+    let model = dir.join("gasflow.onnx");
+    std::fs::write(&model, GASFLOW_MODEL)?;
+    let file = model.display().to_string();
+    node.change_extensions(move |ext| ext.register_model("gasflow", &file))
+        .await
+        .context("cannot register the advisor's model")?;
     node.exec_stream_sql(&stream_sql()).context("cannot create the furnace stream")?;
     let rules = rules(&broker_url, &neuron_url);
     for (id, sql, actions) in &rules {
@@ -220,12 +244,13 @@ async fn run(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
     subscriber.abort();
     let n = |count: u64, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
     println!(
-        "weir demo: stopped after {:.1}s{}: {}, {}, {} to Neuron",
+        "weir demo: stopped after {:.1}s{}: {}, {}, {} and {} to Neuron",
         start.elapsed().as_secs_f64(),
         if interrupted { " (interrupted)" } else { "" },
         n(seen.twin, "device-twin row"),
         n(seen.alarm, "alarm"),
         n(seen.writes, "set-point write"),
+        n(seen.advice, "model recommendation"),
     );
     for (id, counts) in rule_counts {
         println!("  rule {id:<8} {counts}");
@@ -261,7 +286,7 @@ async fn wait_for_input(node: &Node) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         let reading = |id: &str| node.rule_state(id).is_ok_and(|st| display::rule_counts(&st).0 > 0);
-        if [TWIN, ALARM, CONTROL].into_iter().all(reading) {
+        if [TWIN, ALARM, CONTROL, ADVISOR].into_iter().all(reading) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -14,6 +14,8 @@ use super::line::{SetPoints, NOMINAL_GAS};
 
 /// The tag the control rule writes.
 pub(super) const SET_POINT_TAG: &str = "gas_flow_sp";
+/// The advisory tag the AI advisor writes (shown, not applied).
+pub(super) const ADVICE_TAG: &str = "gas_flow_ai";
 
 struct State {
     events: UnboundedSender<Event>,
