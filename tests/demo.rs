@@ -20,7 +20,7 @@ fn lines_of<'a>(stdout: &'a str, rule: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn demo_shows_all_three_rules_and_exits_zero() {
+fn demo_shows_all_four_rules_and_exits_zero() {
     let started = Instant::now();
     let child = Command::new(weir_bin())
         // Port 0: never collide with a `weir serve` on 9081.
@@ -56,17 +56,21 @@ fn demo_shows_all_three_rules_and_exits_zero() {
     assert!(!control.is_empty(), "no set-point writes:\n{stdout}");
     assert!(control.iter().all(|l| l.contains("gas_flow_sp") && l.contains("POST /api/v2/write")), "{control:?}");
     assert!(control.iter().any(|l| l.contains("furnace-2")), "{stdout}");
+    // Advisor: the ONNX model's recommendation per furnace, to Neuron.
+    let advisor = lines_of(&stdout, "advisor");
+    assert!(!advisor.is_empty(), "no model recommendations:\n{stdout}");
+    assert!(advisor.iter().all(|l| l.contains("gas_flow_ai") && l.contains("m³/h")), "{advisor:?}");
 
     // Progress: every rule's events in and out, read from its status.
     let progress = stdout.lines().rfind(|l| l.contains(" │ twin ")).unwrap_or_else(|| panic!("{stdout}"));
-    for rule in ["line", "twin", "alarm", "control"] {
+    for rule in ["line", "twin", "alarm", "control", "advisor"] {
         assert!(progress.contains(&format!(" {rule} ")), "{progress}");
     }
-    assert_eq!(progress.matches('→').count(), 3, "{progress}");
+    assert_eq!(progress.matches('→').count(), 4, "{progress}");
     // The summary names every rule and says it stopped by itself.
     assert!(stdout.contains("weir demo: stopped after"), "{stdout}");
     assert!(!stdout.contains("(interrupted)"), "{stdout}");
-    for rule in ["twin", "alarm", "control"] {
+    for rule in ["twin", "alarm", "control", "advisor"] {
         assert!(stdout.lines().any(|l| l.trim_start().starts_with(&format!("rule {rule} "))), "{stdout}");
     }
 }
