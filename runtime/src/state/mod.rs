@@ -77,6 +77,8 @@ pub enum Space {
     Commits,
     /// Durable ingest log of sources that cannot rewind.
     IngestLog,
+    /// The cluster's raft log, hard state and snapshots (`weir-cluster`).
+    Raft,
 }
 
 impl Space {
@@ -86,11 +88,12 @@ impl Space {
             Space::Checkpoints => "checkpoints",
             Space::Commits => "commits",
             Space::IngestLog => "ingest_log",
+            Space::Raft => "raft",
         }
     }
 
     /// All spaces.
-    pub const ALL: [Space; 3] = [Space::Checkpoints, Space::Commits, Space::IngestLog];
+    pub const ALL: [Space; 4] = [Space::Checkpoints, Space::Commits, Space::IngestLog, Space::Raft];
 }
 
 /// One write of a batch.

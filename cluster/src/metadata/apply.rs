@@ -1,0 +1,192 @@
+//! Applying commands: the deterministic transition function of [`Metadata`].
+//!
+//! A refused command leaves the metadata unchanged (checks run before any
+//! change), so every node refuses it the same way and stays equal.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Command, CommittedCheckpoint, MemberChange, Metadata, NodeId, NodeInfo, ObjectKind, Rejection, RuleInfo,
+    ShardPlacement, MAX_SHARDS,
+};
+
+/// The result of an applied command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Applied {
+    /// The command took effect.
+    Done,
+    /// [`Command::BumpShardEpoch`]: the shard's new epoch.
+    Epoch(u64),
+}
+
+fn not_found(kind: ObjectKind, name: impl Into<String>) -> Rejection {
+    Rejection::NotFound { kind, name: name.into() }
+}
+
+fn stale(rule: &str, reason: String) -> Rejection {
+    Rejection::StalePlacement { rule: rule.to_string(), reason }
+}
+
+impl Metadata {
+    /// Applies one committed command.
+    ///
+    /// # Errors
+    /// The command is refused ([`Rejection`]); the metadata is unchanged.
+    pub fn apply(&mut self, command: &Command) -> Result<Applied, Rejection> {
+        match command {
+            Command::PutStream { name, sql } => {
+                self.streams.insert(name.clone(), sql.clone());
+            }
+            Command::DropStream { name } => {
+                self.streams.remove(name).ok_or_else(|| not_found(ObjectKind::Stream, name))?;
+            }
+            Command::PutTable { name, sql } => {
+                self.tables.insert(name.clone(), sql.clone());
+            }
+            Command::DropTable { name } => {
+                self.tables.remove(name).ok_or_else(|| not_found(ObjectKind::Table, name))?;
+            }
+            Command::PutRule { id, json, shards } => self.put_rule(id, json, *shards)?,
+            Command::DropRule { id } => {
+                self.rules.remove(id).ok_or_else(|| not_found(ObjectKind::Rule, id))?;
+                self.placement.remove(id);
+                self.checkpoints.remove(id);
+            }
+            Command::SetPlan { rule, plan } => {
+                let r = self.rules.get_mut(rule).ok_or_else(|| not_found(ObjectKind::Rule, rule))?;
+                r.plan = Some(plan.clone());
+            }
+            Command::ReportLoad { node, load } => self.node_mut(*node)?.load = *load,
+            Command::SetNodeLive { node, live } => self.node_mut(*node)?.live = *live,
+            Command::SetPlacement { placement } => self.set_placement(placement)?,
+            Command::BumpShardEpoch { rule, shard } => {
+                let next = self.last_epoch + 1;
+                let sp = self.shard_mut(rule, *shard)?;
+                sp.epoch = next;
+                self.last_epoch = next;
+                return Ok(Applied::Epoch(next));
+            }
+            Command::CommitCheckpoint { rule, shard, shard_epoch, checkpoint } => {
+                self.commit_checkpoint(rule, *shard, *shard_epoch, *checkpoint)?
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    /// Applies a committed membership change (the conf change itself is
+    /// applied to raft by the node).
+    ///
+    /// # Errors
+    /// Removing a node that is not a member.
+    pub fn apply_member_change(&mut self, change: &MemberChange) -> Result<Applied, Rejection> {
+        match change {
+            MemberChange::Add { id, addr } => {
+                let n = self.nodes.entry(*id).or_insert_with(|| NodeInfo {
+                    id: *id,
+                    addr: addr.clone(),
+                    live: true,
+                    load: 0,
+                });
+                n.addr = addr.clone();
+            }
+            MemberChange::Remove { id } => {
+                // Its shards stay put until the leader re-places them with fresh epochs.
+                self.nodes.remove(id).ok_or_else(|| not_found(ObjectKind::Node, id.to_string()))?;
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Result<&mut NodeInfo, Rejection> {
+        self.nodes.get_mut(&id).ok_or_else(|| not_found(ObjectKind::Node, id.to_string()))
+    }
+
+    fn shard_mut(&mut self, rule: &str, shard: u32) -> Result<&mut ShardPlacement, Rejection> {
+        self.placement
+            .get_mut(rule)
+            .and_then(|v| v.get_mut(shard as usize))
+            .ok_or_else(|| not_found(ObjectKind::Shard, format!("{rule}/{shard}")))
+    }
+
+    fn put_rule(&mut self, id: &str, json: &str, shards: u32) -> Result<(), Rejection> {
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(Rejection::InvalidShards { rule: id.to_string(), shards });
+        }
+        let plan = match self.rules.get(id) {
+            Some(old) if old.json == json => old.plan.clone(),
+            _ => None,
+        };
+        self.rules.insert(id.to_string(), RuleInfo { json: json.to_string(), shards, plan });
+        // Shards past the new count are gone; the leader places new ones.
+        if let Some(p) = self.placement.get_mut(id) {
+            p.truncate(shards as usize);
+        }
+        if let Some(c) = self.checkpoints.get_mut(id) {
+            c.retain(|s, _| *s < shards);
+        }
+        Ok(())
+    }
+
+    /// Checks the whole command first, then replaces: all or nothing.
+    fn set_placement(&mut self, placement: &super::Placement) -> Result<(), Rejection> {
+        let mut fresh = BTreeSet::new();
+        for (rule, shards) in placement {
+            let info = self.rules.get(rule).ok_or_else(|| not_found(ObjectKind::Rule, rule))?;
+            if shards.len() != info.shards as usize {
+                return Err(stale(rule, format!("{} shards given, rule has {}", shards.len(), info.shards)));
+            }
+            let current = self.placement.get(rule);
+            for (i, sp) in shards.iter().enumerate() {
+                let members = [Some(sp.primary), sp.standby];
+                if let Some(n) = members.into_iter().flatten().find(|n| !self.nodes.contains_key(n)) {
+                    return Err(stale(rule, format!("shard {i}: node {n} is not a member")));
+                }
+                if sp.standby == Some(sp.primary) {
+                    return Err(stale(rule, format!("shard {i}: standby is the primary")));
+                }
+                match current.and_then(|c| c.get(i)) {
+                    Some(old) if old.primary == sp.primary => {
+                        if old.epoch != sp.epoch {
+                            return Err(stale(rule, format!("shard {i}: epoch {} is not {}", sp.epoch, old.epoch)));
+                        }
+                    }
+                    _ => {
+                        if sp.epoch <= self.last_epoch || !fresh.insert(sp.epoch) {
+                            return Err(stale(rule, format!("shard {i}: epoch {} is not fresh", sp.epoch)));
+                        }
+                    }
+                }
+            }
+        }
+        for (rule, shards) in placement {
+            self.placement.insert(rule.clone(), shards.clone());
+        }
+        if let Some(max) = fresh.last() {
+            self.last_epoch = *max;
+        }
+        Ok(())
+    }
+
+    fn commit_checkpoint(&mut self, rule: &str, shard: u32, epoch: u64, checkpoint: u64) -> Result<(), Rejection> {
+        let current = self.shard_mut(rule, shard)?.epoch;
+        if epoch != current {
+            return Err(Rejection::Fenced { rule: rule.to_string(), shard, epoch, current });
+        }
+        let shards = self.checkpoints.entry(rule.to_string()).or_default();
+        if let Some(c) = shards.get(&shard) {
+            if checkpoint < c.checkpoint {
+                return Err(Rejection::StaleCheckpoint {
+                    rule: rule.to_string(),
+                    shard,
+                    checkpoint,
+                    committed: c.checkpoint,
+                });
+            }
+        }
+        shards.insert(shard, CommittedCheckpoint { checkpoint, shard_epoch: epoch });
+        Ok(())
+    }
+}

@@ -1,0 +1,327 @@
+//! The replicated metadata: what every node agrees on through raft.
+//!
+//! [`Metadata`] holds the members, the catalog (streams, tables, rules and
+//! their plans), the [`Placement`] of every rule shard and the last
+//! committed checkpoint of each shard. It changes only by applying committed
+//! [`Command`]s (and membership changes carried by raft conf changes), in log
+//! order, on every node; applying is deterministic, so equal logs give equal
+//! metadata. [`Metadata::to_bytes`]/[`Metadata::from_bytes`] are the raft
+//! snapshot format.
+//!
+//! # Shard epochs (fencing)
+//! Every shard's [`ShardPlacement::epoch`] is a fencing token. Epochs are
+//! issued from one cluster-wide counter ([`Metadata::last_epoch`]), so they
+//! are unique and a shard's epoch only grows, even across a rule's drop and
+//! re-creation. A shard gets a new epoch whenever its primary changes
+//! (failover, rebalancing) or on [`Command::BumpShardEpoch`]. The primary
+//! stamps its checkpoint commits with the epoch it was given;
+//! [`Command::CommitCheckpoint`] with any other epoch is rejected
+//! ([`Rejection::Fenced`]), so a deposed primary that has not noticed yet
+//! cannot commit.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+mod apply;
+#[cfg(test)]
+mod tests;
+
+pub use apply::Applied;
+
+/// A node id (raft peer id); never 0.
+pub type NodeId = u64;
+
+/// Shard placement of every placed rule: rule id -> shard index -> placement.
+pub type Placement = BTreeMap<String, Vec<ShardPlacement>>;
+
+/// A member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Raft id.
+    pub id: NodeId,
+    /// Address other nodes connect to (`host:port`).
+    pub addr: String,
+    /// Whether its lease is valid: the leader marks a node down when it has
+    /// not heard from it for `lease_ticks`, and up again when it has.
+    pub live: bool,
+    /// Load the node reports ([`Command::ReportLoad`]), in standby-shard
+    /// units (a standby weighs 1, a primary 2); placement adds it to the
+    /// node's cost.
+    pub load: u64,
+}
+
+/// A rule as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    /// eKuiper rule JSON, stored verbatim (the cluster does not parse it).
+    pub json: String,
+    /// Number of shards (≥ 1).
+    pub shards: u32,
+    /// The rule's plan, opaque to the cluster (set by [`Command::SetPlan`]).
+    pub plan: Option<String>,
+}
+
+/// Where one shard runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardPlacement {
+    /// The node running the shard.
+    pub primary: NodeId,
+    /// The node holding the warm copy; `None` while fewer than two nodes are live.
+    pub standby: Option<NodeId>,
+    /// Fencing token of the current primary (see the module docs).
+    pub epoch: u64,
+}
+
+/// The last checkpoint committed for a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedCheckpoint {
+    /// The checkpoint (barrier) epoch.
+    pub checkpoint: u64,
+    /// The shard epoch of the primary that committed it.
+    pub shard_epoch: u64,
+}
+
+/// A change of the replicated metadata, proposed through raft.
+///
+/// Membership is not a command: it goes through raft conf changes
+/// ([`MemberChange`]) so that raft's voter set and [`Metadata::nodes`]
+/// change at the same log index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Command {
+    /// Creates or replaces a stream definition.
+    PutStream {
+        /// Stream name.
+        name: String,
+        /// Its `CREATE STREAM` statement.
+        sql: String,
+    },
+    /// Removes a stream.
+    DropStream {
+        /// Stream name.
+        name: String,
+    },
+    /// Creates or replaces a table definition.
+    PutTable {
+        /// Table name.
+        name: String,
+        /// Its `CREATE TABLE` statement.
+        sql: String,
+    },
+    /// Removes a table.
+    DropTable {
+        /// Table name.
+        name: String,
+    },
+    /// Creates or replaces a rule; a new JSON clears the stored plan.
+    PutRule {
+        /// Rule id.
+        id: String,
+        /// eKuiper rule JSON.
+        json: String,
+        /// Number of shards, 1..=[`MAX_SHARDS`].
+        shards: u32,
+    },
+    /// Removes a rule with its placement, plan and checkpoints.
+    DropRule {
+        /// Rule id.
+        id: String,
+    },
+    /// Stores a rule's plan.
+    SetPlan {
+        /// Rule id.
+        rule: String,
+        /// The plan, opaque to the cluster.
+        plan: String,
+    },
+    /// A node reports its load (see [`NodeInfo::load`]).
+    ReportLoad {
+        /// The node.
+        node: NodeId,
+        /// Its load.
+        load: u64,
+    },
+    /// The leader's lease verdict on a node.
+    SetNodeLive {
+        /// The node.
+        node: NodeId,
+        /// Whether its lease is valid.
+        live: bool,
+    },
+    /// Replaces the placement of the named rules (other rules keep theirs).
+    /// A shard whose primary changes must carry a fresh epoch above
+    /// [`Metadata::last_epoch`]; an unchanged primary keeps its epoch.
+    SetPlacement {
+        /// New placements by rule.
+        placement: Placement,
+    },
+    /// Gives a shard a fresh epoch (fencing its current primary's commits).
+    BumpShardEpoch {
+        /// Rule id.
+        rule: String,
+        /// Shard index.
+        shard: u32,
+    },
+    /// Records a completed checkpoint of a shard, if `shard_epoch` is current.
+    CommitCheckpoint {
+        /// Rule id.
+        rule: String,
+        /// Shard index.
+        shard: u32,
+        /// The epoch the committing primary was given.
+        shard_epoch: u64,
+        /// The checkpoint (barrier) epoch; must not go backwards.
+        checkpoint: u64,
+    },
+}
+
+/// The most shards a rule may have.
+pub const MAX_SHARDS: u32 = 1024;
+
+/// A membership change, carried by a raft conf change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Adds a voter (or updates its address).
+    Add {
+        /// Its id.
+        id: NodeId,
+        /// Its address.
+        addr: String,
+    },
+    /// Removes a voter.
+    Remove {
+        /// Its id.
+        id: NodeId,
+    },
+}
+
+/// What kind of object a [`Rejection`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectKind {
+    /// A stream.
+    Stream,
+    /// A table.
+    Table,
+    /// A rule.
+    Rule,
+    /// A rule shard.
+    Shard,
+    /// A cluster member.
+    Node,
+}
+
+/// Why the state machine refused a committed command. Rejections are
+/// deterministic: every node refuses the same command the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The named object does not exist.
+    #[error("{kind:?} {name} not found")]
+    NotFound {
+        /// Its kind.
+        kind: ObjectKind,
+        /// Its name (or id).
+        name: String,
+    },
+    /// A rule's shard count is out of range.
+    #[error("rule {rule}: {shards} shards is not in 1..={MAX_SHARDS}")]
+    InvalidShards {
+        /// Rule id.
+        rule: String,
+        /// The count asked for.
+        shards: u32,
+    },
+    /// A checkpoint was committed with an epoch that is not the shard's.
+    #[error("rule {rule} shard {shard}: epoch {epoch} is fenced, current is {current}")]
+    Fenced {
+        /// Rule id.
+        rule: String,
+        /// Shard.
+        shard: u32,
+        /// The epoch given.
+        epoch: u64,
+        /// The shard's epoch.
+        current: u64,
+    },
+    /// A checkpoint older than the committed one.
+    #[error("rule {rule} shard {shard}: checkpoint {checkpoint} is older than committed {committed}")]
+    StaleCheckpoint {
+        /// Rule id.
+        rule: String,
+        /// Shard.
+        shard: u32,
+        /// The checkpoint given.
+        checkpoint: u64,
+        /// The committed one.
+        committed: u64,
+    },
+    /// A placement computed from an older state (epochs, nodes or shard counts changed since).
+    #[error("stale placement for rule {rule}: {reason}")]
+    StalePlacement {
+        /// Rule id.
+        rule: String,
+        /// What did not match.
+        reason: String,
+    },
+    /// raft refused a membership change (e.g. removing the last voter).
+    #[error("membership change refused: {reason}")]
+    MembershipRefused {
+        /// raft's reason.
+        reason: String,
+    },
+    /// The entry's bytes do not decode (written by an incompatible version).
+    #[error("undecodable entry at index {index}")]
+    Malformed {
+        /// Log index.
+        index: u64,
+    },
+}
+
+/// The replicated state machine. Fields are public for reading; change it
+/// only through [`Metadata::apply`] so that all nodes stay equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Members by id.
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// Stream definitions by name.
+    pub streams: BTreeMap<String, String>,
+    /// Table definitions by name.
+    pub tables: BTreeMap<String, String>,
+    /// Rules by id.
+    pub rules: BTreeMap<String, RuleInfo>,
+    /// Where each rule's shards run.
+    pub placement: Placement,
+    /// Last committed checkpoint by rule and shard.
+    pub checkpoints: BTreeMap<String, BTreeMap<u32, CommittedCheckpoint>>,
+    /// The highest shard epoch ever issued.
+    pub last_epoch: u64,
+}
+
+impl Metadata {
+    /// Encodes the state (a raft snapshot's data).
+    ///
+    /// # Errors
+    /// Only if serde refuses a value (a bug).
+    pub fn to_bytes(&self) -> crate::Result<Vec<u8>> {
+        Ok(weir_runtime::state::codec::encode(self)?)
+    }
+
+    /// Decodes a state written by [`Metadata::to_bytes`].
+    ///
+    /// # Errors
+    /// [`Error::Storage`](crate::Error::Storage) (corrupt) when the bytes do not decode.
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<Metadata> {
+        Ok(weir_runtime::state::codec::decode(bytes, "cluster metadata snapshot")?)
+    }
+
+    /// The ids of members whose lease is valid, ascending.
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        self.nodes.values().filter(|n| n.live).map(|n| n.id).collect()
+    }
+
+    /// The shard counts of all rules, the input of [`crate::placement::place`].
+    pub fn shard_counts(&self) -> BTreeMap<String, u32> {
+        self.rules.iter().map(|(id, r)| (id.clone(), r.shards)).collect()
+    }
+}
