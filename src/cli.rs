@@ -41,6 +41,8 @@ enum Command {
     Plugin(crate::extension_cli::PluginArgs),
     /// Register, list and drop HTTP model services on a running node.
     Service(crate::extension_cli::ServiceArgs),
+    /// Form and inspect a cluster: init, join ADDR, leave, status.
+    Cluster(crate::extension_cli::ClusterArgs),
     /// A live factory demo: embedded broker, simulated furnaces, four rules (one runs an ONNX model), Neuron write-back.
     Demo(crate::demo::DemoArgs),
 }
@@ -61,6 +63,13 @@ struct ServeArgs {
     /// Threads running rules (default: one per CPU).
     #[arg(long)]
     rule_threads: Option<usize>,
+    /// Run as a cluster node: the address other nodes reach this one's
+    /// raft peer at (then `weir cluster init` or `weir cluster join`).
+    #[arg(long)]
+    cluster_listen: Option<std::net::SocketAddr>,
+    /// The cluster address to advertise, when it differs from --cluster-listen.
+    #[arg(long, requires = "cluster_listen")]
+    cluster_advertise: Option<String>,
     /// HTTP worker threads (default: 2).
     #[arg(long, default_value_t = 2)]
     http_workers: usize,
@@ -77,6 +86,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(args) => crate::extension_cli::model(&args),
         Command::Plugin(args) => crate::extension_cli::plugin(&args),
         Command::Service(args) => crate::extension_cli::service(&args),
+        Command::Cluster(args) => crate::extension_cli::cluster(&args),
         Command::Demo(args) => crate::demo::main(&args),
     }
 }
@@ -87,9 +97,17 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let threads = args.rule_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let system = actix::System::new();
     system.block_on(async {
-        let node = crate::node::Node::open(&args.data_dir, Some(&args.etc_dir), threads)
+        let cluster = args.cluster_listen.map(|listen| crate::node::ClusterOptions {
+            listen,
+            advertise: args.cluster_advertise.clone(),
+        });
+        let node = crate::node::Node::open(&args.data_dir, Some(&args.etc_dir), threads, cluster.as_ref())
             .await
             .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+        if let Some(c) = node.cluster() {
+            println!("weir: cluster node {} on {}", c.id(), c.local_addr());
+            actix::spawn(node.clone().follow_cluster());
+        }
         crate::api::serve(node, &args.bind, args.http_workers)
             .await
             .with_context(|| format!("cannot serve on {}", args.bind))

@@ -84,6 +84,9 @@ pub(crate) enum Error {
         /// Why.
         message: String,
     },
+    /// The cluster refused or could not take a change (no leader, timeout,
+    /// rejected command).
+    Cluster(String),
     /// A model, plugin or service could not be registered or used.
     Extension(weir_plugins::ExtensionError),
     /// Reading or writing the data directory failed.
@@ -112,6 +115,7 @@ impl Error {
             Error::BadRequest { code, .. } => *code,
             Error::Start { .. } => code::EXECUTOR,
             Error::Io { .. } => code::IO,
+            Error::Cluster(_) => code::UNDEFINED,
             Error::Extension(e) if e.is_not_found() => code::NOT_FOUND,
             Error::Extension(_) => code::UNDEFINED,
         }
@@ -145,6 +149,7 @@ impl fmt::Display for Error {
             Error::Start { rule, message } => write!(f, "cannot start rule {rule}: {message}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Extension(e) => write!(f, "{e}"),
+            Error::Cluster(m) => write!(f, "cluster: {m}"),
         }
     }
 }

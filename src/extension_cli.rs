@@ -1,5 +1,6 @@
-//! `weir model|plugin|service ...`: register the models rules call, on a
-//! running node, through its REST API (see `src/api/plugins.rs`).
+//! `weir model|plugin|service|cluster ...`: register the models rules call,
+//! and form clusters, on a running node through its REST API (see
+//! `src/api/plugins.rs` and `src/api/cluster.rs`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -216,6 +217,43 @@ pub(crate) fn service(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         ServiceCommand::List => Call::get("/services"),
         ServiceCommand::Describe { name } => Call::get(format!("/services/{}", seg(name)?)),
         ServiceCommand::Drop { name } => Call::delete(format!("/services/{}", seg(name)?)),
+    };
+    execute(&args.host, call)
+}
+
+/// `weir cluster ...`: form and inspect a cluster of nodes started with
+/// `weir serve --cluster-listen ADDR`.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+    /// REST API of the node to act on.
+    #[arg(long, global = true, default_value = DEFAULT_HOST)]
+    host: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Make the node a new one-node cluster.
+    Init,
+    /// Join the node to the cluster of the member at ADDR (its --cluster-listen address).
+    Join {
+        /// Cluster address of any member, `host:port`.
+        addr: String,
+    },
+    /// Take the node out of its cluster; its rules move to other nodes.
+    Leave,
+    /// Members, leader, term, replication progress and rule placement.
+    Status,
+}
+
+/// `weir cluster ...`.
+pub(crate) fn cluster(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
+    let call = match &args.command {
+        ClusterCommand::Init => Call::post("/cluster/init", None),
+        ClusterCommand::Join { addr } => Call::post("/cluster/join", Some(json!({ "addr": addr }))),
+        ClusterCommand::Leave => Call::post("/cluster/leave", None),
+        ClusterCommand::Status => Call::get("/cluster/status"),
     };
     execute(&args.host, call)
 }

@@ -2,6 +2,7 @@
 
 mod ai;
 mod brokers;
+mod cluster;
 mod demo;
 mod mqtt;
 mod recovery;

@@ -4,6 +4,7 @@
 //! [`error::ApiError`]s. Request bodies are read with a size limit, and
 //! every failure is an error response: bad input never panics a worker.
 
+mod cluster;
 mod error;
 mod metrics;
 mod plugins;
@@ -60,6 +61,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     tables::routes(cfg);
     rules::routes(cfg);
     plugins::routes(cfg);
+    cluster::routes(cfg);
     cfg.default_service(web::to(not_found));
 }
 

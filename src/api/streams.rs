@@ -66,7 +66,7 @@ pub(super) async fn create(
     kind: StreamKind,
 ) -> Result<HttpResponse, ApiError> {
     let sql = sql_of(&read_body(body).await?)?;
-    match node.exec_stream_sql(&sql).map_err(prefixed(command_error(kind)))? {
+    match node.exec_stream_sql(&sql).await.map_err(prefixed(command_error(kind)))? {
         Outcome::Text(t) if t.ends_with("is created.") => Ok(text(StatusCode::CREATED, t)),
         Outcome::Text(t) => Ok(text(StatusCode::OK, t)),
         Outcome::Json(v) => Ok(HttpResponse::Ok().json(v)),
@@ -91,7 +91,7 @@ async fn replace(
     kind: StreamKind,
 ) -> Result<HttpResponse, ApiError> {
     let sql = sql_of(&read_body(body).await?)?;
-    let t = node.replace_stream(kind, &name, &sql).map_err(prefixed(command_error(kind)))?;
+    let t = node.replace_stream(kind, &name, &sql).await.map_err(prefixed(command_error(kind)))?;
     Ok(text(StatusCode::OK, t))
 }
 
@@ -107,6 +107,6 @@ async fn drop_stream(
         StreamKind::Stream => "delete stream error",
         StreamKind::Table => "delete table error",
     };
-    let t = node.drop_stream(kind, &name, force).map_err(prefixed(prefix))?;
+    let t = node.drop_stream(kind, &name, force).await.map_err(prefixed(prefix))?;
     Ok(text(StatusCode::OK, t))
 }

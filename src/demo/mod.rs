@@ -157,7 +157,7 @@ async fn run(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
     let (data_dir, etc_dir) = (dir.join("data"), dir.join("etc"));
     std::fs::create_dir_all(&etc_dir).with_context(|| format!("cannot create {}", etc_dir.display()))?;
     std::fs::write(etc_dir.join("mqtt_source.yaml"), format!("default:\n  server: \"{broker_url}\"\n  qos: 0\n"))?;
-    let node = Node::open(&data_dir, Some(&etc_dir), 2).await.context("cannot open the demo node")?;
+    let node = Node::open(&data_dir, Some(&etc_dir), 2, None).await.context("cannot open the demo node")?;
 
     // 3. The stand-in Neuron.
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -175,7 +175,7 @@ async fn run(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
     node.change_extensions(move |ext| ext.register_model("gasflow", &file))
         .await
         .context("cannot register the advisor's model")?;
-    node.exec_stream_sql(&stream_sql()).context("cannot create the furnace stream")?;
+    node.exec_stream_sql(&stream_sql()).await.context("cannot create the furnace stream")?;
     let rules = rules(&broker_url, &neuron_url);
     for (id, sql, actions) in &rules {
         let body = json!({"id": id, "sql": sql, "actions": actions}).to_string();

@@ -79,6 +79,11 @@ impl Rule {
         self.lock().clone()
     }
 
+    /// Whether the rule runs now.
+    pub(crate) async fn is_live(&self) -> bool {
+        self.life.lock().await.is_some()
+    }
+
     fn lock(&self) -> MutexGuard<'_, RuleState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -71,7 +71,7 @@ pub struct ReadyOutput {
 }
 
 /// Replication progress of one peer, as the leader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PeerProgress {
     /// The peer.
     pub id: NodeId,
@@ -82,7 +82,7 @@ pub struct PeerProgress {
 }
 
 /// A node's view of the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterStatus {
     /// This node.
     pub id: NodeId,

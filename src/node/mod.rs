@@ -13,6 +13,11 @@ use weir_runtime::state::{RocksBackend, StateBackend};
 
 use crate::error::{check_name, code, Error, Result};
 use crate::rules::{self, Functions, Rule, RuleDef, RuleState, Rules};
+
+mod cluster;
+
+pub(crate) use cluster::ClusterOptions;
+use weir_cluster::Command;
 use crate::store::Store;
 
 /// What a stream statement sent to `POST /streams` produced.
@@ -31,6 +36,10 @@ pub(crate) struct Node {
     /// Models, plugins and services, and the functions they make.
     extensions: weir_plugins::Extensions,
     functions: Arc<Functions>,
+    /// The raft peer, in a cluster; the metadata is then the cluster's.
+    cluster: Option<weir_cluster::Cluster>,
+    /// One reconcile with the cluster's metadata at a time.
+    reconciling: tokio::sync::Mutex<()>,
     store: Store,
     started: Instant,
 }
@@ -52,7 +61,12 @@ impl Node {
     /// # Errors
     /// The data directory cannot be created or read, or a configuration
     /// file is invalid.
-    pub(crate) async fn open(data_dir: &Path, etc_dir: Option<&Path>, threads: usize) -> Result<Arc<Node>> {
+    pub(crate) async fn open(
+        data_dir: &Path,
+        etc_dir: Option<&Path>,
+        threads: usize,
+        cluster: Option<&ClusterOptions>,
+    ) -> Result<Arc<Node>> {
         let store = Store::open(data_dir)?;
         let loaded = store.load()?;
         let env = Environment::new(store.dir());
@@ -72,11 +86,17 @@ impl Node {
             weir_plugins::portable::PortableConfig::default(),
         )?;
         let functions = Arc::new(Functions::new(extensions.registry()));
+        let cluster = match cluster {
+            Some(opts) => Some(cluster::start(opts, store.dir(), state.clone()).await?),
+            None => None,
+        };
         let node = Arc::new(Node {
             catalog: RwLock::new(Catalog::new()),
             rules: Rules::new(threads, env, state, functions.clone()),
             extensions,
             functions,
+            cluster,
+            reconciling: tokio::sync::Mutex::new(()),
             store,
             started: Instant::now(),
         });
@@ -100,7 +120,8 @@ impl Node {
                 }
             };
             let planned = rules::plan(&def, &node.catalog(), &node.functions.current());
-            let triggered = def.triggered;
+            // In a cluster, placement decides where rules run.
+            let triggered = def.triggered && node.cluster.is_none();
             // A rule whose streams are gone still comes back, stopped by error.
             let rule = node.rules.insert(def, planned.as_ref().ok().cloned())?;
             if triggered {
@@ -126,14 +147,14 @@ impl Node {
     // ---- streams and tables ------------------------------------------
 
     /// Runs a DDL statement (`POST /streams`, `POST /tables`).
-    pub(crate) fn exec_stream_sql(&self, sql: &str) -> Result<Outcome> {
+    pub(crate) async fn exec_stream_sql(&self, sql: &str) -> Result<Outcome> {
         match weir_planner::parse_statement(sql)? {
             Statement::Create(def) => {
                 let (kind, name) = (def.kind, def.name.clone());
-                self.create_stream(*def)?;
+                self.create_stream(*def).await?;
                 Ok(Outcome::Text(format!("{} {name} is created.", title(kind))))
             }
-            Statement::Drop(kind, name) => self.drop_stream(kind, &name, false).map(Outcome::Text),
+            Statement::Drop(kind, name) => self.drop_stream(kind, &name, false).await.map(Outcome::Text),
             Statement::Describe(kind, name) => self.describe_stream(kind, &name).map(Outcome::Json),
             Statement::Show(kind) => Ok(Outcome::Json(self.stream_names(kind).into())),
             Statement::Select(_) => {
@@ -142,19 +163,35 @@ impl Node {
         }
     }
 
-    fn create_stream(&self, def: StreamDef) -> Result<()> {
+    async fn create_stream(&self, def: StreamDef) -> Result<()> {
         check_name(def.kind.name(), &def.name)?;
-        let mut catalog = self.catalog_mut();
-        if catalog.get(&def.name).is_some() {
+        if self.catalog().get(&def.name).is_some() {
             return Err(Error::AlreadyExists { what: def.kind.name(), name: def.name });
         }
+        if let Some(c) = self.cluster() {
+            return self.propose(c, put_stream(def.kind, &def.name, &def.sql)).await;
+        }
+        let mut catalog = self.catalog_mut();
         self.store.put_stream(def.kind, &def.name, &def.sql)?;
         catalog.insert(def);
         Ok(())
     }
 
     /// `PUT /streams/{name}`: creates or replaces `name` with `sql`.
-    pub(crate) fn replace_stream(&self, kind: StreamKind, name: &str, sql: &str) -> Result<String> {
+    pub(crate) async fn replace_stream(&self, kind: StreamKind, name: &str, sql: &str) -> Result<String> {
+        self.check_replace(kind, name, sql)?;
+        if let Some(c) = self.cluster() {
+            self.propose(c, put_stream(kind, name, sql)).await?;
+        } else {
+            let Statement::Create(def) = weir_planner::parse_statement(sql)? else { unreachable!("checked") };
+            self.store.put_stream(kind, name, &def.sql)?;
+            self.catalog_mut().insert(*def);
+        }
+        Ok(format!("{} {name} is replaced.", title(kind)))
+    }
+
+    /// What `replace_stream` checks before it changes anything.
+    fn check_replace(&self, kind: StreamKind, name: &str, sql: &str) -> Result<()> {
         let Statement::Create(def) = weir_planner::parse_statement(sql)? else {
             return Err(Error::bad_request(code::STREAM, format!("expected CREATE {}", kind.name().to_uppercase())));
         };
@@ -165,7 +202,7 @@ impl Node {
             ));
         }
         check_name(kind.name(), name)?;
-        let mut catalog = self.catalog_mut();
+        let catalog = self.catalog();
         if def.kind != kind || catalog.get(name).is_some_and(|old| old.kind != kind) {
             return Err(Error::not_found(kind.name(), name));
         }
@@ -188,20 +225,26 @@ impl Node {
                 ));
             }
         }
-        self.store.put_stream(kind, name, &def.sql)?;
-        catalog.insert(*def);
-        Ok(format!("{} {name} is replaced.", title(kind)))
+        Ok(())
     }
 
     /// `DELETE /streams/{name}`; refused while rules use it unless `force`.
-    pub(crate) fn drop_stream(&self, kind: StreamKind, name: &str, force: bool) -> Result<String> {
-        let mut catalog = self.catalog_mut();
-        if catalog.get(name).is_none_or(|d| d.kind != kind) {
+    pub(crate) async fn drop_stream(&self, kind: StreamKind, name: &str, force: bool) -> Result<String> {
+        if self.catalog().get(name).is_none_or(|d| d.kind != kind) {
             return Err(Error::not_found(kind.name(), name));
         }
         if !force && !self.rules.referencing(name).is_empty() {
             return Err(Error::Referenced { what: kind.name(), name: name.to_string() });
         }
+        if let Some(c) = self.cluster() {
+            let command = match kind {
+                StreamKind::Stream => Command::DropStream { name: name.to_string() },
+                StreamKind::Table => Command::DropTable { name: name.to_string() },
+            };
+            self.propose(c, command).await?;
+            return Ok(format!("{} {name} is dropped.", title(kind)));
+        }
+        let mut catalog = self.catalog_mut();
         self.store.remove_stream(kind, name)?;
         catalog.remove(name);
         Ok(format!("{} {name} is dropped.", title(kind)))
@@ -273,6 +316,10 @@ impl Node {
         }
         let plan = self.validate(&def).await?;
         let (id, json, triggered) = (def.id.clone(), def.to_json(), def.triggered);
+        if let Some(c) = self.cluster() {
+            self.propose(c, put_rule(&id, &json)).await?;
+            return Ok(id);
+        }
         let rule = self.rules.insert(def, Some(plan))?;
         if let Err(e) = self.store.put_rule(&id, &json) {
             let _ = self.rules.remove(&id).await;
@@ -290,6 +337,9 @@ impl Node {
         let def = RuleDef::parse(body, Some(id))?;
         let plan = self.validate(&def).await?;
         let (json, triggered) = (def.to_json(), def.triggered);
+        if let Some(c) = self.cluster() {
+            return self.propose(c, put_rule(id, &json)).await;
+        }
         let rule = match self.rules.get(id) {
             Ok(rule) => {
                 self.rules.replace(&rule, def, plan).await;
@@ -306,6 +356,10 @@ impl Node {
 
     /// `DELETE /rules/{id}`.
     pub(crate) async fn delete_rule(&self, id: &str) -> Result<()> {
+        if let Some(c) = self.cluster() {
+            self.rules.get(id)?;
+            return self.propose(c, Command::DropRule { id: id.to_string() }).await;
+        }
         self.rules.remove(id).await?;
         self.store.remove_rule(id)
     }
@@ -318,6 +372,9 @@ impl Node {
     /// starts; the rule is stored as triggered.
     pub(crate) async fn start_rule(&self, id: &str) -> Result<()> {
         let rule = self.rules.get(id)?;
+        if let Some(c) = self.cluster() {
+            return self.propose(c, put_rule(id, &triggered_json(&rule, true))).await;
+        }
         let json = self.rules.set_triggered(&rule, true);
         self.store.put_rule(id, &json)?;
         self.rules.start(&rule, self.plan_of(&rule)).await
@@ -326,6 +383,9 @@ impl Node {
     /// `POST /rules/{id}/stop`; the rule is stored as not triggered.
     pub(crate) async fn stop_rule(&self, id: &str) -> Result<()> {
         let rule = self.rules.get(id)?;
+        if let Some(c) = self.cluster() {
+            return self.propose(c, put_rule(id, &triggered_json(&rule, false))).await;
+        }
         self.rules.stop(&rule, "canceled manually").await;
         let json = self.rules.set_triggered(&rule, false);
         self.store.put_rule(id, &json)
@@ -334,6 +394,15 @@ impl Node {
     /// `POST /rules/{id}/restart`.
     pub(crate) async fn restart_rule(&self, id: &str) -> Result<()> {
         let rule = self.rules.get(id)?;
+        if let Some(c) = self.cluster() {
+            // Triggered in the metadata; restarted here if it runs here.
+            self.propose(c, put_rule(id, &triggered_json(&rule, true))).await?;
+            if rule.is_live().await {
+                self.rules.stop(&rule, "").await;
+                self.rules.start(&rule, self.plan_of(&rule)).await?;
+            }
+            return Ok(());
+        }
         self.rules.stop(&rule, "").await;
         let json = self.rules.set_triggered(&rule, true);
         self.store.put_rule(id, &json)?;
@@ -381,6 +450,27 @@ impl Node {
         .map_err(|e| Error::Io { context: "changing extensions".into(), source: std::io::Error::other(e) })?;
         Ok(out?)
     }
+}
+
+/// A stream or table definition as a cluster command.
+fn put_stream(kind: StreamKind, name: &str, sql: &str) -> Command {
+    match kind {
+        StreamKind::Stream => Command::PutStream { name: name.to_string(), sql: sql.to_string() },
+        StreamKind::Table => Command::PutTable { name: name.to_string(), sql: sql.to_string() },
+    }
+}
+
+/// A rule definition as a cluster command (one shard: stateful stages run
+/// as one instance).
+fn put_rule(id: &str, json: &Value) -> Command {
+    Command::PutRule { id: id.to_string(), json: json.to_string(), shards: 1 }
+}
+
+/// The rule's JSON with `triggered` set.
+fn triggered_json(rule: &Rule, triggered: bool) -> Value {
+    let mut def = (*rule.state().def).clone();
+    def.set_triggered(triggered);
+    def.to_json()
 }
 
 /// Loads eKuiper's source configuration files from `etc`:
