@@ -97,10 +97,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let threads = args.rule_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let system = actix::System::new();
     system.block_on(async {
-        let cluster = args.cluster_listen.map(|listen| crate::node::ClusterOptions {
-            listen,
-            advertise: args.cluster_advertise.clone(),
-        });
+        let cluster = args
+            .cluster_listen
+            .map(|listen| crate::node::ClusterOptions { listen, advertise: args.cluster_advertise.clone() });
         let node = crate::node::Node::open(&args.data_dir, Some(&args.etc_dir), threads, cluster.as_ref())
             .await
             .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;

@@ -23,10 +23,8 @@ fn start_member(root: &std::path::Path, name: &str, broker: u16) -> Member {
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("mqtt_source.yaml"), format!("default:\n  server: tcp://127.0.0.1:{broker}\n")).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    let server = Server::start_with(
-        &dir.join("data"),
-        &["--etc-dir", etc.to_str().unwrap(), "--cluster-listen", &addr],
-    );
+    let server =
+        Server::start_with(&dir.join("data"), &["--etc-dir", etc.to_str().unwrap(), "--cluster-listen", &addr]);
     Member { server, addr }
 }
 
@@ -47,17 +45,24 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Indexes of the members on which rule `id` runs.
-fn running_on(members: &[Option<Member>], id: &str) -> Vec<usize> {
-    members
+/// Index of the member the cluster placed rule `id` on, once placed.
+fn placed_on(members: &[Option<Member>], id: &str) -> Option<usize> {
+    let statuses: Vec<(usize, serde_json::Value)> = members
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| {
-            let m = m.as_ref()?;
-            let st = m.server.call("GET", &format!("/rules/{id}/status"), None);
-            (st.status == 200 && st.json()["status"] == "running").then_some(i)
-        })
-        .collect()
+        .filter_map(|(i, m)| Some((i, m.as_ref()?.server.call("GET", "/cluster/status", None).json())))
+        .collect();
+    let primary = statuses.iter().find_map(|(_, s)| s["placement"][id][0]["primary"].as_u64())?;
+    statuses.iter().find(|(_, s)| s["id"].as_u64() == Some(primary)).map(|(i, _)| *i)
+}
+
+/// Whether every live member reports rule `id` running (the status of a
+/// rule placed elsewhere is asked of the node running it).
+fn running_everywhere(members: &[Option<Member>], id: &str) -> bool {
+    members.iter().flatten().all(|m| {
+        let st = m.server.call("GET", &format!("/rules/{id}/status"), None);
+        st.status == 200 && st.json()["status"] == "running"
+    })
 }
 
 #[test]
@@ -76,7 +81,11 @@ fn a_rule_moves_to_another_node_after_kill_9() {
     assert_eq!(status["members"].as_array().unwrap().len(), 3, "{status}");
 
     // Metadata written on one node is on every node.
-    let r = b.server.call("POST", "/streams", Some(r#"{"sql":"CREATE STREAM s (seq bigint) WITH (DATASOURCE=\"in/seq\", FORMAT=\"json\")"}"#));
+    let r = b.server.call(
+        "POST",
+        "/streams",
+        Some(r#"{"sql":"CREATE STREAM s (seq bigint) WITH (DATASOURCE=\"in/seq\", FORMAT=\"json\")"}"#),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     for x in [a, b, c] {
         wait_until(Duration::from_secs(10), "the stream on every node", || {
@@ -87,8 +96,10 @@ fn a_rule_moves_to_another_node_after_kill_9() {
         "actions": [{"mqtt": {"server": format!("tcp://127.0.0.1:{broker}"), "topic": "out/seq", "sendSingle": true}}]});
     let r = c.server.call("POST", "/rules", Some(&rule.to_string()));
     assert_eq!(r.status, 201, "{}", r.body);
-    wait_until(Duration::from_secs(20), "the rule running on one node", || running_on(&members, "fwd").len() == 1);
-    let first = running_on(&members, "fwd")[0];
+    wait_until(Duration::from_secs(20), "the rule placed and running", || {
+        placed_on(&members, "fwd").is_some() && running_everywhere(&members, "fwd")
+    });
+    let first = placed_on(&members, "fwd").unwrap();
 
     let rt = runtime();
     let moved_after = rt.block_on(async {
@@ -127,9 +138,9 @@ fn a_rule_moves_to_another_node_after_kill_9() {
         .expect("outputs resume on another node");
         moved_after
     });
-    let now = running_on(&members, "fwd");
-    assert_eq!(now.len(), 1, "{now:?}");
-    assert_ne!(now[0], first);
+    let now = placed_on(&members, "fwd").expect("placed");
+    assert_ne!(now, first);
+    wait_until(Duration::from_secs(10), "the status from every node", || running_everywhere(&members, "fwd"));
     eprintln!("failover: first output from the new node {} ms after kill -9", moved_after.as_millis());
     // The survivors agree on the placement.
     let placements: Vec<serde_json::Value> = members

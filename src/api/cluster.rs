@@ -17,7 +17,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn not_clustered() -> ApiError {
-    ApiError::with_code(code::UNDEFINED, "", "this node does not run as a cluster node (start it with --cluster-listen)")
+    ApiError::with_code(
+        code::UNDEFINED,
+        "",
+        "this node does not run as a cluster node (start it with --cluster-listen)",
+    )
 }
 
 fn failed(e: weir_cluster::Error) -> ApiError {

@@ -46,6 +46,9 @@ pub(crate) async fn serve(node: Arc<Node>, bind: &str, workers: usize) -> std::i
     for addr in server.addrs() {
         println!("weir: REST API on http://{addr}");
     }
+    if let Some(addr) = server.addrs().first() {
+        node.set_rest_url(format!("http://{addr}"));
+    }
     let _ = std::io::stdout().flush();
     server.run().await?;
     node.shutdown().await;

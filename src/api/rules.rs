@@ -95,10 +95,36 @@ async fn restart(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpRes
 }
 
 /// `GET /rules/{id}/status` (EKUIPER_COMPAT.md §1.3).
-async fn status(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn status(
+    node: web::Data<Node>,
+    id: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let st = node.rule_state(&id).map_err(prefixed("get rule status error"))?;
+    // In a cluster the rule runs on one node: ask that node (once).
+    if !req.headers().contains_key(FORWARDED) {
+        if let Some(url) = node.rule_home(&id).await {
+            let client = reqwest::Client::new();
+            let asked = client
+                .get(format!("{url}/rules/{id}/status"))
+                .header(FORWARDED, "1")
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await;
+            if let Ok(resp) = asked {
+                if resp.status().is_success() {
+                    if let Ok(body) = resp.text().await {
+                        return Ok(HttpResponse::Ok().content_type("application/json").body(body));
+                    }
+                }
+            }
+        }
+    }
     Ok(HttpResponse::Ok().content_type("application/json").body(status_body(&st)))
 }
+
+/// Marks a request one node forwarded to another, so it is not forwarded again.
+const FORWARDED: &str = "x-weir-forwarded";
 
 /// `GET /rules/status/all`.
 async fn all_status(node: web::Data<Node>) -> HttpResponse {

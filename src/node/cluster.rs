@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::rules::{self, RuleDef};
 
 /// How often a node reconciles with the metadata.
-const RECONCILE_EVERY: Duration = Duration::from_millis(200);
+const RECONCILE_EVERY: Duration = Duration::from_millis(100);
 
 /// `weir serve --cluster-listen ...`.
 #[derive(Debug, Clone)]
@@ -60,10 +60,34 @@ pub(crate) async fn start(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn
     let id = node_id(data_dir)?;
     let mut config = ClusterConfig::new(id, opts.listen, data_dir.join("cluster"));
     config.advertise = opts.advertise.clone();
+    // Failover within the 3 s target: 50 ms ticks, elections after
+    // 0.6–1.2 s, a node's lease lost after 1.2 s without heartbeats.
+    config.tick = Duration::from_millis(50);
+    config.node.election_ticks = 12;
+    config.node.heartbeat_ticks = 2;
+    config.node.lease_ticks = 24;
     Cluster::start_with_backend(config, state).await.map_err(cluster_err)
 }
 
 impl Node {
+    /// The REST URL of the node running rule `id`, when that is another
+    /// node of the cluster (which then has the rule's live status).
+    pub(crate) async fn rule_home(&self, id: &str) -> Option<String> {
+        let cluster = self.cluster()?;
+        let status = cluster.status().await.ok()?;
+        let primary = status.placement.get(id)?.first()?.primary;
+        if primary == cluster.id() {
+            return None;
+        }
+        let rest = &status.members.iter().find(|m| m.id == primary)?.rest;
+        (!rest.is_empty()).then(|| rest.clone())
+    }
+
+    /// Records the REST API's address, for other nodes to forward to.
+    pub(crate) fn set_rest_url(&self, url: String) {
+        let _ = self.rest_url.set(url);
+    }
+
     /// The raft peer, when the node runs in a cluster.
     pub(crate) fn cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref()
@@ -87,8 +111,14 @@ impl Node {
             // Not a member yet (before init/join), no leader, or a
             // partition: nothing to follow this round.
             let Ok(status) = cluster.status().await else { continue };
-            if !status.members.iter().any(|m| m.id == id) {
-                continue;
+            let Some(me) = status.members.iter().find(|m| m.id == id) else { continue };
+            // Tell the others where this node's REST API is.
+            let rest = self.rest_url.get().cloned().unwrap_or_default();
+            if me.rest != rest && !rest.is_empty() {
+                let report = Command::ReportAddresses { node: id, rest, replica: me.replica.clone() };
+                if let Err(e) = cluster.propose(report).await {
+                    tracing::debug!(error = %e, "cannot report this node's addresses yet");
+                }
             }
             match cluster.metadata().await {
                 Ok(md) => self.reconcile(id, &md).await,
@@ -125,9 +155,10 @@ impl Node {
             }
         }
         for (id, info) in &md.rules {
-            let def = match serde_json::from_str(&info.json).map_err(|e| e.to_string()).and_then(|v| {
-                RuleDef::from_json(v, Some(id)).map_err(|e| e.to_string())
-            }) {
+            let def = match serde_json::from_str(&info.json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| RuleDef::from_json(v, Some(id)).map_err(|e| e.to_string()))
+            {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(rule = %id, error = %e, "replicated rule is invalid; skipped");

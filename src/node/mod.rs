@@ -16,9 +16,9 @@ use crate::rules::{self, Functions, Rule, RuleDef, RuleState, Rules};
 
 mod cluster;
 
+use crate::store::Store;
 pub(crate) use cluster::ClusterOptions;
 use weir_cluster::Command;
-use crate::store::Store;
 
 /// What a stream statement sent to `POST /streams` produced.
 #[derive(Debug)]
@@ -40,6 +40,8 @@ pub(crate) struct Node {
     cluster: Option<weir_cluster::Cluster>,
     /// One reconcile with the cluster's metadata at a time.
     reconciling: tokio::sync::Mutex<()>,
+    /// The REST API's base URL once it listens (other nodes forward to it).
+    rest_url: std::sync::OnceLock<String>,
     store: Store,
     started: Instant,
 }
@@ -97,6 +99,7 @@ impl Node {
             functions,
             cluster,
             reconciling: tokio::sync::Mutex::new(()),
+            rest_url: std::sync::OnceLock::new(),
             store,
             started: Instant::now(),
         });

@@ -60,6 +60,11 @@ impl Metadata {
                 r.plan = Some(plan.clone());
             }
             Command::ReportLoad { node, load } => self.node_mut(*node)?.load = *load,
+            Command::ReportAddresses { node, rest, replica } => {
+                let n = self.node_mut(*node)?;
+                n.rest = rest.clone();
+                n.replica = replica.clone();
+            }
             Command::SetNodeLive { node, live } => self.node_mut(*node)?.live = *live,
             Command::SetPlacement { placement } => self.set_placement(placement)?,
             Command::BumpShardEpoch { rule, shard } => {
@@ -89,6 +94,8 @@ impl Metadata {
                     addr: addr.clone(),
                     live: true,
                     load: 0,
+                    rest: String::new(),
+                    replica: String::new(),
                 });
                 n.addr = addr.clone();
             }

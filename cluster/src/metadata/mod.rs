@@ -49,6 +49,14 @@ pub struct NodeInfo {
     /// units (a standby weighs 1, a primary 2); placement adds it to the
     /// node's cost.
     pub load: u64,
+    /// The node's REST API base URL, as it reported it
+    /// ([`Command::ReportAddresses`]); empty until then.
+    #[serde(default)]
+    pub rest: String,
+    /// Where the node accepts replicated rule state, as it reported it;
+    /// empty until then.
+    #[serde(default)]
+    pub replica: String,
 }
 
 /// A rule as the cluster knows it.
@@ -141,6 +149,15 @@ pub enum Command {
         node: NodeId,
         /// Its load.
         load: u64,
+    },
+    /// A node reports where its services are, for the other nodes.
+    ReportAddresses {
+        /// The node.
+        node: NodeId,
+        /// Its REST API base URL.
+        rest: String,
+        /// Its state-replication address.
+        replica: String,
     },
     /// The leader's lease verdict on a node.
     SetNodeLive {
