@@ -156,6 +156,75 @@ fn a_python_plugin_runs_in_a_rule_and_survives_its_crash() {
     assert_eq!(s.call("GET", "/plugins/portables/pyml", None).status, 404);
 }
 
+/// The sample plugin as a package named `name`, sources and sinks only:
+/// the SDK fixes control and function socket paths in /tmp by plugin and
+/// symbol name, and the test above runs `pyml` at the same time.
+fn plugin_copy(dir: &Path, name: &str) -> std::path::PathBuf {
+    let example = repo_root().join("plugins/examples/portable/pyml");
+    let pkg = dir.join(name);
+    std::fs::create_dir_all(pkg.join("sources")).unwrap();
+    let code = std::fs::read_to_string(example.join("pyml.py")).unwrap();
+    let code = code.replace("PluginConfig(\"pyml\"", &format!("PluginConfig({name:?}"));
+    std::fs::write(pkg.join(format!("{name}.py")), code).unwrap();
+    std::fs::copy(example.join("model.py"), pkg.join("model.py")).unwrap();
+    std::fs::copy(example.join("sources/pyfurnace.yaml"), pkg.join("sources/pyfurnace.yaml")).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example.join("pyml.json")).unwrap()).unwrap();
+    meta["executable"] = json!(format!("{name}.py"));
+    meta["functions"] = json!([]);
+    std::fs::write(pkg.join(format!("{name}.json")), meta.to_string()).unwrap();
+    pkg
+}
+
+#[test]
+fn a_python_plugin_source_feeds_a_rule_writing_to_a_python_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data);
+    let pkg = plugin_copy(dir.path(), "pyfurnace_e2e");
+    let body = json!({"name": "pyfurnace_e2e", "file": format!("file://{}", pkg.display())});
+    let r = s.call("POST", "/plugins/portables", Some(&body.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let start = Instant::now();
+    while s.call("GET", "/plugins/portables/pyfurnace_e2e/status", None).json()["status"] != "running" {
+        assert!(start.elapsed() < Duration::from_secs(60), "the plugin did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // CONF_KEY picks the `quick` section of the package's
+    // sources/pyfurnace.yaml: 5 readings of furnace F2.
+    let r = s.call(
+        "POST",
+        "/streams",
+        Some(r#"{"sql":"CREATE STREAM furnace () WITH (TYPE=\"pyfurnace\", CONF_KEY=\"quick\")"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let out = dir.path().join("readings.txt");
+    let rule = json!({"id": "readings",
+        "sql": "SELECT seq, furnace, temperature FROM furnace",
+        "actions": [{"pyfile": {"path": out.to_str().unwrap(), "sendSingle": true, "requireAck": true}}]});
+    let r = s.call("POST", "/rules", Some(&rule.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lines = wait_lines(&out, 5);
+    let got: Vec<(u64, String)> =
+        lines.iter().map(|l| (l["seq"].as_u64().unwrap(), l["furnace"].as_str().unwrap().to_string())).collect();
+    assert_eq!(got, (0..5).map(|i| (i, "F2".to_string())).collect::<Vec<_>>());
+    let st = status(&s, "readings");
+    assert_eq!(st["status"], "running", "{st}");
+    let exceptions: i64 = st
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.ends_with("_exceptions_total"))
+        .filter_map(|(_, v)| v.as_i64())
+        .sum();
+    assert_eq!(exceptions, 0, "{st}");
+    let r = s.call("DELETE", "/rules/readings", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.call("DELETE", "/plugins/portables/pyfurnace_e2e", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 /// onnxruntime's predictions of the test model for `rows`, computed by
 /// Python outside weir.
 fn onnxruntime_predictions(rows: &[[f64; 3]]) -> Vec<f64> {

@@ -33,6 +33,7 @@ mod logger;
 pub mod metadata;
 mod node;
 pub mod placement;
+pub mod replication;
 mod shell;
 mod storage;
 mod transport;

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::extension::ExtensionConnectors;
 use crate::http::push::PushServer;
 use crate::memory::Bus;
 use crate::mqtt::Pool;
@@ -26,6 +27,8 @@ pub struct Environment {
     mqtt: Pool,
     memory: Bus,
     http_push: PushServer,
+    /// Connector types of the node's plugins, set once at boot.
+    extensions: Arc<OnceLock<Arc<dyn ExtensionConnectors>>>,
 }
 
 impl Environment {
@@ -38,6 +41,7 @@ impl Environment {
             mqtt: Pool::default(),
             memory: Bus::default(),
             http_push: PushServer::default(),
+            extensions: Arc::default(),
         }
     }
 
@@ -74,8 +78,21 @@ impl Environment {
     /// # Errors
     /// `conf_key` names no section, or `EXTRA` is not a JSON object.
     pub(crate) fn source_props(&self, kind: &str, conf_key: Option<&str>, extra: Option<&str>) -> Result<Props> {
+        self.source_props_or(kind, conf_key, extra, None)
+    }
+
+    /// Like [`Environment::source_props`]; `defaults` are the sections
+    /// used when no configuration of `kind` was loaded.
+    fn source_props_or(
+        &self,
+        kind: &str,
+        conf_key: Option<&str>,
+        extra: Option<&str>,
+        defaults: Option<&serde_json::Value>,
+    ) -> Result<Props> {
         let conf = self.conf.read().unwrap_or_else(|e| e.into_inner());
-        let sections = conf.get(&kind.to_ascii_lowercase()).and_then(|v| v.as_object());
+        let sections =
+            conf.get(&kind.to_ascii_lowercase()).or(defaults).and_then(|v: &serde_json::Value| v.as_object());
         let section = |name: &str| {
             sections.and_then(|s| s.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| Props::new(v)))
         };
@@ -96,6 +113,43 @@ impl Environment {
             props.merge(&Props::new(&v));
         }
         Ok(props)
+    }
+
+    /// The configuration of the `kind` source of stream `def`, as a JSON
+    /// object: the `default` section, overridden key by key by the
+    /// stream's `CONF_KEY` section, then by its `EXTRA`. `defaults` are the
+    /// sections used when no file configured `kind` (a plugin package's own
+    /// `sources/<kind>.yaml`, which eKuiper copies to `etc/sources/`).
+    ///
+    /// # Errors
+    /// `CONF_KEY` names no section, or `EXTRA` is not a JSON object.
+    pub fn source_config(
+        &self,
+        kind: &str,
+        def: &weir_planner::StreamDef,
+        defaults: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let props =
+            self.source_props_or(kind, def.options.conf_key.as_deref(), def.options.extra.as_deref(), defaults)?;
+        Ok(props.into_json())
+    }
+
+    /// Makes the connector types of the node's extensions available to
+    /// [`crate::source`] and [`crate::sink`] (consulted for types that are
+    /// not built in). Set once, at boot, by the node; clones share it.
+    ///
+    /// # Errors
+    /// Extensions were set already; `extensions` is handed back.
+    pub fn set_extensions(
+        &self,
+        extensions: Arc<dyn ExtensionConnectors>,
+    ) -> std::result::Result<(), Arc<dyn ExtensionConnectors>> {
+        self.extensions.set(extensions)
+    }
+
+    /// The extensions' connector types, if the node set them.
+    pub(crate) fn extensions(&self) -> Option<&Arc<dyn ExtensionConnectors>> {
+        self.extensions.get()
     }
 
     /// The pool of shared MQTT connections.

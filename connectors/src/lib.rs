@@ -11,6 +11,7 @@
 
 mod env;
 mod error;
+mod extension;
 mod file;
 mod format;
 mod http;
@@ -33,6 +34,7 @@ use weir_runtime::rule::Source;
 
 pub use env::Environment;
 pub use error::{Error, Result};
+pub use extension::{payload_sink, ExtensionConnectors, PayloadSink};
 pub use http::push::PushServer;
 pub use lookup::LookupCache;
 #[cfg(feature = "testing")]
@@ -48,7 +50,8 @@ pub struct SinkContext {
     pub index: usize,
 }
 
-/// Builds the source of a stream or table.
+/// Builds the source of a stream or table. Types that are not built in
+/// are asked of the node's extensions ([`Environment::set_extensions`]).
 ///
 /// # Errors
 /// An unknown `TYPE`, or connector properties that are invalid.
@@ -66,11 +69,16 @@ pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
         "httppull" => Ok(Box::new(http::pull::HttpPullSource::new(def, env)?)),
         "httppush" => Ok(Box::new(http::push::HttpPushSource::new(def, env)?)),
         "sql" => Ok(Box::new(sql::source::SqlSource::new(def, env)?)),
-        _ => Err(Error::UnknownType { kind, what: "source" }),
+        _ => match env.extensions().and_then(|x| x.source(&kind, def, env)) {
+            Some(built) => built,
+            None => Err(Error::UnknownType { kind, what: "source" }),
+        },
     }
 }
 
-/// Builds the sink of one rule action `{"<kind>": props}`.
+/// Builds the sink of one rule action `{"<kind>": props}`. Kinds that
+/// are not built in are asked of the node's extensions
+/// ([`Environment::set_extensions`]).
 ///
 /// # Errors
 /// An unknown sink type, or properties that are invalid (named in the
@@ -88,7 +96,10 @@ pub fn sink(kind: &str, props: &serde_json::Value, ctx: &SinkContext, env: &Envi
         "neuron" => transformed(props, neuron::sink::NeuronSink::new(&props::Props::new(props), ctx, env)?),
         "memory" => transformed(props, memory::sink::MemorySink::new(&props::Props::new(props), env)?),
         "sql" => sql::sink::build(props),
-        other => Err(Error::UnknownType { kind: other.to_string(), what: "sink" }),
+        other => match env.extensions().and_then(|x| x.sink(other, props, ctx, env)) {
+            Some(built) => built,
+            None => Err(Error::UnknownType { kind: other.to_string(), what: "sink" }),
+        },
     }
 }
 

@@ -29,6 +29,11 @@ impl Props {
         }
     }
 
+    /// The properties as a JSON object.
+    pub(crate) fn into_json(self) -> Json {
+        Json::Object(self.map)
+    }
+
     fn key(&self, name: &str) -> Option<&str> {
         self.map.keys().find(|k| k.eq_ignore_ascii_case(name)).map(String::as_str)
     }

@@ -112,7 +112,8 @@ pub struct Extensions {
     #[cfg(feature = "onnx")]
     onnx: Arc<OnnxModels>,
     native: Mutex<BTreeMap<String, Native>>,
-    portables: PortablePlugins,
+    /// Shared with the connectors environment ([`Extensions::connectors`]).
+    portables: Arc<PortablePlugins>,
     services: Services,
 }
 
@@ -135,7 +136,7 @@ impl Extensions {
             #[cfg(feature = "onnx")]
             onnx: Arc::new(OnnxModels::new()),
             native: Mutex::new(BTreeMap::new()),
-            portables: PortablePlugins::new(&dir.join("portables"), portable),
+            portables: Arc::new(PortablePlugins::new(&dir.join("portables"), portable)),
             services: Services::new().map_err(io("starting the model service client"))?,
         };
         #[cfg(feature = "onnx")]
@@ -354,6 +355,13 @@ impl Extensions {
     /// The portable plugins.
     pub fn portables(&self) -> &PortablePlugins {
         &self.portables
+    }
+
+    /// The connector types the extensions provide (the source and sink
+    /// symbols of portable plugins, as installed at the time of each
+    /// call): hand it to [`weir_connectors::Environment::set_extensions`].
+    pub fn connectors(&self) -> Arc<dyn weir_connectors::ExtensionConnectors> {
+        self.portables.clone()
     }
 
     /// Installs (or with `replace`, updates) a portable plugin (see

@@ -1,5 +1,5 @@
 //! The sample Python plugin (`examples/portable/pyml`, written with the PyPI
-//! `ekuiper` SDK, using numpy and scikit-learn) run by weir: install,
+//! `ekuiper` SDK, using numpy, scikit-learn and onnxruntime) run by weir: install,
 //! calls, errors, a crash and a hang with restarts, bad packages.
 //!
 //! One test, because the SDK fixes the IPC socket paths in /tmp by symbol
@@ -15,6 +15,10 @@ use weir_runtime::value::Value;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/portable/pyml")
+}
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")
 }
 
 fn python() -> String {
@@ -77,14 +81,16 @@ fn the_sample_python_plugin_runs_fails_and_recovers() {
     assert!(e.to_string().contains("escapes the plugin folder"), "{e}");
     assert!(!tmp.path().join("escape.py").exists());
 
-    // Install from a zip, as eKuiper users ship plugins.
+    // Install from a zip, as eKuiper users ship plugins, with the ONNX model
+    // py_gasflow_onnx runs.
     let zip = tmp.path().join("pyml.zip");
     let made = Command::new(python())
         .arg("-c")
         .arg(format!(
-            "import zipfile, os; z = zipfile.ZipFile({zip:?}, 'w')\nfor f in ('pyml.json', 'pyml.py', 'model.py'): z.write(os.path.join({dir:?}, f), f)\nz.close()",
+            "import zipfile, os; z = zipfile.ZipFile({zip:?}, 'w')\nfor f in ('pyml.json', 'pyml.py', 'model.py'): z.write(os.path.join({dir:?}, f), f)\nz.write({model:?}, 'gasflow.onnx')\nz.close()",
             zip = zip.display().to_string(),
-            dir = example().display().to_string()
+            dir = example().display().to_string(),
+            model = models().join("gasflow.onnx").display().to_string()
         ))
         .status()
         .unwrap();
@@ -103,6 +109,16 @@ fn the_sample_python_plugin_runs_fails_and_recovers() {
     for (row, want) in rows.iter().zip(&want) {
         let got = call_scalar(&reg, "py_gasflow", &[f(row[0]), f(row[1]), f(row[2])]).unwrap();
         assert!((got.as_f64().unwrap() - want).abs() < 1e-9, "{got:?} vs {want}");
+    }
+    // The ONNX MLP through onnxruntime, against the predictions
+    // make_models.py recorded.
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models().join("gasflow_expected.json")).unwrap()).unwrap();
+    for (row, want) in expected["rows"].as_array().unwrap().iter().zip(expected["predictions"].as_array().unwrap()) {
+        let args: Vec<Value> = row.as_array().unwrap().iter().map(|x| f(x.as_f64().unwrap())).collect();
+        let got = call_scalar(&reg, "py_gasflow_onnx", &args).unwrap().as_f64().unwrap();
+        let want = want[0].as_f64().unwrap();
+        assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{got} vs {want}");
     }
     let z = call_scalar(&reg, "py_zscore", &[Value::array(vec![f(1.0), f(2.0), f(3.0)])]).unwrap();
     assert_eq!(z, Value::array(vec![f(-1.224745), f(0.0), f(1.224745)]));

@@ -5,13 +5,23 @@
 //! rules with the committed metadata, and runs the rules whose placement
 //! names it as primary. When a node's lease expires, the leader promotes
 //! the standby and the standby's reconcile starts the rule there.
+//!
+//! A rule's durable state (checkpoints, commit records, its ingest log)
+//! goes through a [`ReplicatedBackend`]: every write reaches the rule's
+//! standby (its [`ReplicaServer`]) before it returns, so the broker is
+//! acknowledged only for messages both nodes hold, and a promoted standby
+//! restores the rule from its own copy: exactly-once across failover.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_cluster::{Cluster, ClusterConfig, Command, Metadata, NodeId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use weir_cluster::replication::{ReplicaServer, ReplicatedBackend, ReplicationConfig, SyncStatus};
+use weir_cluster::{Cluster, ClusterConfig, Command, Metadata, NodeId, ShardPlacement};
 use weir_planner::{Statement, StreamKind};
 use weir_runtime::state::StateBackend;
 
@@ -55,8 +65,42 @@ fn node_id(data_dir: &Path) -> Result<NodeId> {
     Ok(id)
 }
 
-/// Starts this node's raft peer over the node's state store.
-pub(crate) async fn start(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn StateBackend>) -> Result<Cluster> {
+/// The node's side of rule-state replication.
+pub(crate) struct Replication {
+    /// Receives the state of rules this node is standby of.
+    server: ReplicaServer,
+    /// The rules' state store: local, mirrored to each rule's standby.
+    pub(crate) backend: Arc<ReplicatedBackend>,
+    /// The address other nodes replicate to.
+    addr: String,
+    /// The epoch each rule was last fenced at here.
+    fenced: Mutex<HashMap<String, u64>>,
+}
+
+/// Starts this node's raft peer and replication over the node's state
+/// store (raft uses its own space of it).
+pub(crate) async fn start(
+    opts: &ClusterOptions,
+    data_dir: &Path,
+    state: Arc<dyn StateBackend>,
+) -> Result<(Cluster, Arc<Replication>)> {
+    let cluster = start_raft(opts, data_dir, state.clone()).await?;
+    let config = ReplicationConfig::default();
+    let rep_err = |e: weir_cluster::replication::ReplicationError| Error::Cluster(e.to_string());
+    let server = ReplicaServer::bind(SocketAddr::new(opts.listen.ip(), 0), state.clone(), config.clone())
+        .await
+        .map_err(rep_err)?;
+    // Advertised on the host the cluster address names.
+    let host = match &opts.advertise {
+        Some(a) => a.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| a.clone()),
+        None => opts.listen.ip().to_string(),
+    };
+    let addr = format!("{host}:{}", server.local_addr().port());
+    let backend = Arc::new(ReplicatedBackend::new(state, config).map_err(rep_err)?);
+    Ok((cluster, Arc::new(Replication { server, backend, addr, fenced: Mutex::new(HashMap::new()) })))
+}
+
+async fn start_raft(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn StateBackend>) -> Result<Cluster> {
     let id = node_id(data_dir)?;
     let mut config = ClusterConfig::new(id, opts.listen, data_dir.join("cluster"));
     config.advertise = opts.advertise.clone();
@@ -102,6 +146,16 @@ impl Node {
         Ok(())
     }
 
+    /// Brings this node up to the cluster's committed metadata (a
+    /// linearizable read), so a write checked here sees every write made
+    /// on other nodes before it. Outside a cluster, nothing to do.
+    pub(super) async fn catch_up(&self) -> Result<()> {
+        let Some(cluster) = self.cluster() else { return Ok(()) };
+        let md = cluster.metadata().await.map_err(cluster_err)?;
+        self.reconcile(cluster.id(), &md).await;
+        Ok(())
+    }
+
     /// Keeps this node in step with the cluster until the process ends.
     pub(crate) async fn follow_cluster(self: Arc<Node>) {
         let Some(cluster) = self.cluster() else { return };
@@ -112,10 +166,11 @@ impl Node {
             // partition: nothing to follow this round.
             let Ok(status) = cluster.status().await else { continue };
             let Some(me) = status.members.iter().find(|m| m.id == id) else { continue };
-            // Tell the others where this node's REST API is.
+            // Tell the others where this node's REST API and replica are.
             let rest = self.rest_url.get().cloned().unwrap_or_default();
-            if me.rest != rest && !rest.is_empty() {
-                let report = Command::ReportAddresses { node: id, rest, replica: me.replica.clone() };
+            let replica = self.replication.as_ref().map(|r| r.addr.clone()).unwrap_or_default();
+            if (me.rest != rest || me.replica != replica) && !rest.is_empty() {
+                let report = Command::ReportAddresses { node: id, rest, replica };
                 if let Err(e) = cluster.propose(report).await {
                     tracing::debug!(error = %e, "cannot report this node's addresses yet");
                 }
@@ -165,8 +220,13 @@ impl Node {
                     continue;
                 }
             };
-            let primary = md.placement.get(id).and_then(|shards| shards.first()).map(|s| s.primary);
-            self.reconcile_rule(def, primary == Some(me), primary).await;
+            let shard = md.placement.get(id).and_then(|shards| shards.first());
+            let ready = match shard {
+                Some(sp) => self.replicate(id, sp, md, me).await,
+                None => false,
+            };
+            let primary = shard.map(|s| s.primary);
+            self.reconcile_rule(def, primary == Some(me), ready, primary).await;
         }
         for rule in self.rules.list() {
             let id = rule.state().def.id.clone();
@@ -177,9 +237,75 @@ impl Node {
         }
     }
 
+    /// Replication duties for rule `id` placed as `sp`; returns whether the
+    /// rule may start here (this node is its primary, fenced at its epoch,
+    /// and its standby, if any, holds a copy of its state).
+    ///
+    /// As standby, the node fences the rule at the current epoch so that a
+    /// deposed primary's late writes are refused; as primary it fences its
+    /// own copy before restoring from it, points the backend at the
+    /// standby and copies the state over when the standby is new.
+    async fn replicate(&self, id: &str, sp: &ShardPlacement, md: &Metadata, me: NodeId) -> bool {
+        let Some(rep) = self.replication.clone() else { return sp.primary == me };
+        if sp.primary != me && sp.standby != Some(me) {
+            return false;
+        }
+        let fresh = rep.fenced.lock().unwrap_or_else(|e| e.into_inner()).get(id) != Some(&sp.epoch);
+        if fresh {
+            let (r, rule, epoch) = (rep.clone(), id.to_string(), sp.epoch);
+            let fenced = tokio::task::spawn_blocking(move || r.server.fence(&rule, epoch)).await;
+            match fenced {
+                Ok(Ok(_)) => {
+                    rep.fenced.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), sp.epoch);
+                }
+                other => {
+                    tracing::warn!(rule = %id, epoch = sp.epoch, "cannot fence the rule's state: {other:?}");
+                    return false;
+                }
+            }
+        }
+        if sp.primary != me {
+            return false;
+        }
+        let standby = sp.standby.and_then(|s| md.nodes.get(&s)).map(|n| n.replica.clone());
+        match (sp.standby, standby) {
+            (None, _) => {
+                rep.backend.set_standby(id, None, sp.epoch);
+                true
+            }
+            // The standby has not said where it listens yet.
+            (Some(_), None) => false,
+            (Some(_), Some(addr)) if addr.is_empty() => false,
+            (Some(_), Some(addr)) => {
+                let current = rep.backend.standby(id);
+                if current.as_ref().map(|s| (s.addr.as_str(), s.epoch)) != Some((addr.as_str(), sp.epoch)) {
+                    rep.backend.set_standby(id, Some(&addr), sp.epoch);
+                }
+                match rep.backend.standby(id).map(|s| s.status) {
+                    Some(SyncStatus::InSync) => true,
+                    Some(SyncStatus::NeedsSync) => {
+                        let (r, rule) = (rep.clone(), id.to_string());
+                        match tokio::task::spawn_blocking(move || r.backend.sync_standby(&rule)).await {
+                            Ok(Ok(())) => {
+                                tracing::info!(rule = %id, standby = %addr, "standby holds the rule's state");
+                                true
+                            }
+                            other => {
+                                tracing::warn!(rule = %id, standby = %addr, "standby copy failed: {other:?}");
+                                false
+                            }
+                        }
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
     /// One rule: stored, replaced if its definition changed, started here
-    /// when placed here and triggered, stopped otherwise.
-    async fn reconcile_rule(&self, def: RuleDef, here: bool, primary: Option<NodeId>) {
+    /// when placed here, triggered and `ready` (see [`Node::replicate`]),
+    /// stopped when placed elsewhere or not triggered.
+    async fn reconcile_rule(&self, def: RuleDef, here: bool, ready: bool, primary: Option<NodeId>) {
         let id = def.id.clone();
         let json = def.to_json();
         let triggered = def.triggered;
@@ -205,7 +331,7 @@ impl Node {
             }
         };
         let running = rule.is_live().await;
-        if here && triggered && !running {
+        if here && triggered && !running && ready {
             tracing::info!(rule = %id, "placed here: starting");
             let _ = self.rules.start(&rule, self.plan_of(&rule)).await;
         } else if running && !(here && triggered) {

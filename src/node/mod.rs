@@ -18,6 +18,7 @@ mod cluster;
 
 use crate::store::Store;
 pub(crate) use cluster::ClusterOptions;
+use cluster::Replication;
 use weir_cluster::Command;
 
 /// What a stream statement sent to `POST /streams` produced.
@@ -38,6 +39,8 @@ pub(crate) struct Node {
     functions: Arc<Functions>,
     /// The raft peer, in a cluster; the metadata is then the cluster's.
     cluster: Option<weir_cluster::Cluster>,
+    /// Rule-state replication, in a cluster.
+    replication: Option<Arc<Replication>>,
     /// One reconcile with the cluster's metadata at a time.
     reconciling: tokio::sync::Mutex<()>,
     /// The REST API's base URL once it listens (other nodes forward to it).
@@ -88,16 +91,27 @@ impl Node {
             weir_plugins::portable::PortableConfig::default(),
         )?;
         let functions = Arc::new(Functions::new(extensions.registry()));
-        let cluster = match cluster {
-            Some(opts) => Some(cluster::start(opts, store.dir(), state.clone()).await?),
-            None => None,
+        // Plugin source and sink symbols become stream TYPEs and actions.
+        if env.set_extensions(extensions.connectors()).is_err() {
+            tracing::warn!("connector extensions were set twice; keeping the first");
+        }
+        // In a cluster, rules keep their state through the replicating
+        // backend; raft keeps its own in the same store.
+        let (cluster, replication, rule_state) = match cluster {
+            Some(opts) => {
+                let (c, r) = cluster::start(opts, store.dir(), state.clone()).await?;
+                let rule_state: Arc<dyn StateBackend> = r.backend.clone();
+                (Some(c), Some(r), rule_state)
+            }
+            None => (None, None, state),
         };
         let node = Arc::new(Node {
             catalog: RwLock::new(Catalog::new()),
-            rules: Rules::new(threads, env, state, functions.clone()),
+            rules: Rules::new(threads, env, rule_state, functions.clone()),
             extensions,
             functions,
             cluster,
+            replication,
             reconciling: tokio::sync::Mutex::new(()),
             rest_url: std::sync::OnceLock::new(),
             store,
@@ -168,6 +182,7 @@ impl Node {
 
     async fn create_stream(&self, def: StreamDef) -> Result<()> {
         check_name(def.kind.name(), &def.name)?;
+        self.catch_up().await?;
         if self.catalog().get(&def.name).is_some() {
             return Err(Error::AlreadyExists { what: def.kind.name(), name: def.name });
         }
@@ -182,6 +197,7 @@ impl Node {
 
     /// `PUT /streams/{name}`: creates or replaces `name` with `sql`.
     pub(crate) async fn replace_stream(&self, kind: StreamKind, name: &str, sql: &str) -> Result<String> {
+        self.catch_up().await?;
         self.check_replace(kind, name, sql)?;
         if let Some(c) = self.cluster() {
             self.propose(c, put_stream(kind, name, sql)).await?;
@@ -233,6 +249,7 @@ impl Node {
 
     /// `DELETE /streams/{name}`; refused while rules use it unless `force`.
     pub(crate) async fn drop_stream(&self, kind: StreamKind, name: &str, force: bool) -> Result<String> {
+        self.catch_up().await?;
         if self.catalog().get(name).is_none_or(|d| d.kind != kind) {
             return Err(Error::not_found(kind.name(), name));
         }
@@ -297,6 +314,7 @@ impl Node {
 
     /// Plans `def` and builds its sinks: what must hold before it is stored.
     async fn validate(&self, def: &RuleDef) -> Result<weir_planner::PhysicalPlan> {
+        self.catch_up().await?;
         let plan = rules::plan(def, &self.catalog(), &self.functions.current())?;
         self.rules.check_sinks(def).await?;
         Ok(plan)
@@ -314,6 +332,7 @@ impl Node {
     /// status says why. Returns the id.
     pub(crate) async fn create_rule(&self, body: &[u8]) -> Result<String> {
         let def = RuleDef::parse(body, None)?;
+        self.catch_up().await?;
         if self.rules.contains(&def.id) {
             return Err(Error::AlreadyExists { what: "rule", name: def.id });
         }

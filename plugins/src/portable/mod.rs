@@ -5,13 +5,19 @@
 //! eKuiper's inverted REQ/REP control and function channels ([`channel`]).
 //!
 //! [`PortablePlugins`] installs packages into `<dir>/<name>/`, starts each
-//! plugin's process under a supervisor ([`PortablePlugin`]) and registers
-//! the plugin's functions as SQL functions.
+//! plugin's process under a supervisor ([`PortablePlugin`]), registers
+//! the plugin's functions as SQL functions and, as the connectors crate's
+//! [`weir_connectors::ExtensionConnectors`], makes its source and sink
+//! symbols stream `TYPE`s and rule actions ([`connectors`]).
 
 mod channel;
+mod connectors;
 mod package;
 mod plugin;
+mod sink;
+mod source;
 mod sp;
+mod symbol;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +54,15 @@ pub enum PortableError {
         /// Channel name.
         name: String,
         /// What failed.
+        message: String,
+    },
+    /// The plugin refused to start a source or sink (its `configure` or
+    /// `open` failed, or it has no such symbol).
+    #[error("plugin symbol {symbol} refused to start: {message}")]
+    Refused {
+        /// The symbol.
+        symbol: String,
+        /// The plugin's answer.
         message: String,
     },
     /// No such plugin.
@@ -155,6 +170,17 @@ impl PortablePlugins {
         for f in &meta.functions {
             if let Some((other, _)) = self.map().iter().find(|(_, p)| p.meta().functions.contains(f)) {
                 return Err(PortableError::Conflict(format!("function {f} is already registered by plugin {other}")));
+            }
+        }
+        for (what, mine, theirs) in [
+            ("source", &meta.sources, (|m: &PluginMeta| m.sources.clone()) as fn(&PluginMeta) -> Vec<String>),
+            ("sink", &meta.sinks, |m: &PluginMeta| m.sinks.clone()),
+        ] {
+            for s in mine {
+                let taken = |p: &Arc<PortablePlugin>| theirs(p.meta()).iter().any(|t| t.eq_ignore_ascii_case(s));
+                if let Some((other, _)) = self.map().iter().find(|(_, p)| taken(p)) {
+                    return Err(PortableError::Conflict(format!("{what} {s} is already provided by plugin {other}")));
+                }
             }
         }
         self.run(name, meta)

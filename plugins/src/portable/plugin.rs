@@ -3,13 +3,14 @@
 //!
 //! Start-up follows eKuiper: listen on the control channel, start
 //! `python -u <exe> '{...}'` in the plugin folder, wait for its handshake,
-//! then `start` each function symbol, whose runtime dials its own channel.
-//! If the process exits, or a call times out (a hung plugin), the
+//! then `start` each function symbol, whose runtime dials its own channel,
+//! and each source and sink instance of a running rule
+//! ([`PortablePlugin::start_symbol`]). If the process exits, or a call times out (a hung plugin), the
 //! supervisor kills what is left and starts it again with backoff; calls
 //! meanwhile fail fast with the reason, which the rule counts as an
 //! exception and shows in its status.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,7 @@ use weir_runtime::value::Value;
 
 use crate::portable::channel::ReplyChannel;
 use crate::portable::package::PluginMeta;
+use crate::portable::symbol::SymbolArg;
 use crate::portable::{PortableConfig, PortableError};
 
 /// Where a plugin is in its life.
@@ -62,6 +64,10 @@ struct Shared {
     state: Mutex<(PluginState, u32, u32, String)>,
     control: Mutex<ReplyChannel>,
     functions: HashMap<String, Mutex<ReplyChannel>>,
+    /// Source and sink instances of running rules, by key: started again
+    /// after a restart. Changed only while `control` is locked, so that a
+    /// restart and a new instance never both start it.
+    symbols: Mutex<BTreeMap<String, SymbolArg>>,
     /// Set by a timed-out call: the supervisor kills the process.
     hung: AtomicBool,
     stop: AtomicBool,
@@ -106,6 +112,7 @@ impl PortablePlugin {
             state: Mutex::new((PluginState::Starting, 0, 0, String::new())),
             control: Mutex::new(control),
             functions,
+            symbols: Mutex::new(BTreeMap::new()),
             hung: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
@@ -125,6 +132,67 @@ impl PortablePlugin {
     /// The plugin's metadata.
     pub fn meta(&self) -> &PluginMeta {
         &self.shared.meta
+    }
+
+    /// The plugin's folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// How the plugin is run (channel folder, timeouts).
+    pub(crate) fn config(&self) -> &PortableConfig {
+        &self.shared.config
+    }
+
+    /// Registers a source or sink instance and sends its `start` command
+    /// if the plugin runs; otherwise, and after every restart, the
+    /// supervisor sends it once the plugin is up. The caller must already
+    /// listen on the instance's channels (the SDK dials them before it
+    /// answers) and accept on another thread while this waits.
+    ///
+    /// # Errors
+    /// [`PortableError::Refused`]: the plugin answered with an error (the
+    /// instance is forgotten); [`PortableError::Channel`]: no answer (the
+    /// plugin is restarted and the instance started again then).
+    pub(crate) fn start_symbol(&self, arg: &SymbolArg) -> Result<(), PortableError> {
+        let sh = &self.shared;
+        let mut control = lock(&sh.control);
+        lock(&sh.symbols).insert(arg.key.clone(), arg.clone());
+        if lock(&sh.state).0 != PluginState::Running {
+            return Ok(());
+        }
+        match control.call(arg.command("start").as_bytes(), sh.config.call_timeout) {
+            Ok(answer) if answer == b"ok" => Ok(()),
+            Ok(answer) => {
+                lock(&sh.symbols).remove(&arg.key);
+                Err(PortableError::Refused {
+                    symbol: arg.symbol.clone(),
+                    message: String::from_utf8_lossy(&answer).trim_end().to_string(),
+                })
+            }
+            Err(e) => {
+                set_state(sh, PluginState::Restarting(e.to_string()), None, Some(e.to_string()));
+                sh.hung.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets an instance and sends its `stop` command if the plugin
+    /// runs (failures are logged: the instance is gone either way).
+    pub(crate) fn stop_symbol(&self, arg: &SymbolArg) {
+        let sh = &self.shared;
+        let mut control = lock(&sh.control);
+        if lock(&sh.symbols).remove(&arg.key).is_none() || lock(&sh.state).0 != PluginState::Running {
+            return;
+        }
+        match control.call(arg.command("stop").as_bytes(), sh.config.call_timeout) {
+            Ok(answer) if answer == b"ok" => {}
+            Ok(answer) => {
+                tracing::warn!(plugin = %sh.name, symbol = %arg.symbol, answer = %String::from_utf8_lossy(&answer), "stop refused")
+            }
+            Err(e) => tracing::warn!(plugin = %sh.name, symbol = %arg.symbol, error = %e, "stop failed"),
+        }
     }
 
     /// The current status.
@@ -328,12 +396,13 @@ fn launch(sh: &Shared) -> Result<Child, PortableError> {
         let _ = child.wait();
         return Err(e);
     }
-    set_state(sh, PluginState::Running, Some(pid), Some(String::new()));
     tracing::info!(plugin = %sh.name, pid, "portable plugin running");
     Ok(child)
 }
 
-/// Handshake on the control channel, then `start` each function.
+/// Handshake on the control channel, then `start` each function, then
+/// each registered source and sink instance; the plugin is `Running` from
+/// then on.
 fn bring_up(sh: &Shared, child: &mut Child) -> Result<(), PortableError> {
     let perr = |m: String| PortableError::Process { name: sh.name.clone(), message: m };
     let mut control = lock(&sh.control);
@@ -372,6 +441,19 @@ fn bring_up(sh: &Shared, child: &mut Child) -> Result<(), PortableError> {
         }
         connected.map_err(|_| perr(format!("function {f}: the channel thread panicked")))??;
     }
+    let instances: Vec<SymbolArg> = lock(&sh.symbols).values().cloned().collect();
+    for arg in instances {
+        // The instance's own thread accepts the channels the SDK dials.
+        let answer = control.call(arg.command("start").as_bytes(), sh.config.call_timeout)?;
+        if answer != b"ok" {
+            lock(&sh.symbols).remove(&arg.key);
+            let answer = String::from_utf8_lossy(&answer);
+            tracing::warn!(plugin = %sh.name, symbol = %arg.symbol, %answer, "instance not restarted");
+        }
+    }
+    // Still under the control lock: an instance registered from now on is
+    // started by its caller.
+    set_state(sh, PluginState::Running, Some(child.id()), Some(String::new()));
     Ok(())
 }
 

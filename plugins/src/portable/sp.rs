@@ -6,7 +6,7 @@
 //! PUSH/PULL messages are bare bodies.
 //!
 //! Only what eKuiper's plugin channels use is implemented: one peer per
-//! socket, REP and PULL listening, PUSH dialing.
+//! socket, REP and PULL listening, PUSH dialing ([`Pipe::dial`]).
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -77,6 +77,13 @@ impl Pipe {
             ));
         }
         Ok(Pipe { stream: s, buf: Vec::new() })
+    }
+
+    /// Dials the socket a plugin listens on at `path` (a sink's data
+    /// channel) and exchanges headers, each step within `timeout`.
+    pub(crate) fn dial(path: &Path, me: Protocol, timeout: Duration) -> io::Result<Pipe> {
+        let stream = UnixStream::connect(path)?;
+        Pipe::handshake(stream, me, timeout)
     }
 
     /// Sends one message made of `parts`.

@@ -14,12 +14,19 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
     bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| StateError::Store(format!("encode: {e}")))
 }
 
+/// The most bytes one decode may claim. bincode allocates what a length
+/// prefix claims before reading it, so without a limit a few corrupt (or
+/// hostile: peers send these bytes too) bytes claiming 2^62 would abort
+/// the process instead of failing the decode.
+const DECODE_LIMIT: usize = 1 << 30;
+
 /// Decodes stored bytes; `key` names them in the error.
 ///
 /// # Errors
 /// [`StateError::Corrupt`] when the bytes are not a valid encoding.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StateError> {
-    let (v, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+    let (v, used) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| StateError::Corrupt { key: key.to_string(), message: e.to_string() })?;
     if used != bytes.len() {
         return Err(StateError::Corrupt { key: key.to_string(), message: "trailing bytes".into() });
@@ -97,6 +104,17 @@ impl<'de> Deserialize<'de> for Value {
 
 #[cfg(test)]
 mod tests {
+    /// A length prefix claiming far more than any input is an error, not
+    /// an allocation that aborts the process.
+    #[test]
+    fn absurd_lengths_are_corrupt_not_fatal() {
+        // A String whose varint length claims 2^62 bytes.
+        let mut bytes = vec![253u8];
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        assert!(matches!(super::decode::<String>(&bytes, "k"), Err(super::StateError::Corrupt { .. })));
+    }
+
     use super::*;
 
     #[test]
