@@ -13,20 +13,20 @@ use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
 use crate::util::{free_port, start_rumqttd, weir_bin, Server};
 
 /// A cluster node: its REST server and its cluster address.
-struct Member {
-    server: Server,
-    addr: String,
+pub(crate) struct Member {
+    pub(crate) server: Server,
+    pub(crate) addr: String,
 }
 
-fn start_member(root: &std::path::Path, name: &str, broker: u16) -> Member {
-    start_on(root, name, broker, format!("127.0.0.1:{}", free_port()))
+pub(crate) fn start_member(root: &std::path::Path, name: &str, broker: u16) -> Member {
+    start_on(root, name, broker, format!("127.0.0.1:{}", free_port()), None)
 }
 
 /// Restarts member `name` on its data directory and cluster address (it
 /// rejoins by itself) and waits until the others see it live.
 fn start_member_at(root: &std::path::Path, name: &str, broker: u16, members: &[Option<Member>]) -> Member {
     let addr = std::fs::read_to_string(root.join(name).join("cluster_addr")).unwrap();
-    let m = start_on(root, name, broker, addr);
+    let m = start_on(root, name, broker, addr, None);
     wait_until(Duration::from_secs(30), "the restarted node live again", || {
         members.iter().flatten().chain([&m]).all(|o| {
             let st = o.server.call("GET", "/cluster/status", None).json();
@@ -36,7 +36,15 @@ fn start_member_at(root: &std::path::Path, name: &str, broker: u16, members: &[O
     m
 }
 
-fn start_on(root: &std::path::Path, name: &str, broker: u16, addr: String) -> Member {
+/// Starts `weir serve` for member `name` with its raft peer on `addr`,
+/// advertised as `advertise` (a proxy the test controls) if given.
+pub(crate) fn start_on(
+    root: &std::path::Path,
+    name: &str,
+    broker: u16,
+    addr: String,
+    advertise: Option<String>,
+) -> Member {
     let dir = root.join(name);
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).unwrap();
@@ -47,13 +55,16 @@ fn start_on(root: &std::path::Path, name: &str, broker: u16, addr: String) -> Me
     )
     .unwrap();
     std::fs::write(dir.join("cluster_addr"), &addr).unwrap();
-    let server =
-        Server::start_with(&dir.join("data"), &["--etc-dir", etc.to_str().unwrap(), "--cluster-listen", &addr]);
-    Member { server, addr }
+    let mut args = vec!["--etc-dir", etc.to_str().unwrap(), "--cluster-listen", &addr];
+    if let Some(a) = &advertise {
+        args.extend(["--cluster-advertise", a]);
+    }
+    let server = Server::start_with(&dir.join("data"), &args);
+    Member { server, addr: advertise.unwrap_or(addr) }
 }
 
 /// `weir cluster <args> --host <node>`.
-fn cli(m: &Member, args: &[&str]) -> String {
+pub(crate) fn cli(m: &Member, args: &[&str]) -> String {
     let out = Command::new(weir_bin()).arg("cluster").args(args).args(["--host", &m.server.url]).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "weir cluster {args:?}: {text}");
@@ -61,7 +72,7 @@ fn cli(m: &Member, args: &[&str]) -> String {
 }
 
 /// Waits (up to `limit`) until `f` holds.
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
@@ -70,7 +81,7 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// Index of the member the cluster placed rule `id` on, once placed.
-fn placed_on(members: &[Option<Member>], id: &str) -> Option<usize> {
+pub(crate) fn placed_on(members: &[Option<Member>], id: &str) -> Option<usize> {
     let statuses: Vec<(usize, serde_json::Value)> = members
         .iter()
         .enumerate()
@@ -82,7 +93,7 @@ fn placed_on(members: &[Option<Member>], id: &str) -> Option<usize> {
 
 /// Whether every live member reports rule `id` running (the status of a
 /// rule placed elsewhere is asked of the node running it).
-fn running_everywhere(members: &[Option<Member>], id: &str) -> bool {
+pub(crate) fn running_everywhere(members: &[Option<Member>], id: &str) -> bool {
     members.iter().flatten().all(|m| {
         let st = m.server.call("GET", &format!("/rules/{id}/status"), None);
         st.status == 200 && st.json()["status"] == "running"
@@ -178,14 +189,14 @@ fn a_rule_moves_to_another_node_after_kill_9() {
 /// Outputs seen: id -> payload (without the id), and ids seen with two
 /// different payloads.
 #[derive(Default)]
-struct Outputs {
-    by_id: HashMap<String, serde_json::Value>,
-    received: usize,
-    conflicts: Vec<String>,
+pub(crate) struct Outputs {
+    pub(crate) by_id: HashMap<String, serde_json::Value>,
+    pub(crate) received: usize,
+    pub(crate) conflicts: Vec<String>,
 }
 
 impl Outputs {
-    fn take(&mut self, mut m: serde_json::Value) {
+    pub(crate) fn take(&mut self, mut m: serde_json::Value) {
         let id = m.as_object_mut().and_then(|o| o.remove("_id")).unwrap_or_else(|| panic!("no _id in {m}"));
         let id = id.as_str().expect("a string id").to_string();
         self.received += 1;
@@ -199,7 +210,7 @@ impl Outputs {
     }
 
     /// Takes what arrives for `ms`.
-    async fn drain(&mut self, sub: &mut Subscriber, ms: u64) {
+    pub(crate) async fn drain(&mut self, sub: &mut Subscriber, ms: u64) {
         let until = tokio::time::Instant::now() + Duration::from_millis(ms);
         while let Ok(m) = tokio::time::timeout_at(until, sub.next_json()).await {
             self.take(m);
@@ -207,7 +218,7 @@ impl Outputs {
     }
 
     /// The distinct `seq` values output, counted.
-    fn seqs(&self) -> BTreeMap<u64, usize> {
+    pub(crate) fn seqs(&self) -> BTreeMap<u64, usize> {
         let mut m = BTreeMap::new();
         for v in self.by_id.values() {
             *m.entry(v["seq"].as_u64().expect("a seq")).or_insert(0) += 1;

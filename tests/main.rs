@@ -3,6 +3,7 @@
 mod ai;
 mod brokers;
 mod cluster;
+mod cluster_partition;
 mod demo;
 mod mqtt;
 mod recovery;

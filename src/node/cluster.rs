@@ -31,6 +31,10 @@ use crate::rules::{self, RuleDef};
 
 /// How often a node reconciles with the metadata.
 const RECONCILE_EVERY: Duration = Duration::from_millis(100);
+/// A node that cannot read the metadata (no leader on its side of a
+/// partition) for this long stops its rules: by then the majority has
+/// given them to other nodes (leases last 1.2 s).
+const SELF_FENCE_AFTER: Duration = Duration::from_secs(2);
 
 /// `weir serve --cluster-listen ...`.
 #[derive(Debug, Clone)]
@@ -160,8 +164,12 @@ impl Node {
     pub(crate) async fn follow_cluster(self: Arc<Node>) {
         let Some(cluster) = self.cluster() else { return };
         let id = cluster.id();
+        let mut last_read = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(RECONCILE_EVERY).await;
+            if last_read.elapsed() > SELF_FENCE_AFTER {
+                self.stop_all("lost contact with the cluster's majority").await;
+            }
             // Not a member yet (before init/join), no leader, or a
             // partition: nothing to follow this round.
             let Ok(status) = cluster.status().await else { continue };
@@ -175,9 +183,24 @@ impl Node {
                     tracing::debug!(error = %e, "cannot report this node's addresses yet");
                 }
             }
-            match cluster.metadata().await {
-                Ok(md) => self.reconcile(id, &md).await,
-                Err(e) => tracing::debug!(error = %e, "cluster metadata not readable now"),
+            match tokio::time::timeout(SELF_FENCE_AFTER / 2, cluster.metadata()).await {
+                Ok(Ok(md)) => {
+                    last_read = tokio::time::Instant::now();
+                    self.reconcile(id, &md).await;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "cluster metadata not readable now"),
+                Err(_) => tracing::debug!("cluster metadata read timed out"),
+            }
+        }
+    }
+
+    /// Stops every rule running here (the node is cut off from the
+    /// majority: it must not act for rules given to other nodes).
+    async fn stop_all(&self, why: &str) {
+        for rule in self.rules.list() {
+            if rule.is_live().await {
+                tracing::warn!(rule = %rule.state().def.id, "{why}: stopping");
+                self.rules.stop(&rule, why).await;
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Message, MessageType, Snapshot};
 use raft::{RawNode, StateRole};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -336,7 +336,12 @@ impl RaftNode {
             return Err(Error::Raft(raft::Error::StepLocalMsg));
         }
         let from = msg.from;
-        if self.metadata.nodes.contains_key(&from) {
+        // A lease is kept by answering the leader, not by talking: a node
+        // cut off from its inbound traffic still sends (pre-)vote requests,
+        // and those must not keep its shards placed on it.
+        let answers_leader =
+            matches!(msg.get_msg_type(), MessageType::MsgHeartbeatResponse | MessageType::MsgAppendResponse);
+        if answers_leader && self.metadata.nodes.contains_key(&from) {
             self.last_heard.insert(from, self.ticks);
         }
         let r = self.raw.step(msg);
