@@ -12,6 +12,14 @@ use serde_json::json;
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
 use crate::util::{free_port, start_rumqttd, weir_bin, Server};
 
+/// Cluster tests start three nodes each and time leases and failovers:
+/// they run one at a time, so that two of them do not starve each other
+/// of the machine's cores.
+pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A cluster node: its REST server and its cluster address.
 pub(crate) struct Member {
     pub(crate) server: Server,
@@ -102,6 +110,7 @@ pub(crate) fn running_everywhere(members: &[Option<Member>], id: &str) -> bool {
 
 #[test]
 fn a_rule_moves_to_another_node_after_kill_9() {
+    let _serial = one_at_a_time();
     let broker = free_port();
     start_rumqttd(broker);
     let root = tempfile::tempdir().unwrap();
@@ -237,6 +246,7 @@ impl Outputs {
 /// carries two payloads.
 #[test]
 fn exactly_once_across_kill_9_of_the_rules_node() {
+    let _serial = one_at_a_time();
     const EVENTS: u64 = 600;
     let root = tempfile::tempdir().unwrap();
     let broker_dir = root.path().join("broker");

@@ -117,6 +117,25 @@ async fn start_raft(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn State
     Cluster::start_with_backend(config, state).await.map_err(cluster_err)
 }
 
+/// A linearizable read of the metadata. A read lost in a leader change
+/// would wait out the whole request timeout, so each attempt gets a short
+/// one and a fresh attempt follows, up to `limit` in all.
+async fn read_metadata(cluster: &Cluster, limit: Duration) -> Result<Metadata> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let last = tokio::time::Instant::now() + READ_ATTEMPT >= deadline;
+        match tokio::time::timeout(READ_ATTEMPT, cluster.metadata()).await {
+            Ok(Ok(md)) => return Ok(md),
+            Ok(Err(e)) if last => return Err(cluster_err(e)),
+            Err(_) if last => return Err(Error::Cluster("timed out reading the cluster metadata".into())),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// One attempt of [`read_metadata`].
+const READ_ATTEMPT: Duration = Duration::from_secs(1);
+
 impl Node {
     /// The REST URL of the node running rule `id`, when that is another
     /// node of the cluster (which then has the rule's live status).
@@ -145,7 +164,7 @@ impl Node {
     /// REST answer already reflects it.
     pub(super) async fn propose(&self, cluster: &Cluster, command: Command) -> Result<()> {
         cluster.propose(command).await.map_err(cluster_err)?;
-        let md = cluster.metadata().await.map_err(cluster_err)?;
+        let md = read_metadata(cluster, Duration::from_secs(10)).await?;
         self.reconcile(cluster.id(), &md).await;
         Ok(())
     }
@@ -155,7 +174,7 @@ impl Node {
     /// on other nodes before it. Outside a cluster, nothing to do.
     pub(super) async fn catch_up(&self) -> Result<()> {
         let Some(cluster) = self.cluster() else { return Ok(()) };
-        let md = cluster.metadata().await.map_err(cluster_err)?;
+        let md = read_metadata(cluster, Duration::from_secs(10)).await?;
         self.reconcile(cluster.id(), &md).await;
         Ok(())
     }
@@ -183,13 +202,12 @@ impl Node {
                     tracing::debug!(error = %e, "cannot report this node's addresses yet");
                 }
             }
-            match tokio::time::timeout(SELF_FENCE_AFTER / 2, cluster.metadata()).await {
-                Ok(Ok(md)) => {
+            match read_metadata(cluster, SELF_FENCE_AFTER / 2).await {
+                Ok(md) => {
                     last_read = tokio::time::Instant::now();
                     self.reconcile(id, &md).await;
                 }
-                Ok(Err(e)) => tracing::debug!(error = %e, "cluster metadata not readable now"),
-                Err(_) => tracing::debug!("cluster metadata read timed out"),
+                Err(e) => tracing::debug!(error = %e, "cluster metadata not readable now"),
             }
         }
     }
