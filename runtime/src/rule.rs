@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Recipient;
 use tokio::sync::{mpsc, watch};
@@ -73,13 +74,35 @@ impl SourceSender {
         }
     }
 
+    /// Appends until the payloads are durable or the rule stops. A failed
+    /// append (a standby being re-synced, a full disk) is retried with
+    /// backoff: meanwhile the source waits and acknowledges nothing, which
+    /// is the backpressure the broker sees. Giving up would leave the
+    /// source stopped while the rule looks healthy.
     async fn append(&self, log: &IngestLog, payloads: Vec<Payload>) -> bool {
-        match log.append(payloads).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot append to the ingest log");
-                false
+        let mut wait = Duration::from_millis(20);
+        let mut failures = 0u32;
+        let mut payloads = payloads;
+        loop {
+            match log.try_append(payloads).await {
+                Ok(()) => return true,
+                Err((_, back)) if back.is_empty() => return false,
+                Err((e, back)) => {
+                    payloads = back;
+                    failures += 1;
+                    // The first failure and then one in twenty: a broken
+                    // store should be visible, not flood the log.
+                    if failures % 20 == 1 {
+                        tracing::error!(error = %e, failures, "cannot append to the ingest log; retrying");
+                    }
+                }
             }
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return false,
+            }
+            wait = (wait * 2).min(Duration::from_secs(1));
         }
     }
 

@@ -45,7 +45,8 @@ const NEXT_KEY: &[u8] = b"n";
 
 struct Append {
     payloads: Vec<Payload>,
-    done: oneshot::Sender<StateResult<()>>,
+    /// On failure the payloads come back, for the caller to retry.
+    done: oneshot::Sender<Result<(), (StateError, Vec<Payload>)>>,
 }
 
 impl std::fmt::Debug for IngestLog {
@@ -118,6 +119,15 @@ impl IngestLog {
     /// The store failed (disk full, I/O): the payloads are not logged and
     /// must not be acknowledged.
     pub async fn append(&self, payloads: Vec<Payload>) -> StateResult<()> {
+        self.try_append(payloads).await.map_err(|(e, _)| e)
+    }
+
+    /// Like [`IngestLog::append`], but a failed append hands the payloads
+    /// back, so the caller can retry without having copied them.
+    ///
+    /// # Errors
+    /// The store failed, with the payloads.
+    pub async fn try_append(&self, payloads: Vec<Payload>) -> Result<(), (StateError, Vec<Payload>)> {
         loop {
             let used = self.inner.next.load(Ordering::Acquire) - self.inner.first.load(Ordering::Acquire);
             if used < self.inner.capacity {
@@ -130,12 +140,14 @@ impl IngestLog {
             }
             notified.await;
         }
+        let stopped = || StateError::Store("ingest log writer stopped".into());
         let (done, rx) = oneshot::channel();
-        self.appends
-            .send(Append { payloads, done })
-            .await
-            .map_err(|_| StateError::Store("ingest log writer stopped".into()))?;
-        rx.await.map_err(|_| StateError::Store("ingest log writer stopped".into()))?
+        if let Err(e) = self.appends.send(Append { payloads, done }).await {
+            return Err((stopped(), e.0.payloads));
+        }
+        // A writer gone with the payloads: they are lost to this caller,
+        // which then reports the failure (nothing was acknowledged).
+        rx.await.unwrap_or_else(|_| Err((stopped(), Vec::new())))
     }
 
     /// Up to `max` entries from `from` on, in order.
@@ -244,7 +256,10 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Append>) {
             inner.appended.notify_waiters();
         }
         for a in group {
-            let _ = a.done.send(result.clone());
+            let _ = a.done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err((e.clone(), a.payloads)),
+            });
         }
     }
 }
