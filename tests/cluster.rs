@@ -237,6 +237,34 @@ impl Outputs {
         }
     }
 
+    /// Takes outputs until every one of `events` sequence numbers arrived
+    /// (at most 60 s), then a second more for late duplicates.
+    pub(crate) async fn collect_all(&mut self, sub: &mut Subscriber, events: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while (self.seqs().len() as u64) < events && tokio::time::Instant::now() < deadline {
+            self.drain(sub, 200).await;
+        }
+        self.drain(sub, 1000).await;
+    }
+
+    /// Every sequence number `0..events` under exactly one id, and no id
+    /// with two payloads; `what` names the run in the messages.
+    pub(crate) fn assert_exactly_once(&self, events: u64, what: &str) {
+        eprintln!("{what}: {} received, {} distinct ids", self.received, self.by_id.len());
+        let c = &self.conflicts;
+        assert!(c.is_empty(), "{what}: {} ids with two payloads, e.g. {:?}", c.len(), &c[..c.len().min(5)]);
+        let seqs = self.seqs();
+        let missing: Vec<u64> = (0..events).filter(|s| !seqs.contains_key(s)).collect();
+        let repeated: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n > 1).take(20).collect();
+        assert!(
+            missing.is_empty() && repeated.is_empty(),
+            "{what}: {} missing (first {:?}, last {:?}), under two ids {repeated:?}",
+            missing.len(),
+            missing.first(),
+            missing.last()
+        );
+    }
+
     /// The distinct `seq` values output, counted.
     pub(crate) fn seqs(&self) -> BTreeMap<u64, usize> {
         let mut m = BTreeMap::new();
@@ -326,34 +354,8 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
     }
     rt.block_on(async {
         publisher.wait_acked(EVENTS).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while (out.seqs().len() as u64) < EVENTS && tokio::time::Instant::now() < deadline {
-            out.drain(&mut sub, 200).await;
-        }
-        out.drain(&mut sub, 1000).await;
+        out.collect_all(&mut sub, EVENTS).await;
     });
-    eprintln!("exactly-once failover: {} received, {} distinct ids", out.received, out.by_id.len());
-    assert!(
-        out.conflicts.is_empty(),
-        "{} ids with two payloads, e.g. {:?}",
-        out.conflicts.len(),
-        &out.conflicts[..out.conflicts.len().min(5)]
-    );
-    let seqs = out.seqs();
-    let missing: Vec<u64> = (0..EVENTS).filter(|s| !seqs.contains_key(s)).collect();
-    let repeated: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n > 1).take(20).collect();
-    if !missing.is_empty() {
-        for m in members.iter().flatten() {
-            eprintln!("{}", m.server.call("GET", "/rules/eo/status", None).body);
-        }
-    }
-    assert!(
-        missing.is_empty() && repeated.is_empty(),
-        "{} missing (first {:?}, last {:?}), under two ids {repeated:?}",
-        missing.len(),
-        missing.first(),
-        missing.last()
-    );
-    assert_eq!(seqs.len() as u64, EVENTS);
+    out.assert_exactly_once(EVENTS, "exactly-once failover");
     drop(broker);
 }

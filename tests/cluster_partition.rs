@@ -166,22 +166,8 @@ fn exactly_once_across_a_partition_of_the_rules_node() {
     });
     rt.block_on(async {
         publisher.wait_acked(EVENTS).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while (out.seqs().len() as u64) < EVENTS && tokio::time::Instant::now() < deadline {
-            out.drain(&mut sub, 200).await;
-        }
-        out.drain(&mut sub, 1000).await;
+        out.collect_all(&mut sub, EVENTS).await;
     });
-    eprintln!("partition: {} received, {} distinct ids", out.received, out.by_id.len());
-    assert!(
-        out.conflicts.is_empty(),
-        "{} ids with two payloads, e.g. {:?}",
-        out.conflicts.len(),
-        &out.conflicts[..out.conflicts.len().min(5)]
-    );
-    let seqs = out.seqs();
-    let missing: Vec<u64> = (0..EVENTS).filter(|s| !seqs.contains_key(s)).take(20).collect();
-    let repeated: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n > 1).take(20).collect();
-    assert!(missing.is_empty() && repeated.is_empty(), "missing {missing:?}, under two ids {repeated:?}");
+    out.assert_exactly_once(EVENTS, "partition");
     drop(broker);
 }
