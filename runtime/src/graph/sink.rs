@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -24,6 +24,9 @@ use crate::metrics::OpMetrics;
 use crate::row::Message;
 use crate::state::{codec, Space, StateBackend, StateResult, Write};
 use crate::value::{Map, Value};
+
+/// How long a sink retries storing an epoch's outputs.
+const SEAL_RETRY: Duration = Duration::from_secs(30);
 
 /// Epoch `n` has committed: release what is held up to it.
 #[derive(Debug, Clone, Copy)]
@@ -88,13 +91,32 @@ impl Hold {
 
     /// Barrier `n`: the pending outputs belong to epoch n and are stored
     /// with it.
+    ///
+    /// A failed write (a standby being re-synced) is retried for a while:
+    /// the outputs must be stored under epoch n, since a replay would make
+    /// them in epoch n with the same ids. They stay held in memory even if
+    /// the write keeps failing (the barrier is then not acknowledged, and a
+    /// later commit releases them), so nothing is dropped.
     fn seal(&mut self, n: u64) -> StateResult<()> {
         let outputs = std::mem::take(&mut self.pending);
-        let bytes = codec::encode(&outputs)?;
-        self.backend.write(vec![Write::Put(Space::Checkpoints, self.outputs_key(n), bytes)], false)?;
+        let stored = codec::encode(&outputs).and_then(|bytes| {
+            let key = self.outputs_key(n);
+            let deadline = Instant::now() + SEAL_RETRY;
+            let mut wait = Duration::from_millis(20);
+            loop {
+                match self.backend.write(vec![Write::Put(Space::Checkpoints, key.clone(), bytes.clone())], false) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if Instant::now() >= deadline => return Err(e),
+                    Err(_) => {
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        });
         self.sealed.insert(n, outputs);
         self.last_barrier = n;
-        Ok(())
+        stored
     }
 
     /// The writes that forget the outputs of epochs `epochs` once sent.
