@@ -243,6 +243,11 @@ enum ClusterCommand {
     },
     /// Take the node out of its cluster; its rules move to other nodes.
     Leave,
+    /// Remove a member that is gone for good (so it no longer counts for the quorum).
+    Remove {
+        /// The member's id (see `weir cluster status`).
+        id: u64,
+    },
     /// Members, leader, term, replication progress and rule placement.
     Status,
 }
@@ -253,6 +258,7 @@ pub(crate) fn cluster(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
         ClusterCommand::Init => Call::post("/cluster/init", None),
         ClusterCommand::Join { addr } => Call::post("/cluster/join", Some(json!({ "addr": addr }))),
         ClusterCommand::Leave => Call::post("/cluster/leave", None),
+        ClusterCommand::Remove { id } => Call::post("/cluster/remove", Some(json!({ "id": id }))),
         ClusterCommand::Status => Call::get("/cluster/status"),
     };
     execute(&args.host, call)

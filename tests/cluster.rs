@@ -357,3 +357,62 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
     out.assert_exactly_once(EVENTS, "exactly-once failover");
     drop(broker);
 }
+
+/// A node whose disk is wiped comes back as a new member: it starts
+/// without crashing, joins under a new id, the gone id is removed with
+/// `weir cluster remove`, and the rule keeps running with a standby.
+#[test]
+fn a_wiped_node_rejoins_as_a_new_member() {
+    let _serial = one_at_a_time();
+    let broker = free_port();
+    start_rumqttd(broker);
+    let root = tempfile::tempdir().unwrap();
+    let mut members: Vec<Option<Member>> =
+        ["a", "b", "c"].iter().map(|n| Some(start_member(root.path(), n, broker))).collect();
+    {
+        let [Some(a), Some(b), Some(c)] = &members[..] else { unreachable!() };
+        cli(a, &["init"]);
+        cli(b, &["join", &a.addr]);
+        cli(c, &["join", &a.addr]);
+        let r = a.server.call(
+            "POST",
+            "/streams",
+            Some(r#"{"sql":"CREATE STREAM w (x bigint) WITH (DATASOURCE=\"w/in\")"}"#),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let rule = json!({"id": "w", "sql": "SELECT x FROM w", "actions": [{"nop": {}}]});
+        let r = a.server.call("POST", "/rules", Some(&rule.to_string()));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    wait_until(Duration::from_secs(20), "the rule running", || placed_on(&members, "w").is_some());
+    // Wipe a node that is not the leader: kill it, delete its data.
+    let gone = (0..3).find(|i| Some(*i) != leader_of(&members)).unwrap();
+    let old_id = members[gone].as_ref().unwrap().server.call("GET", "/cluster/status", None).json()["id"].clone();
+    members[gone].take().unwrap().server.kill();
+    let name = ["a", "b", "c"][gone];
+    std::fs::remove_dir_all(root.path().join(name).join("data")).unwrap();
+    let fresh = start_member(root.path(), name, broker);
+    let seed = members.iter().flatten().next().unwrap().addr.clone();
+    cli(&fresh, &["join", &seed]);
+    let new_id = fresh.server.call("GET", "/cluster/status", None).json()["id"].clone();
+    assert_ne!(new_id, old_id);
+    // Its copy of the metadata arrived with the join.
+    wait_until(Duration::from_secs(10), "the stream on the new member", || {
+        fresh.server.call("GET", "/streams", None).json() == json!(["w"])
+    });
+    cli(&fresh, &["remove", &old_id.to_string()]);
+    members[gone] = Some(fresh);
+    wait_until(Duration::from_secs(20), "three live members, the old id gone", || {
+        members.iter().flatten().all(|m| {
+            let st = m.server.call("GET", "/cluster/status", None).json();
+            let ids: Vec<_> = st["members"].as_array().unwrap().iter().map(|x| x["id"].clone()).collect();
+            ids.len() == 3
+                && !ids.contains(&old_id)
+                && st["members"].as_array().unwrap().iter().all(|x| x["live"] == true)
+        })
+    });
+    wait_until(Duration::from_secs(20), "the rule running with a standby", || {
+        let st = members[0].as_ref().unwrap().server.call("GET", "/cluster/status", None).json();
+        st["placement"]["w"][0]["standby"].is_u64() && running_everywhere(&members, "w")
+    });
+}

@@ -13,6 +13,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/cluster/init", web::post().to(init))
         .route("/cluster/join", web::post().to(join))
         .route("/cluster/leave", web::post().to(leave))
+        .route("/cluster/remove", web::post().to(remove))
         .route("/cluster/status", web::get().to(status));
 }
 
@@ -57,6 +58,23 @@ async fn leave(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     let c = node.cluster().ok_or_else(not_clustered)?;
     c.leave().await.map_err(failed)?;
     Ok(text(StatusCode::OK, format!("node {} left the cluster", c.id())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveRequest {
+    /// Id of the member to remove.
+    id: u64,
+}
+
+/// `POST /cluster/remove {"id"}`: removes a member that is gone for good.
+async fn remove(node: web::Data<Node>, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let c = node.cluster().ok_or_else(not_clustered)?;
+    let body = read_body(payload).await?;
+    let req: RemoveRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::with_code(code::UNDEFINED, "Invalid body", e))?;
+    c.remove(req.id).await.map_err(failed)?;
+    Ok(text(StatusCode::OK, format!("node {} is removed from the cluster", req.id)))
 }
 
 /// `GET /cluster/status`: members, leader, term, replication progress and

@@ -165,6 +165,23 @@ impl Cluster {
         Ok(())
     }
 
+    /// Removes member `id` (a node that is gone for good, e.g. its disk was
+    /// wiped and it rejoined under a new id), so that it no longer counts
+    /// towards the quorum. Its shards are re-placed by the leader.
+    ///
+    /// # Errors
+    /// [`Error::UnknownNode`] if `id` is not a member, or this node itself
+    /// (use [`leave`](Cluster::leave)); [`Error::Timeout`].
+    pub async fn remove(&self, id: crate::metadata::NodeId) -> Result<()> {
+        let status = self.status().await?;
+        if id == self.id() || !status.members.iter().any(|m| m.id == id) {
+            return Err(Error::UnknownNode { node: id });
+        }
+        let change = MemberChange::Remove { id };
+        self.retrying(|reply| Event::Member { change: change.clone(), reply }).await?;
+        Ok(())
+    }
+
     /// This node's local view: members, leader, term, indexes, replication
     /// progress (on the leader) and placement.
     ///
