@@ -89,12 +89,6 @@ impl StateSlot {
     pub(crate) fn at(&self, epoch: u64) -> StateKey {
         StateKey { rule: self.rule.clone(), operator: self.operator, shard: self.shard, key: format!("{epoch:020}") }
     }
-
-    /// A key of this slot that a commit's clean-up of older epochs leaves
-    /// alone (it does not end in an epoch number).
-    pub(crate) fn kept(&self, name: &str) -> StateKey {
-        StateKey { rule: self.rule.clone(), operator: self.operator, shard: self.shard, key: format!("{name}/") }
-    }
 }
 
 /// Forwards what it gets: splits data over parallel instances, or merges

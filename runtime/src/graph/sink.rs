@@ -1,14 +1,11 @@
 //! The actor of a sink: emissions in order, one awaited at a time, and with
 //! `qos: 2` held back until their checkpoint commits (exactly-once output).
 //!
-//! Held outputs of epoch n are written to the state store when barrier n
-//! passes (so a restore can send them again) and released, each with the
-//! id `<rule>/<n>/<seq>`, when the commit of epoch n is known. They stay
-//! stored until the sink has sent them: a `delivered` mark then records the
-//! epoch and they are deleted. A restored rule first re-sends the outputs of
-//! every committed epoch after its mark (a crash may come after a commit
-//! and before the send); their ids are the same, so consumers that keep the
-//! ids they have seen drop the duplicates.
+//! Held outputs of epoch n are written into checkpoint n (so a restore can
+//! send them again) and released, each with the id `<rule>/<n>/<seq>`, when
+//! the commit of epoch n is known. A restored rule first re-sends the
+//! outputs of the epoch it restored; their ids are the same, so consumers
+//! that keep the ids they have seen drop the duplicates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,39 +55,16 @@ impl Hold {
         restored: Option<u64>,
     ) -> StateResult<Hold> {
         let mut sealed = BTreeMap::new();
-        let mut stale = Vec::new();
-        let prefix = slot.kept("out").encode();
-        for (k, bytes) in backend.scan(Space::Checkpoints, &prefix)? {
-            let epoch = std::str::from_utf8(&k[prefix.len()..])
-                .ok()
-                .and_then(|e| e.strip_suffix('/'))
-                .and_then(|e| e.parse::<u64>().ok());
-            match (epoch, restored) {
-                // Committed and perhaps never sent: send again.
-                (Some(e), Some(n)) if e <= n => {
-                    sealed.insert(e, codec::decode(&bytes, "held sink outputs")?);
-                }
-                // Not committed: the replay makes them again, same ids.
-                _ => stale.push(Write::Delete(Space::Checkpoints, k)),
+        if let Some(n) = restored {
+            if let Some(bytes) = backend.get(Space::Checkpoints, &slot.at(n).encode())? {
+                sealed.insert(n, codec::decode(&bytes, "held sink outputs")?);
             }
-        }
-        if !stale.is_empty() {
-            backend.write(stale, false)?;
         }
         Ok(Hold { backend, slot, rule, pending: Vec::new(), sealed, last_barrier: restored.unwrap_or(0) })
     }
 
-    /// Where the outputs of epoch `n` are kept until sent.
-    fn outputs_key(&self, n: u64) -> Vec<u8> {
-        // Ends in `/`, not in the epoch: a commit's clean-up of older
-        // epochs does not take it.
-        let mut k = self.slot.kept("out").encode();
-        k.extend_from_slice(format!("{n:020}/").as_bytes());
-        k
-    }
-
-    /// Barrier `n`: the pending outputs belong to epoch n and are stored
-    /// with it.
+    /// Barrier `n`: the pending outputs belong to epoch n; they go into its
+    /// checkpoint.
     ///
     /// A failed write (a standby being re-synced) is retried for a while:
     /// the outputs must be stored under epoch n, since a replay would make
@@ -100,7 +74,7 @@ impl Hold {
     fn seal(&mut self, n: u64) -> StateResult<()> {
         let outputs = std::mem::take(&mut self.pending);
         let stored = codec::encode(&outputs).and_then(|bytes| {
-            let key = self.outputs_key(n);
+            let key = self.slot.at(n).encode();
             let deadline = Instant::now() + SEAL_RETRY;
             let mut wait = Duration::from_millis(20);
             loop {
@@ -119,18 +93,11 @@ impl Hold {
         stored
     }
 
-    /// The writes that forget the outputs of epochs `epochs` once sent.
-    fn delivered(&self, epochs: &[u64]) -> Vec<Write> {
-        epochs.iter().map(|e| Write::Delete(Space::Checkpoints, self.outputs_key(*e))).collect()
-    }
-
-    /// Removes the outputs of epochs up to `n`, with their ids, and the
-    /// writes that forget them once they are sent.
-    fn take_committed(&mut self, n: u64) -> (Vec<(String, Vec<Value>)>, Vec<Write>) {
+    /// Removes the outputs of epochs up to `n`, with their ids.
+    fn take_committed(&mut self, n: u64) -> Vec<(String, Vec<Value>)> {
         let keep = self.sealed.split_off(&(n + 1));
         let done = std::mem::replace(&mut self.sealed, keep);
-        let epochs: Vec<u64> = done.keys().copied().collect();
-        (self.with_ids(done), self.delivered(&epochs))
+        self.with_ids(done)
     }
 
     fn with_ids(&self, epochs: BTreeMap<u64, Vec<Vec<Value>>>) -> Vec<(String, Vec<Value>)> {
@@ -162,11 +129,11 @@ impl Actor for SinkActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.mailbox);
-        // A restored rule sends the outputs of its committed epochs again.
+        // A restored rule sends the outputs of its committed epoch again.
         if let Some(hold) = &mut self.hold {
             let n = hold.last_barrier;
-            let (outputs, sent) = hold.take_committed(n);
-            self.send(outputs, sent, ctx);
+            let outputs = hold.take_committed(n);
+            self.send(outputs, ctx);
         }
     }
 }
@@ -188,11 +155,9 @@ fn emissions(message: Message) -> Vec<Vec<Value>> {
 }
 
 impl SinkActor {
-    /// Sends outputs in order, with their ids, then applies `sent` (the
-    /// writes forgetting the stored copies of what was sent).
-    fn send(&mut self, outputs: Vec<(String, Vec<Value>)>, sent: Vec<Write>, ctx: &mut Context<Self>) {
-        let backend = self.hold.as_ref().map(|h| h.backend.clone());
-        if outputs.is_empty() && sent.is_empty() {
+    /// Sends outputs in order, with ids when they have them.
+    fn send(&mut self, outputs: Vec<(String, Vec<Value>)>, ctx: &mut Context<Self>) {
+        if outputs.is_empty() {
             return;
         }
         let (sink, metrics, clock) = (self.sink.clone(), self.metrics.clone(), self.clock.clone());
@@ -202,13 +167,6 @@ impl SinkActor {
                 for (id, rows) in outputs {
                     if let Err(err) = sink.emit_with_id(&rows, &id).await {
                         metrics.exception(&err.0, clock.now_ms());
-                    }
-                }
-                // Not synced: losing this write only means sending (with
-                // the same ids) again after a crash.
-                if let (Some(b), false) = (backend, sent.is_empty()) {
-                    if let Err(e) = b.write(sent, false) {
-                        tracing::warn!(error = %e, "cannot forget sent outputs; they may be sent again");
                     }
                 }
             }
@@ -222,8 +180,8 @@ impl Handler<Committed> for SinkActor {
 
     fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         if let Some(hold) = &mut self.hold {
-            let (outputs, sent) = hold.take_committed(msg.0);
-            self.send(outputs, sent, ctx);
+            let outputs = hold.take_committed(msg.0);
+            self.send(outputs, ctx);
         }
     }
 }
