@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::util::{repo_root, Server};
+use crate::util::{created, repo_root, Server};
 
 /// Readings of a furnace line: (furnace, temperature, pressure, o2).
 fn readings() -> Vec<(String, f64, f64, f64)> {
@@ -104,8 +104,7 @@ fn a_python_plugin_runs_in_a_rule_and_survives_its_crash() {
     let rule = json!({"id": "setpoint",
         "sql": "SELECT seq, furnace, py_gasflow(temperature, pressure, o2) AS sp FROM furnace",
         "actions": [{"file": {"path": out.to_str().unwrap(), "sendSingle": true}}]});
-    let r = s.call("POST", "/rules", Some(&rule.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&s, "/rules", &rule.to_string());
     let lines = wait_lines(&out, readings().len());
     let inputs: Vec<[f64; 3]> = readings().iter().map(|(_, t, p, o)| [*t, *p, *o]).collect();
     let want = plugin_predictions(&inputs);
@@ -119,8 +118,7 @@ fn a_python_plugin_runs_in_a_rule_and_survives_its_crash() {
     // the rule's status, the rule keeps running, the plugin comes back.
     let crash = json!({"id": "crash", "sql": "SELECT py_crash() AS x FROM furnace WHERE seq = 0",
         "actions": [{"nop": {}}]});
-    let r = s.call("POST", "/rules", Some(&crash.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&s, "/rules", &crash.to_string());
     let start = Instant::now();
     loop {
         let st = status(&s, "crash");
@@ -184,8 +182,7 @@ fn a_python_plugin_source_feeds_a_rule_writing_to_a_python_sink() {
     let s = Server::start(&data);
     let pkg = plugin_copy(dir.path(), "pyfurnace_e2e");
     let body = json!({"name": "pyfurnace_e2e", "file": format!("file://{}", pkg.display())});
-    let r = s.call("POST", "/plugins/portables", Some(&body.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&s, "/plugins/portables", &body.to_string());
     let start = Instant::now();
     while s.call("GET", "/plugins/portables/pyfurnace_e2e/status", None).json()["status"] != "running" {
         assert!(start.elapsed() < Duration::from_secs(60), "the plugin did not start");
@@ -203,8 +200,7 @@ fn a_python_plugin_source_feeds_a_rule_writing_to_a_python_sink() {
     let rule = json!({"id": "readings",
         "sql": "SELECT seq, furnace, temperature FROM furnace",
         "actions": [{"pyfile": {"path": out.to_str().unwrap(), "sendSingle": true, "requireAck": true}}]});
-    let r = s.call("POST", "/rules", Some(&rule.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&s, "/rules", &rule.to_string());
     let lines = wait_lines(&out, 5);
     let got: Vec<(u64, String)> =
         lines.iter().map(|l| (l["seq"].as_u64().unwrap(), l["furnace"].as_str().unwrap().to_string())).collect();
@@ -292,8 +288,7 @@ fn an_onnx_model_drives_neuron_set_points() {
                 infer('gasflow', values->temperature, values->pressure, values->o2)[0] AS sp FROM neuronStream",
         "actions": [{"neuron": {"server": format!("tcp://127.0.0.1:{port}"), "topic": "/neuron/weir/write/req",
             "qos": 1, "nodeName": "{{.node}}", "groupName": "{{.grp}}", "tags": ["sp"]}}]});
-    let r = s.call("POST", "/rules", Some(&rule.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&s, "/rules", &rule.to_string());
 
     let inputs: Vec<[f64; 3]> = readings().iter().map(|(_, t, p, o)| [*t, *p, *o]).collect();
     let want = onnxruntime_predictions(&inputs);
@@ -393,8 +388,7 @@ fn a_native_c_model_runs_in_a_rule() {
     let rule = json!({"id": "c_setpoint",
         "sql": "SELECT seq, c_gasflow(temperature, pressure, o2) AS sp FROM furnace",
         "actions": [{"file": {"path": out.to_str().unwrap(), "sendSingle": true}}]});
-    let r = s.call("POST", "/rules", Some(&rule.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&s, "/rules", &rule.to_string());
     let lines = wait_lines(&out, readings().len());
     // The same model through the library's own API, outside the rule.
     let direct = weir_plugins::native::NativeLibrary::load(&lib, "{}").unwrap();

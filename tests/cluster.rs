@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
-use crate::util::{free_port, start_rumqttd, weir_bin, Server};
+use crate::util::{created, free_port, start_rumqttd, weir_bin, Server};
 
 /// Cluster tests start three nodes each and time leases and failovers:
 /// they run one at a time, so that two of them do not starve each other
@@ -36,10 +36,7 @@ fn start_member_at(root: &std::path::Path, name: &str, broker: u16, members: &[O
     let addr = std::fs::read_to_string(root.join(name).join("cluster_addr")).unwrap();
     let m = start_on(root, name, broker, addr, None);
     wait_until(Duration::from_secs(30), "the restarted node live again", || {
-        members.iter().flatten().chain([&m]).all(|o| {
-            let st = o.server.call("GET", "/cluster/status", None).json();
-            st["members"].as_array().is_some_and(|ms| ms.iter().all(|x| x["live"] == true))
-        })
+        members.iter().flatten().chain([&m]).all(|o| sees_all_live(o, 3))
     });
     m
 }
@@ -69,6 +66,35 @@ pub(crate) fn start_on(
     }
     let server = Server::start_with(&dir.join("data"), &args);
     Member { server, addr: advertise.unwrap_or(addr) }
+}
+
+/// Forms a cluster of `members`: the first inits, the others join it.
+pub(crate) fn form(members: &[Option<Member>]) {
+    let mut live = members.iter().flatten();
+    let first = live.next().expect("a member");
+    cli(first, &["init"]);
+    for m in live {
+        cli(m, &["join", &first.addr]);
+    }
+}
+
+/// Creates stream `name` (`<name>/in`) on `on_stream` and, on `on_rule`, a
+/// `qos: 2` rule `name` forwarding its `seq` to `<name>/out` on the broker
+/// at `port`, each output carrying its id in `_id`.
+pub(crate) fn create_exactly_once_rule(on_stream: &Member, on_rule: &Member, name: &str, port: u16) {
+    let stream = json!({"sql": format!("CREATE STREAM {name} () WITH (DATASOURCE=\"{name}/in\", FORMAT=\"json\")")});
+    created(&on_stream.server, "/streams", &stream.to_string());
+    let rule = json!({"id": name, "sql": format!("SELECT seq FROM {name}"),
+        "options": {"qos": 2, "checkpointInterval": 200},
+        "actions": [{"mqtt": {"server": format!("tcp://127.0.0.1:{port}"), "topic": format!("{name}/out"), "qos": 1,
+            "sendSingle": true, "idField": "_id", "clientId": format!("weir-{name}-sink")}}]});
+    created(&on_rule.server, "/rules", &rule.to_string());
+}
+
+/// Whether member `m` sees `n` members, all live.
+pub(crate) fn sees_all_live(m: &Member, n: usize) -> bool {
+    let st = m.server.call("GET", "/cluster/status", None).json();
+    st["members"].as_array().is_some_and(|ms| ms.len() == n && ms.iter().all(|x| x["live"] == true))
 }
 
 /// `weir cluster <args> --host <node>`.
@@ -149,8 +175,7 @@ fn a_rule_moves_to_another_node_after_kill_9() {
     }
     let rule = json!({"id": "fwd", "sql": "SELECT seq FROM s",
         "actions": [{"mqtt": {"server": format!("tcp://127.0.0.1:{broker}"), "topic": "out/seq", "sendSingle": true}}]});
-    let r = c.server.call("POST", "/rules", Some(&rule.to_string()));
-    assert_eq!(r.status, 201, "{}", r.body);
+    created(&c.server, "/rules", &rule.to_string());
     wait_until(Duration::from_secs(20), "the rule placed and running", || {
         placed_on(&members, "fwd").is_some() && running_everywhere(&members, "fwd")
     });
@@ -297,23 +322,11 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
     let port = broker.port;
     let names = ["a", "b", "c"];
     let mut members: Vec<Option<Member>> = names.iter().map(|n| Some(start_member(root.path(), n, port))).collect();
-    {
-        let [Some(a), Some(b), Some(c)] = &members[..] else { unreachable!() };
-        cli(a, &["init"]);
-        cli(b, &["join", &a.addr]);
-        cli(c, &["join", &a.addr]);
-        // One source client id wherever the rule runs: the broker keeps
-        // the session (and what is not acknowledged yet) across nodes.
-        let stream = json!({"sql": "CREATE STREAM eo () WITH (DATASOURCE=\"eo/in\", FORMAT=\"json\")"});
-        let r = a.server.call("POST", "/streams", Some(&stream.to_string()));
-        assert_eq!(r.status, 201, "{}", r.body);
-        let rule = json!({"id": "eo", "sql": "SELECT seq FROM eo",
-            "options": {"qos": 2, "checkpointInterval": 200},
-            "actions": [{"mqtt": {"server": format!("tcp://127.0.0.1:{port}"), "topic": "eo/out", "qos": 1,
-                "sendSingle": true, "idField": "_id", "clientId": "weir-eo-sink"}}]});
-        let r = b.server.call("POST", "/rules", Some(&rule.to_string()));
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
+    form(&members);
+    // One source client id wherever the rule runs (`start_on`): the broker
+    // keeps the session (and what is not acknowledged yet) across nodes.
+    let [Some(a), Some(b), _] = &members[..] else { unreachable!() };
+    create_exactly_once_rule(a, b, "eo", port);
     wait_until(Duration::from_secs(20), "the rule placed and running", || {
         placed_on(&members, "eo").is_some() && running_everywhere(&members, "eo")
     });
@@ -369,11 +382,9 @@ fn a_wiped_node_rejoins_as_a_new_member() {
     let root = tempfile::tempdir().unwrap();
     let mut members: Vec<Option<Member>> =
         ["a", "b", "c"].iter().map(|n| Some(start_member(root.path(), n, broker))).collect();
+    form(&members);
     {
-        let [Some(a), Some(b), Some(c)] = &members[..] else { unreachable!() };
-        cli(a, &["init"]);
-        cli(b, &["join", &a.addr]);
-        cli(c, &["join", &a.addr]);
+        let Some(a) = &members[0] else { unreachable!() };
         let r = a.server.call(
             "POST",
             "/streams",
@@ -381,8 +392,7 @@ fn a_wiped_node_rejoins_as_a_new_member() {
         );
         assert_eq!(r.status, 201, "{}", r.body);
         let rule = json!({"id": "w", "sql": "SELECT x FROM w", "actions": [{"nop": {}}]});
-        let r = a.server.call("POST", "/rules", Some(&rule.to_string()));
-        assert_eq!(r.status, 201, "{}", r.body);
+        created(&a.server, "/rules", &rule.to_string());
     }
     wait_until(Duration::from_secs(20), "the rule running", || placed_on(&members, "w").is_some());
     // Wipe a node that is not the leader: kill it, delete its data.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
-use crate::cluster::{cli, placed_on, start_on, wait_until, Member, Outputs};
+use crate::cluster::{create_exactly_once_rule, form, placed_on, sees_all_live, start_on, wait_until, Member, Outputs};
 use crate::util::free_port;
 
 /// A TCP proxy: forwards `listen` to `target` until cut; while cut it
@@ -91,21 +91,9 @@ fn exactly_once_across_a_partition_of_the_rules_node() {
         proxies.push(Proxy::start(&rt, &front, real.clone()));
         members.push(Some(start_on(root.path(), name, port, real, Some(front))));
     }
-    {
-        let [Some(a), Some(b), Some(c)] = &members[..] else { unreachable!() };
-        cli(a, &["init"]);
-        cli(b, &["join", &a.addr]);
-        cli(c, &["join", &a.addr]);
-        let stream = json!({"sql": "CREATE STREAM pt () WITH (DATASOURCE=\"pt/in\", FORMAT=\"json\")"});
-        let r = a.server.call("POST", "/streams", Some(&stream.to_string()));
-        assert_eq!(r.status, 201, "{}", r.body);
-        let rule = json!({"id": "pt", "sql": "SELECT seq FROM pt",
-            "options": {"qos": 2, "checkpointInterval": 200},
-            "actions": [{"mqtt": {"server": format!("tcp://127.0.0.1:{port}"), "topic": "pt/out", "qos": 1,
-                "sendSingle": true, "idField": "_id", "clientId": "weir-pt-sink"}}]});
-        let r = c.server.call("POST", "/rules", Some(&rule.to_string()));
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
+    form(&members);
+    let [Some(a), _, Some(c)] = &members[..] else { unreachable!() };
+    create_exactly_once_rule(a, c, "pt", port);
     let running = |m: &Member| {
         let st = m.server.call("GET", "/rules/pt/status", None);
         st.status == 200 && st.json()["status"] == "running"
@@ -159,10 +147,7 @@ fn exactly_once_across_a_partition_of_the_rules_node() {
     proxies[cut].set_cut(false);
     members[cut] = Some(cut_member);
     wait_until(Duration::from_secs(30), "every member live again", || {
-        members.iter().flatten().all(|m| {
-            let st = m.server.call("GET", "/cluster/status", None).json();
-            st["members"].as_array().is_some_and(|ms| ms.len() == 3 && ms.iter().all(|x| x["live"] == true))
-        })
+        members.iter().flatten().all(|m| sees_all_live(m, 3))
     });
     rt.block_on(async {
         publisher.wait_acked(EVENTS).await;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::brokers::{http_recorder, rss_kib, runtime, Mosquitto, Publisher, Subscriber, LIMIT};
-use crate::util::{free_port, start_rumqttd, Server};
+use crate::util::{created, free_port, start_rumqttd, Server};
 
 /// eKuiper's documented stream body (`TYPE` defaults to mqtt).
 fn stream_body(name: &str, datasource: &str, conf_key: Option<&str>) -> String {
@@ -34,11 +34,6 @@ fn serve(dir: &Path, mqtt_source_yaml: &str) -> Server {
     std::fs::create_dir_all(etc.join("sources")).unwrap();
     std::fs::write(etc.join("mqtt_source.yaml"), mqtt_source_yaml).unwrap();
     Server::start_with(&dir.join("data"), &["--etc-dir", etc.to_str().unwrap()])
-}
-
-fn created(server: &Server, path: &str, body: &str) {
-    let r = server.call("POST", path, Some(body));
-    assert_eq!(r.status, 201, "POST {path} {body}: {}", r.body);
 }
 
 /// Publishes a probe (`seq` -1, hot) to `topic` every 200 ms until one

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
-use crate::util::Server;
+use crate::util::{created, Server};
 
 /// Sequence-numbered events published in all.
 const EVENTS: i64 = 2000;
@@ -51,11 +51,6 @@ fn serve(dir: &Path, source_yaml: &str) -> Server {
     std::fs::create_dir_all(etc.join("sources")).unwrap();
     std::fs::write(etc.join("mqtt_source.yaml"), source_yaml).unwrap();
     Server::start_with(&dir.join("data"), &["--etc-dir", etc.to_str().unwrap()])
-}
-
-fn created(server: &Server, path: &str, body: &str) {
-    let r = server.call("POST", path, Some(body));
-    assert_eq!(r.status, 201, "POST {path} {body}: {}", r.body);
 }
 
 /// Every output seen: id -> payload (without the id), plus how many

@@ -85,6 +85,12 @@ impl Drop for Server {
     }
 }
 
+/// `POST path body` to `server`, which must answer 201 Created.
+pub fn created(server: &Server, path: &str, body: &str) {
+    let r = server.call("POST", path, Some(body));
+    assert_eq!(r.status, 201, "POST {path} {body}: {}", r.body);
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Response {

@@ -29,6 +29,8 @@
 
 mod clock;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod logger;
 pub mod metadata;
 mod node;

@@ -164,9 +164,7 @@ impl Node {
     /// REST answer already reflects it.
     pub(super) async fn propose(&self, cluster: &Cluster, command: Command) -> Result<()> {
         cluster.propose(command).await.map_err(cluster_err)?;
-        let md = read_metadata(cluster, Duration::from_secs(10)).await?;
-        self.reconcile(cluster.id(), &md).await;
-        Ok(())
+        self.catch_up().await
     }
 
     /// Brings this node up to the cluster's committed metadata (a

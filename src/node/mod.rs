@@ -313,8 +313,8 @@ impl Node {
     // ---- rules -----------------------------------------------------------
 
     /// Plans `def` and builds its sinks: what must hold before it is stored.
+    /// In a cluster the caller catches up with the metadata first.
     async fn validate(&self, def: &RuleDef) -> Result<weir_planner::PhysicalPlan> {
-        self.catch_up().await?;
         let plan = rules::plan(def, &self.catalog(), &self.functions.current())?;
         self.rules.check_sinks(def).await?;
         Ok(plan)
@@ -323,6 +323,7 @@ impl Node {
     /// `POST /rules/validate`: the streams the rule reads.
     pub(crate) async fn validate_rule(&self, body: &[u8]) -> Result<Vec<String>> {
         let def = RuleDef::parse(body, None)?;
+        self.catch_up().await?;
         let plan = self.validate(&def).await?;
         Ok(plan.sources.iter().map(|s| s.name.clone()).collect())
     }
@@ -357,6 +358,7 @@ impl Node {
     /// keeps running if it is invalid), then replaces and restarts.
     pub(crate) async fn update_rule(&self, id: &str, body: &[u8]) -> Result<()> {
         let def = RuleDef::parse(body, Some(id))?;
+        self.catch_up().await?;
         let plan = self.validate(&def).await?;
         let (json, triggered) = (def.to_json(), def.triggered);
         if let Some(c) = self.cluster() {

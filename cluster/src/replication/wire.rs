@@ -250,16 +250,7 @@ mod tests {
         let mut lying = vec![7u8, 253];
         lying.extend_from_slice(&(1u64 << 62).to_le_bytes());
         assert!(decode_body::<Batch>(&lying).is_err());
-        let mut x = 0x9e37_79b9_u64;
-        for n in 0..3000 {
-            let bytes: Vec<u8> = (0..n % 96)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+        for bytes in crate::fuzz::random_bytes(0x9e37_79b9, 3000, 96) {
             let _ = decode_body::<Batch>(&bytes);
             let _ = decode_body::<Ack>(&bytes);
         }

@@ -149,16 +149,7 @@ mod tests {
         });
         assert!(decode_message(&[0xff, 0xff, 0xff]).is_err());
         // Random bytes never panic the decoders.
-        let mut x = 0x1234_5678_u64;
-        for n in 0..2000 {
-            let bytes: Vec<u8> = (0..n % 64)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+        for bytes in crate::fuzz::random_bytes(0x1234_5678, 2000, 64) {
             let _ = decode_frame(&bytes);
             let _ = decode_message(&bytes);
         }
