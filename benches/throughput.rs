@@ -3,6 +3,12 @@
 //! from a generated NDJSON file through the real rule graph into a counting
 //! sink. Same code as `weir bench` (see `src/bench.rs`), at a smaller N.
 //!
+//! W1 also runs with checkpoints (`qos: 2`, `checkpointInterval: 1000`),
+//! its input rewindable (a file source: checkpoints record its position)
+//! and through the durable ingest log (a source that cannot rewind, such
+//! as MQTT), with the overhead against `qos: 0` of the same run (issue #5
+//! item 6: target <= 10%).
+//!
 //! `cargo bench --bench throughput` runs 1,000,000 events per case;
 //! `cargo bench --bench throughput -- --test` (CI) runs 20,000 to check
 //! that it still works. Figures for the full 10M runs are in
@@ -27,9 +33,15 @@ fn main() {
     let events = if test { 20_000 } else { 1_000_000 };
     let data = std::env::temp_dir().join(format!("weir-throughput-{}.ndjson", std::process::id()));
     let mut results = Vec::new();
-    for (workload, schemaless) in
-        [(Workload::W1, false), (Workload::W1, true), (Workload::W2, false), (Workload::W2, true)]
-    {
+    let cases = [
+        (Workload::W1, false, 0, false),
+        (Workload::W1, true, 0, false),
+        (Workload::W2, false, 0, false),
+        (Workload::W2, true, 0, false),
+        (Workload::W1, false, 2, false),
+        (Workload::W1, false, 2, true),
+    ];
+    for (workload, schemaless, qos, ingest_log) in cases {
         let args = BenchArgs {
             workload,
             events,
@@ -38,7 +50,8 @@ fn main() {
             data: Some(data.clone()),
             batch: 1024,
             seed: 42,
-            qos: 0,
+            qos,
+            ingest_log,
             checkpoint_interval: 1000,
         };
         let r = bench::run(&args).unwrap_or_else(|e| panic!("{workload:?}: {e:#}"));
@@ -51,15 +64,22 @@ fn main() {
             assert!(r.rows > 0 && r.rows < events, "the filter passes some rows");
         }
         println!("{r}");
-        results.push((workload, schemaless, r));
+        results.push((workload, schemaless, qos, ingest_log, r));
     }
     let _ = std::fs::remove_file(&data);
     println!("\nsummary (events per CPU-second; ratio to the target, and to W1 schema'd of this run)");
-    let base = results[0].2.events_per_cpu_sec();
-    for (w, schemaless, r) in &results {
+    let base = results[0].4.events_per_cpu_sec();
+    for (w, schemaless, qos, ingest_log, r) in &results {
         let eps = r.events_per_cpu_sec();
+        let checkpoints = match (qos, ingest_log) {
+            (0, _) => String::new(),
+            (_, false) => {
+                format!(" qos {qos} rewindable: CPU overhead {:+.1}% (target <= +10%)", (base / eps - 1.0) * 100.0)
+            }
+            (_, true) => format!(" qos {qos} ingest log: CPU overhead {:+.1}%", (base / eps - 1.0) * 100.0),
+        };
         println!(
-            "  {w:?} {:<10} {eps:>10.0}  x{:.2} of target  x{:.2} of W1  peak RSS {:.1} MiB",
+            "  {w:?} {:<10} {eps:>10.0}  x{:.2} of target  x{:.2} of W1  peak RSS {:.1} MiB{checkpoints}",
             if *schemaless { "schemaless" } else { "schema" },
             eps / target(*w),
             eps / base,

@@ -79,10 +79,16 @@ pub(crate) struct BenchArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
-    /// Rule option `qos`: 1 or 2 puts the input through the durable ingest
-    /// log and checkpoints the rule into RocksDB (in a temporary directory).
+    /// Rule option `qos`: 1 or 2 checkpoints the rule into RocksDB (in a
+    /// temporary directory). The input is rewindable, like a file source:
+    /// checkpoints record its position.
     #[arg(long, default_value_t = 0)]
     pub(crate) qos: u8,
+    /// With `qos` 1 or 2: treat the input as a source that cannot rewind
+    /// (MQTT, HTTP push), so every event goes through the durable ingest
+    /// log first.
+    #[arg(long)]
+    pub(crate) ingest_log: bool,
     /// Rule option `checkpointInterval`, ms.
     #[arg(long, default_value_t = 1000)]
     pub(crate) checkpoint_interval: i64,
@@ -339,13 +345,17 @@ struct BenchSource {
     limit: u64,
     fed: Arc<AtomicU64>,
     error: Arc<std::sync::Mutex<Option<String>>>,
+    /// Checkpointed by position (false: through the ingest log).
+    rewind: bool,
 }
 
 impl Source for BenchSource {
     fn run(self: Box<Self>, out: SourceSender) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let BenchSource { mut feed, batch, limit, fed, error } = *self;
+            let BenchSource { mut feed, batch, limit, fed, error, rewind: _ } = *self;
             let mut chunk = Vec::with_capacity(CHUNK + 4096);
+            // Rewindable: a restored rule resumes after the events it had.
+            let skip = out.resume_position();
             let mut n = 0u64;
             let mut payloads = Vec::with_capacity(batch);
             'feed: loop {
@@ -363,19 +373,26 @@ impl Source for BenchSource {
                         break 'feed;
                     }
                     n += 1;
+                    if n <= skip {
+                        continue;
+                    }
                     payloads.push(Payload { data: PayloadData::Bytes(line.to_vec()), ts: now, meta: None });
                     if payloads.len() == batch
-                        && !out.send(std::mem::replace(&mut payloads, Vec::with_capacity(batch))).await
+                        && !out.send_at(std::mem::replace(&mut payloads, Vec::with_capacity(batch)), n).await
                     {
                         break 'feed;
                     }
                 }
             }
             if !payloads.is_empty() {
-                out.send(payloads).await;
+                out.send_at(payloads, n).await;
             }
             fed.store(n, Ordering::Relaxed);
         })
+    }
+
+    fn rewindable(&self) -> bool {
+        self.rewind
     }
 }
 
@@ -393,7 +410,14 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let batch = args.batch.max(1);
     let fed = Arc::new(AtomicU64::new(0));
     let error = Arc::new(std::sync::Mutex::new(None));
-    let source = BenchSource { feed, batch, limit: args.events, fed: fed.clone(), error: error.clone() };
+    let source = BenchSource {
+        feed,
+        batch,
+        limit: args.events,
+        fed: fed.clone(),
+        error: error.clone(),
+        rewind: !args.ingest_log,
+    };
     let fed_events = fed.clone();
 
     let cpu0 = cpu_time();
@@ -429,12 +453,13 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         bail!("reading the input: {e}");
     }
     let label = format!(
-        "{:?}{} input={:?} batch={} qos={}",
+        "{:?}{} input={:?} batch={} qos={}{}",
         args.workload,
         if args.schemaless { " schemaless" } else { " schema" },
         args.input,
         batch,
-        args.qos
+        args.qos,
+        if args.qos > 0 && args.ingest_log { " ingest-log" } else { "" }
     );
     Ok(Report {
         label,

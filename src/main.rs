@@ -1,5 +1,6 @@
 //! The `weir` command: arguments in, exit code out.
 
+mod alloc;
 mod api;
 mod bench;
 mod cli;

@@ -21,6 +21,7 @@ use crate::clock::{Clock, Timers};
 use crate::connector::{Lookup, Sink};
 use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
+use crate::rewind::{BarrierRequest, Positioned};
 use crate::row::{Message, Payload};
 use crate::state::{IngestLog, StateBackend};
 use crate::Registry;
@@ -36,6 +37,9 @@ pub struct SourceSender {
     /// With `qos` 1 or 2: payloads go to the durable ingest log, from which
     /// the rule reads; `send` returns once they are durable.
     log: Option<IngestLog>,
+    /// With `qos` 1 or 2 and a rewindable source: payloads go straight to
+    /// the rule with the position they bring the source to.
+    positioned: Option<Positioned>,
 }
 
 impl SourceSender {
@@ -106,6 +110,23 @@ impl SourceSender {
         }
     }
 
+    /// Where a rewindable source starts reading: the position of the
+    /// restored checkpoint, 0 on a fresh start or without checkpoints.
+    pub fn resume_position(&self) -> u64 {
+        self.positioned.as_ref().map_or(0, Positioned::start)
+    }
+
+    /// What a rewindable source sends with: `payloads` bring it to
+    /// `position` (the position to resume from after them). Returns false
+    /// once the rule stops. Other sources' positions are ignored.
+    pub async fn send_at(&self, payloads: Vec<Payload>, position: u64) -> bool {
+        match &self.positioned {
+            Some(p) if !*self.stop.borrow() => p.send(&self.to, payloads, position).await,
+            Some(_) => false,
+            None => self.send(payloads).await,
+        }
+    }
+
     /// The rule clock's time, ms: the arrival time to stamp payloads with.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
@@ -126,6 +147,14 @@ pub trait Source: Send + 'static {
     /// Reads until the input ends or `out.stopped()` resolves, sending what
     /// it reads with `out.send`.
     fn run(self: Box<Self>, out: SourceSender) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Whether the source can re-read its input from a position: it then
+    /// starts at [`SourceSender::resume_position`] and sends with
+    /// [`SourceSender::send_at`], and with `qos` 1 or 2 it is checkpointed
+    /// by position instead of through the ingest log.
+    fn rewindable(&self) -> bool {
+        false
+    }
 }
 
 /// A rule running on the current actix system.
@@ -196,22 +225,36 @@ impl RunningRule {
         let committed_epoch = Arc::new(std::sync::atomic::AtomicU64::new(committed));
         let mut tasks = Vec::new();
         let mut sources_done = Vec::new();
-        let mut readers = Vec::new();
+        // Per fed source (by source index): where barriers are asked for,
+        // and the ingest log to truncate after commits, if it has one.
+        let mut readers: Vec<(usize, mpsc::Sender<BarrierRequest>)> = Vec::new();
+        let mut logs = Vec::new();
+        let source_count = sources.len();
         for (i, source) in sources.into_iter().enumerate() {
             // Lookup tables have no feed: their source is not run.
             let Some(to) = graph.source(i) else { continue };
-            let log = match &state {
-                Some(backend) => {
-                    let log = IngestLog::open(backend.clone(), &rule, i as u16, INGEST_LOG_CAPACITY).map_err(err)?;
-                    let from = record.as_ref().and_then(|r| r.offsets.get(i).copied()).unwrap_or(0);
-                    let (tx, rx) = mpsc::channel(16);
-                    tasks.push(actix::spawn(read_log(log.clone(), to.clone(), from, rx, stop_rx.clone())));
-                    readers.push((log.clone(), tx));
-                    Some(log)
-                }
-                None => None,
+            let mut out = SourceSender {
+                to: to.clone(),
+                clock: clock.clone(),
+                stop: stop_rx.clone(),
+                log: None,
+                positioned: None,
             };
-            let out = SourceSender { to, clock: clock.clone(), stop: stop_rx.clone(), log };
+            if let Some(backend) = &state {
+                let from = record.as_ref().and_then(|r| r.offsets.get(i).copied()).unwrap_or(0);
+                let (tx, rx) = mpsc::channel(16);
+                if source.rewindable() {
+                    let feed = Positioned::new(from);
+                    tasks.push(actix::spawn(feed.clone().serve_barriers(to, rx, stop_rx.clone())));
+                    out.positioned = Some(feed);
+                } else {
+                    let log = IngestLog::open(backend.clone(), &rule, i as u16, INGEST_LOG_CAPACITY).map_err(err)?;
+                    tasks.push(actix::spawn(read_log(log.clone(), to, from, rx, stop_rx.clone())));
+                    logs.push((i, log.clone()));
+                    out.log = Some(log);
+                }
+                readers.push((i, tx));
+            }
             sources_done.push(actix::spawn(source.run(out)));
         }
         tasks.push(actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock.clone(), stop_rx.clone())));
@@ -221,19 +264,10 @@ impl RunningRule {
             Some(backend) => {
                 let interval = plan.options.checkpoint_interval_ms.max(1);
                 let offsets = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
-                let logs: Vec<IngestLog> = readers.iter().map(|(l, _)| l.clone()).collect();
-                let requests: Vec<_> = readers.into_iter().map(|(_, tx)| tx).collect();
                 let (tx, last_call) = mpsc::channel(1);
                 final_checkpoint = Some(tx);
-                tasks.push(actix::spawn(inject_barriers(
-                    clock,
-                    interval,
-                    committed,
-                    requests,
-                    offsets.clone(),
-                    stop_rx,
-                    last_call,
-                )));
+                let barriers = Barriers { readers, sources: source_count, offsets: offsets.clone() };
+                tasks.push(actix::spawn(inject_barriers(clock, interval, committed, barriers, stop_rx, last_call)));
                 Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
             }
             None => None,
@@ -339,12 +373,13 @@ struct CommitContext {
     rule: String,
     rule_start: i64,
     committed: Arc<std::sync::atomic::AtomicU64>,
-    /// Ingest-log positions recorded per epoch by the barrier injector.
+    /// Source positions recorded per epoch by the barrier injector.
     offsets: EpochOffsets,
-    logs: Vec<IngestLog>,
+    /// The ingest logs by source index.
+    logs: Vec<(usize, IngestLog)>,
 }
 
-/// Log positions of each source at each injected barrier.
+/// Positions of each source (by source index) at each injected barrier.
 type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
 
 /// How many of the newest log entries (source batches) a redelivered
@@ -391,7 +426,8 @@ async fn watch_sinks(
                         // qos 2: the sinks may now send what they held.
                         graph.commit(epoch).await;
                         // The log behind the committed positions is no longer needed.
-                        for (log, pos) in ctx.logs.iter().zip(offsets) {
+                        for (i, log) in &ctx.logs {
+                            let pos = offsets.get(*i).copied().unwrap_or(0);
                             if let Err(e) = log.truncate(pos) {
                                 tracing::warn!(rule = %ctx.rule, error = %e, "cannot truncate the ingest log");
                             }
@@ -408,18 +444,22 @@ async fn watch_sinks(
     let _ = ended_tx.send(());
 }
 
-/// A barrier request to a log reader: inject barrier `epoch` and answer
-/// with the log position it was injected at.
-type BarrierRequest = (u64, tokio::sync::oneshot::Sender<u64>);
+/// Where the barrier injector asks each fed source's reader (by source
+/// index) for a barrier, and where it records their positions.
+struct Barriers {
+    readers: Vec<(usize, mpsc::Sender<BarrierRequest>)>,
+    /// All sources of the plan, fed or not (positions are by index).
+    sources: usize,
+    offsets: EpochOffsets,
+}
 
-/// Every `interval` ms of the clock, has every source's log reader inject
-/// the next barrier and records where each did.
+/// Every `interval` ms of the clock, has every source's reader inject the
+/// next barrier and records where each did.
 async fn inject_barriers(
     clock: Arc<dyn Clock>,
     interval: i64,
     mut epoch: u64,
-    readers: Vec<mpsc::Sender<BarrierRequest>>,
-    offsets: EpochOffsets,
+    barriers: Barriers,
     mut stop: watch::Receiver<bool>,
     mut last_call: mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>,
 ) {
@@ -433,18 +473,18 @@ async fn inject_barriers(
             _ = stop.changed() => return,
         }
         epoch += 1;
-        let mut positions = Vec::with_capacity(readers.len());
-        for r in &readers {
+        let mut positions = vec![0; barriers.sources];
+        for (i, r) in &barriers.readers {
             let (tx, rx) = tokio::sync::oneshot::channel();
             if r.send((epoch, tx)).await.is_err() {
                 return;
             }
             match rx.await {
-                Ok(p) => positions.push(p),
+                Ok(p) => positions[*i] = p,
                 Err(_) => return,
             }
         }
-        offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(epoch, positions);
+        barriers.offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(epoch, positions);
         if let Some(r) = reply {
             let _ = r.send(epoch);
         }

@@ -64,7 +64,8 @@ impl Collect {
 /// Runs the rule on `events` until a checkpoint covering all of them has
 /// committed, then drops it without a clean stop.
 fn run_until_committed(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect) {
-    run(backend, events, out, false)
+    let n = events.len() as u64;
+    run(backend, Box::new(Events(events)), n, out, false)
 }
 
 /// Rule `r1`: exactly-once count windows of 3 over stream `s`.
@@ -82,18 +83,20 @@ fn rule_plan() -> PhysicalPlan {
 /// Runs the rule on `events` until they are decoded, then stops it cleanly
 /// (a last checkpoint, then the end of the input).
 fn run_and_stop(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect) {
-    run(backend, events, out, true)
+    let n = events.len() as u64;
+    run(backend, Box::new(Events(events)), n, out, true)
 }
 
-fn run(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect, clean_stop: bool) {
+/// Runs the rule until `n` events are decoded, then stops it cleanly or
+/// kills it once two more checkpoints have committed.
+fn run(backend: Arc<dyn StateBackend>, source: Box<dyn Source>, n: u64, out: Collect, clean_stop: bool) {
     let p = rule_plan();
-    let n = events.len() as u64;
     actix::System::new().block_on(async move {
         let rule = RunningRule::start_with(
             &p,
             Registry::builtins(),
             Arc::new(SystemClock),
-            vec![Box::new(Events(events))],
+            vec![source],
             vec![("sink_collect_0".into(), Box::new(out))],
             Some(backend),
             Vec::new(),
@@ -180,4 +183,55 @@ fn clean_stop_then_restart_is_exactly_once() {
     assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#]);
     run_and_stop(backend, vec![5, 6, 7], out.clone());
     assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#]);
+}
+
+/// A rewindable source over a fixed input (like a file): it starts where
+/// the restored checkpoint says and sends at most `upto` events of it.
+struct Rewindable {
+    input: Vec<i64>,
+    upto: usize,
+    started_at: Arc<Mutex<Option<u64>>>,
+}
+
+impl Source for Rewindable {
+    fn run(self: Box<Self>, mut out: SourceSender) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let from = out.resume_position();
+            *self.started_at.lock().unwrap() = Some(from);
+            for (i, v) in self.input.iter().enumerate().take(self.upto).skip(from as usize) {
+                let data = PayloadData::Bytes(format!("{{\"v\":{v}}}").into_bytes());
+                assert!(out.send_at(vec![Payload { data, ts: out.now_ms(), meta: None }], i as u64 + 1).await);
+            }
+            out.stopped().await;
+        })
+    }
+
+    fn rewindable(&self) -> bool {
+        true
+    }
+}
+
+/// A rewindable source is checkpointed by position, not through the
+/// ingest log: killed after 5 of 9 events, the restored rule has it resume
+/// at the checkpointed position, and the output is exactly once.
+#[test]
+fn rewindable_source_resumes_from_its_checkpointed_position() {
+    let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+    let out = Collect::default();
+    let input: Vec<i64> = (1..=9).collect();
+    let started_at = Arc::new(Mutex::new(None));
+    let first = Rewindable { input: input.clone(), upto: 5, started_at: started_at.clone() };
+    run(backend.clone(), Box::new(first), 5, out.clone(), false);
+    assert_eq!(*started_at.lock().unwrap(), Some(0));
+    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#]);
+    assert!(
+        backend.scan(weir_runtime::state::Space::IngestLog, b"").unwrap().is_empty(),
+        "nothing goes through the ingest log"
+    );
+    let second = Rewindable { input, upto: 9, started_at: started_at.clone() };
+    // The restored position is 5: everything sent before the kill was in a
+    // committed checkpoint (the kill waits for two commits after it).
+    run(backend, Box::new(second), 4, out.clone(), false);
+    assert_eq!(*started_at.lock().unwrap(), Some(5));
+    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#, r#"[{"vs":[7,8,9]}]"#]);
 }
