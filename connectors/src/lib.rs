@@ -50,12 +50,31 @@ pub struct SinkContext {
     pub index: usize,
 }
 
-/// Builds the source of a stream or table. Types that are not built in
-/// are asked of the node's extensions ([`Environment::set_extensions`]).
+/// Where a source runs: the rule reading it. Sources that keep their own
+/// state between runs (the `sql` source's index) keep it per rule, since
+/// every rule reading a stream has its own instance of the source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceContext {
+    /// Rule id; empty for a source built outside a rule.
+    pub rule_id: String,
+}
+
+/// Builds the source of a stream or table outside a rule (tools, tests):
+/// [`rule_source`] with an empty [`SourceContext`].
+///
+/// # Errors
+/// As [`rule_source`].
+pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
+    rule_source(def, &SourceContext::default(), env)
+}
+
+/// Builds the source of a stream or table for the rule of `ctx`. Types
+/// that are not built in are asked of the node's extensions
+/// ([`Environment::set_extensions`]).
 ///
 /// # Errors
 /// An unknown `TYPE`, or connector properties that are invalid.
-pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
+pub fn rule_source(def: &StreamDef, ctx: &SourceContext, env: &Environment) -> Result<Box<dyn Source>> {
     let kind = def.source_type().to_ascii_lowercase();
     match kind.as_str() {
         "mqtt" => {
@@ -68,7 +87,7 @@ pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
         "simulator" => Ok(Box::new(simulator::SimulatorSource::new(def, env)?)),
         "httppull" => Ok(Box::new(http::pull::HttpPullSource::new(def, env)?)),
         "httppush" => Ok(Box::new(http::push::HttpPushSource::new(def, env)?)),
-        "sql" => Ok(Box::new(sql::source::SqlSource::new(def, env)?)),
+        "sql" => Ok(Box::new(sql::source::SqlSource::new(def, ctx, env)?)),
         _ => match env.extensions().and_then(|x| x.source(&kind, def, env)) {
             Some(built) => built,
             None => Err(Error::UnknownType { kind, what: "source" }),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::Arbiter;
 use tokio::sync::oneshot;
-use weir_connectors::{Environment, SinkContext};
+use weir_connectors::{Environment, SinkContext, SourceContext};
 use weir_planner::PhysicalPlan;
 use weir_runtime::clock::SystemClock;
 use weir_runtime::connector::Sink;
@@ -179,6 +179,7 @@ fn start(
     let start_err = |message: String| Error::Start { rule: plan.rule_id.clone(), message };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     let mut lookups = Vec::new();
+    let source_cx = SourceContext { rule_id: plan.rule_id.clone() };
     for (i, s) in plan.sources.iter().enumerate() {
         let what = |e: weir_connectors::Error| start_err(format!("{} {}: {e}", s.def.kind.name(), s.name));
         if s.def.is_lookup() {
@@ -187,7 +188,7 @@ fn start(
             sources.push(Box::new(Unfed));
             continue;
         }
-        sources.push(weir_connectors::source(&s.def, env).map_err(what)?);
+        sources.push(weir_connectors::rule_source(&s.def, &source_cx, env).map_err(what)?);
     }
     let sinks = build_sinks(&plan.rule_id, actions, env)?;
     RunningRule::start_with(plan, functions, Arc::new(SystemClock), sources, sinks, Some(state), lookups)

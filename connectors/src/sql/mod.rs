@@ -5,8 +5,9 @@
 //!   query every `interval`: `internalSqlQueryCfg` builds
 //!   `SELECT * FROM table [WHERE indexField > ?] [ORDER BY indexField] [LIMIT n]`,
 //!   `templateSqlQueryCfg` takes the statement from `TemplateSql`. The
-//!   largest `indexField` value read so far is kept in a JSON file under
-//!   the data directory, so a restarted node continues where it stopped.
+//!   largest `indexField` value read so far is kept per rule in a JSON
+//!   file under the data directory, so a restarted node continues where
+//!   it stopped.
 //! * [`lookup::SqlLookup`] (`KIND="lookup"` tables; `DATASOURCE` is the
 //!   table) answers a batch of join keys with one query per chunk of keys.
 //! * [`sink::SqlSink`] writes each emission in one transaction: batched

@@ -1,14 +1,27 @@
 //! Where a `sql` source keeps its index value between runs:
-//! `<data_dir>/sql/<stream>.offset.json`, holding the value with its type
-//! and a fingerprint of the query it belongs to.
+//! `<data_dir>/sql/rules/<rule>/<stream>.offset.json`, holding the value
+//! with its type and a fingerprint of the query it belongs to.
+//!
+//! The index is the rule's: two rules reading one stream each have their
+//! own source and pull at their own pace, so one rule's progress must not
+//! make the other skip rows after a restart. Names are escaped (`%XX` for
+//! bytes outside `[A-Za-z0-9_-]`), so distinct ids never share a file.
+//!
+//! Earlier versions kept one index per stream, `<data_dir>/sql/<stream>.offset.json`.
+//! A rule without an index of its own starts from that file (if the query
+//! is the same), then writes its own; the old file is left for the other
+//! rules of the stream. A source built outside a rule uses that path.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use weir_runtime::Value;
 
 /// Where a stream's index value is kept between runs.
 pub(crate) struct IndexStore {
     path: PathBuf,
+    /// The stream-wide file of earlier versions, read when `path` does not
+    /// exist yet.
+    legacy: Option<PathBuf>,
     fingerprint: String,
 }
 
@@ -31,23 +44,47 @@ enum StoredValue {
 }
 
 impl IndexStore {
-    pub(crate) fn new(dir: PathBuf, stream: &str, fingerprint: String) -> IndexStore {
-        let name: String =
+    /// The store of `stream` as read by rule `rule_id` (empty: outside a
+    /// rule) under `dir`.
+    pub(crate) fn new(dir: PathBuf, rule_id: &str, stream: &str, fingerprint: String) -> IndexStore {
+        let legacy: String =
             stream.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-        IndexStore { path: dir.join(format!("{name}.offset.json")), fingerprint }
+        let legacy = dir.join(format!("{legacy}.offset.json"));
+        if rule_id.is_empty() {
+            return IndexStore { path: legacy, legacy: None, fingerprint };
+        }
+        let path = dir.join("rules").join(escape(rule_id)).join(format!("{}.offset.json", escape(stream)));
+        IndexStore { path, legacy: Some(legacy), fingerprint }
     }
 
+    /// The recorded value, if there is one for this query.
     pub(crate) fn load(&self) -> Option<Value> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let stored: Stored = match serde_json::from_str(&text) {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => self.parse(&self.path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let legacy = self.legacy.as_deref()?;
+                let text = std::fs::read_to_string(legacy).ok()?;
+                let v = self.parse(legacy, &text)?;
+                tracing::info!("sql source: starting from the stream's index in {}", legacy.display());
+                Some(v)
+            }
+            Err(e) => {
+                tracing::warn!("sql source: cannot read {}: {e}", self.path.display());
+                None
+            }
+        }
+    }
+
+    fn parse(&self, path: &Path, text: &str) -> Option<Value> {
+        let stored: Stored = match serde_json::from_str(text) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("sql source: ignoring {}: {e}", self.path.display());
+                tracing::warn!("sql source: ignoring {}: {e}", path.display());
                 return None;
             }
         };
         if stored.fingerprint != self.fingerprint {
-            tracing::info!("sql source: query changed, not resuming from {}", self.path.display());
+            tracing::info!("sql source: query changed, not resuming from {}", path.display());
             return None;
         }
         Some(match stored.value {
@@ -77,5 +114,31 @@ impl IndexStore {
         let tmp = self.path.with_extension("json.tmp");
         tokio::fs::write(&tmp, text).await?;
         tokio::fs::rename(&tmp, &self.path).await
+    }
+}
+
+/// A file name for any id: `[A-Za-z0-9_-]` kept, other bytes as `%XX`.
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn escaped_names_stay_distinct() {
+        assert_eq!(escape("rule_1-a"), "rule_1-a");
+        assert_eq!(escape("a.b"), "a%2Eb");
+        assert_ne!(escape("a.b"), escape("a_b"));
+        assert_eq!(escape("../x"), "%2E%2E%2Fx");
     }
 }

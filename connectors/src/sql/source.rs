@@ -17,9 +17,11 @@
 //!   placeholders of the index field are accepted.
 //!
 //! With an index field, the largest value read so far is the next query's
-//! lower bound; it is written to `<data_dir>/sql/<stream>.offset.json`
-//! once the rule took the rows, and read back at start, so a restart
-//! continues where the last run stopped (at-least-once: rows sent but not
+//! lower bound; it is written to
+//! `<data_dir>/sql/rules/<rule>/<stream>.offset.json` (one per rule: each
+//! rule reading the stream pulls on its own) once the rule took the rows,
+//! and read back at start, so a restart continues where the last run
+//! stopped (at-least-once: rows sent but not
 //! yet recorded when the node died are read again). The file is ignored
 //! when the URL, table, template or index field changed. `indexFieldType:
 //! "DATETIME"` parses `indexValue` with `dateTimeFormat` (eKuiper's
@@ -44,7 +46,7 @@ use super::offset::IndexStore;
 use super::{check_ident, check_table, field, pg, sqlite, DbConfig, Dialect};
 use crate::outlet::Outlet;
 use crate::props::{invalid, Props};
-use crate::{Environment, Result};
+use crate::{Environment, Result, SourceContext};
 
 /// Rows handed to the rule in one `send` at most.
 const MAX_BATCH: usize = 512;
@@ -87,11 +89,11 @@ impl SqlSource {
     /// # Errors
     /// Missing URL or query configuration, invalid names, a template with
     /// unsupported placeholders, an unparsable `indexValue`.
-    pub(crate) fn new(def: &StreamDef, env: &Environment) -> Result<SqlSource> {
+    pub(crate) fn new(def: &StreamDef, ctx: &SourceContext, env: &Environment) -> Result<SqlSource> {
         let p = env.source_props("sql", def.options.conf_key.as_deref(), def.options.extra.as_deref())?;
         let mut s = SqlSource::from_props(&p, def.options.datasource.as_deref().unwrap_or(""))?;
         if s.index.is_some() {
-            let store = IndexStore::new(env.data_dir.join("sql"), &def.name, s.fingerprint());
+            let store = IndexStore::new(env.data_dir.join("sql"), &ctx.rule_id, &def.name, s.fingerprint());
             if let Some(v) = store.load() {
                 if let Some(i) = s.index.as_mut() {
                     i.value = Some(v);

@@ -15,7 +15,7 @@ use super::source::SqlSource;
 use super::testing::{execute, mes, query, sqlite_url, Postgres};
 use crate::outlet::testing::channel;
 use crate::props::Props;
-use crate::{Environment, SinkContext};
+use crate::{Environment, SinkContext, SourceContext};
 
 /// A database with the MES schema installed, kept alive with the test.
 struct Fixture {
@@ -77,6 +77,11 @@ fn text(rows: &[Map], field: &str) -> Vec<String> {
 
 // ---- source ----
 
+/// The context of a source read by rule `id`.
+fn rule(id: &str) -> SourceContext {
+    SourceContext { rule_id: id.into() }
+}
+
 async fn incremental_pull_and_restart(url: &str) {
     let data = tempfile::tempdir().unwrap();
     let env = Environment::new(data.path());
@@ -87,7 +92,7 @@ async fn incremental_pull_and_restart(url: &str) {
                "internalSqlQueryCfg": {"table": "work_order", "indexField": "updated_seq", "indexValue": 0, "limit": 2}}),
     );
     let (outlet, mut rx, stop) = channel(1);
-    let task = tokio::spawn(SqlSource::new(&def, &env).unwrap().pump(outlet));
+    let task = tokio::spawn(SqlSource::new(&def, &rule("r"), &env).unwrap().pump(outlet));
     assert_eq!(ints(&next(&mut rx).await, "updated_seq"), [1, 2]);
     assert_eq!(ints(&next(&mut rx).await, "updated_seq"), [3]);
     execute(url, "INSERT INTO work_order VALUES (1004, 'M1', 'P-200', 10, 'planned', 4)").await.unwrap();
@@ -97,14 +102,14 @@ async fn incremental_pull_and_restart(url: &str) {
 
     // A new run starts from the recorded index, not from indexValue 0.
     execute(url, "INSERT INTO work_order VALUES (1005, 'M2', 'P-100', 20, 'planned', 5)").await.unwrap();
-    let source = SqlSource::new(&def, &env).unwrap();
+    let source = SqlSource::new(&def, &rule("r"), &env).unwrap();
     assert_eq!(source.index_value(), Some(&Value::Int(4)));
     let (outlet, mut rx, stop) = channel(1);
     let task = tokio::spawn(source.pump(outlet));
     assert_eq!(ints(&next(&mut rx).await, "order_id"), [1005]);
     stop.send(true).unwrap();
     task.await.unwrap();
-    assert!(data.path().join("sql/orders.offset.json").exists());
+    assert!(data.path().join("sql/rules/r/orders.offset.json").exists());
 
     // Another query does not resume from this one's index.
     let other = stream(
@@ -112,7 +117,64 @@ async fn incremental_pull_and_restart(url: &str) {
         "",
         json!({"url": url, "internalSqlQueryCfg": {"table": "work_order", "indexField": "order_id", "indexValue": 1003}}),
     );
-    assert_eq!(SqlSource::new(&other, &env).unwrap().index_value(), Some(&Value::Int(1003)));
+    assert_eq!(SqlSource::new(&other, &rule("r"), &env).unwrap().index_value(), Some(&Value::Int(1003)));
+}
+
+/// Runs `source` until it sent `batches` batches; their `order_id`s.
+async fn pull_batches(source: SqlSource, batches: usize) -> Vec<i64> {
+    let (outlet, mut rx, stop) = channel(1);
+    let task = tokio::spawn(source.pump(outlet));
+    let mut ids = Vec::new();
+    for _ in 0..batches {
+        ids.extend(ints(&next(&mut rx).await, "order_id"));
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    ids
+}
+
+/// Two rules reading one stream each keep their own index: one rule
+/// having read further does not make the other skip rows when it starts.
+/// A rule without an index of its own starts from the stream-wide file of
+/// earlier versions.
+#[tokio::test]
+async fn two_rules_on_one_stream_resume_from_their_own_index() {
+    let db = sqlite().await;
+    let data = tempfile::tempdir().unwrap();
+    let env = Environment::new(data.path());
+    let def = stream(
+        "orders",
+        "",
+        json!({"url": db.url, "interval": "10ms",
+               "internalSqlQueryCfg": {"table": "work_order", "indexField": "updated_seq", "indexValue": 0}}),
+    );
+    assert_eq!(pull_batches(SqlSource::new(&def, &rule("a"), &env).unwrap(), 1).await, [1001, 1002, 1003]);
+    execute(&db.url, "INSERT INTO work_order VALUES (1004, 'M1', 'P-200', 10, 'planned', 4)").await.unwrap();
+    assert_eq!(pull_batches(SqlSource::new(&def, &rule("a"), &env).unwrap(), 1).await, [1004]);
+
+    // Rule b never ran: it reads everything, whatever rule a recorded.
+    let b = SqlSource::new(&def, &rule("b"), &env).unwrap();
+    assert_eq!(b.index_value(), Some(&Value::Int(0)));
+    assert_eq!(pull_batches(b, 1).await, [1001, 1002, 1003, 1004]);
+
+    // Both continue from their own index.
+    execute(&db.url, "INSERT INTO work_order VALUES (1005, 'M2', 'P-100', 20, 'planned', 5)").await.unwrap();
+    assert_eq!(pull_batches(SqlSource::new(&def, &rule("b"), &env).unwrap(), 1).await, [1005]);
+    let a = SqlSource::new(&def, &rule("a"), &env).unwrap();
+    assert_eq!(a.index_value(), Some(&Value::Int(4)));
+    assert_eq!(pull_batches(a, 1).await, [1005]);
+    assert!(data.path().join("sql/rules/a/orders.offset.json").exists());
+    assert!(data.path().join("sql/rules/b/orders.offset.json").exists());
+    assert!(!data.path().join("sql/orders.offset.json").exists());
+
+    // An index of the stream as a whole (earlier versions, or a source
+    // outside a rule) is where a rule without its own starts.
+    let outside = SqlSource::new(&def, &SourceContext::default(), &env).unwrap();
+    assert_eq!(pull_batches(outside, 1).await, [1001, 1002, 1003, 1004, 1005]);
+    assert!(data.path().join("sql/orders.offset.json").exists());
+    let c = SqlSource::new(&def, &rule("c"), &env).unwrap();
+    assert_eq!(c.index_value(), Some(&Value::Int(5)));
+    assert_eq!(SqlSource::new(&def, &rule("b"), &env).unwrap().index_value(), Some(&Value::Int(5)));
 }
 
 #[tokio::test]
@@ -136,7 +198,7 @@ async fn template_and_datetime_index(url: &str) {
             "TemplateSql": "SELECT * FROM work_order WHERE updated_seq > {{.updated_seq}} ORDER BY updated_seq",
             "indexField": "updated_seq", "indexValue": 1}}),
     );
-    let s = SqlSource::new(&def, &env).unwrap();
+    let s = SqlSource::new(&def, &SourceContext::default(), &env).unwrap();
     assert_eq!(ints(&rows_of(s.pull().await.unwrap()), "order_id"), [1002, 1003]);
 
     execute(
@@ -152,7 +214,7 @@ async fn template_and_datetime_index(url: &str) {
         json!({"url": url, "internalSqlQueryCfg": {"indexField": "ts", "indexValue": "2024-03-01 08:00:00",
                "indexFieldType": "DATETIME", "dateTimeFormat": "YYYY-MM-dd HH:mm:ss"}}),
     );
-    let mut s = SqlSource::new(&def, &env).unwrap();
+    let mut s = SqlSource::new(&def, &SourceContext::default(), &env).unwrap();
     let rows = s.pull().await.unwrap();
     assert_eq!(ints(&rows_of(rows.clone()), "v"), [2, 3]);
     assert!(s.advance(&rows));
@@ -362,7 +424,7 @@ async fn postgres_going_down_and_coming_back() {
     source_conn["interval"] = json!("20ms");
     source_conn["internalSqlQueryCfg"] = json!({"table": "work_order", "indexField": "updated_seq", "indexValue": 3});
     let (outlet, mut rx, stop) = channel(1);
-    let task = tokio::spawn(SqlSource::new(&stream("wo", "", source_conn), &env).unwrap().pump(outlet));
+    let task = tokio::spawn(SqlSource::new(&stream("wo", "", source_conn), &rule("r"), &env).unwrap().pump(outlet));
     let key = [vec![Value::str("P-100")]];
     let cols = ["product_id".to_string()];
 
