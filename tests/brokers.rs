@@ -45,12 +45,18 @@ impl Mosquitto {
         // As root mosquitto would switch to its own user, which cannot
         // write the persistence file in a test's directory.
         let user = if is_root() { "user root\n" } else { "" };
+        // WEIR_MOSQUITTO_LOG=<file>: every packet (ids, DUP flags) logged
+        // there, to see what the broker sent and received in a failing run.
+        let log = match std::env::var("WEIR_MOSQUITTO_LOG") {
+            Ok(file) => format!("log_dest file {file}\nlog_type all\nlog_timestamp_format %H:%M:%S\n"),
+            Err(_) => String::new(),
+        };
         // max_queued_messages 0: no limit, so a slow or offline persistent
         // subscriber loses nothing (the default 1000 drops silently).
         std::fs::write(
             &conf,
             format!(
-                "{user}listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                "{user}{log}listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
                  max_queued_messages 0\nautosave_interval 1\n",
                 self.port,
                 self.dir.display()
@@ -175,7 +181,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher with client id `id` (connects in the background).
+    /// A publisher with client id `id` (connects in the background). Its
+    /// session is clean: publishes not acknowledged when the connection
+    /// drops are not sent again (rumqttc clears them without a session).
     pub fn new(port: u16, id: &str) -> Publisher {
         let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30)).set_inflight(100);

@@ -1,6 +1,7 @@
 //! Integration tests of the `weir` binary.
 
 mod ai;
+mod broker_restart;
 mod brokers;
 mod cluster;
 mod cluster_partition;

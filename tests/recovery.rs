@@ -18,7 +18,7 @@ use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
 use crate::util::{created, Server};
 
 /// Sequence-numbered events published in all.
-const EVENTS: i64 = 2000;
+pub(crate) const EVENTS: i64 = 2000;
 /// Kill/restart rounds.
 const ROUNDS: usize = 20;
 /// Count window size of the windowed rule.
@@ -26,18 +26,21 @@ const WINDOW: i64 = 10;
 
 /// A small xorshift generator: random kill moments, reproducible from the
 /// printed seed (`WEIR_KILL_SEED` replays one).
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+    /// Seeded from `env_var` if set, else from the clock; the seed is
+    /// printed so that a failing run can be replayed.
+    pub(crate) fn new(what: &str, env_var: &str) -> Rng {
+        let seed = std::env::var(env_var).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
         });
-        eprintln!("kill -9 loop: seed {seed} (WEIR_KILL_SEED={seed} replays it)");
+        eprintln!("{what}: seed {seed} ({env_var}={seed} replays it)");
         Rng(seed)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -46,7 +49,7 @@ impl Rng {
 }
 
 /// Starts `weir serve` on `dir/data` with `dir/etc/mqtt_source.yaml`.
-fn serve(dir: &Path, source_yaml: &str) -> Server {
+pub(crate) fn serve(dir: &Path, source_yaml: &str) -> Server {
     let etc = dir.join("etc");
     std::fs::create_dir_all(etc.join("sources")).unwrap();
     std::fs::write(etc.join("mqtt_source.yaml"), source_yaml).unwrap();
@@ -56,14 +59,15 @@ fn serve(dir: &Path, source_yaml: &str) -> Server {
 /// Every output seen: id -> payload (without the id), plus how many
 /// messages arrived in all.
 #[derive(Default)]
-struct Outputs {
+pub(crate) struct Outputs {
     by_id: HashMap<String, serde_json::Value>,
-    received: usize,
+    pub(crate) received: usize,
     conflicts: Vec<String>,
 }
 
 impl Outputs {
-    fn take(&mut self, topic: &str, payload: &[u8]) {
+    /// Records one received output.
+    pub(crate) fn take(&mut self, topic: &str, payload: &[u8]) {
         let mut v: serde_json::Value =
             serde_json::from_slice(payload).unwrap_or_else(|e| panic!("{topic}: not JSON ({e})"));
         let id = v.as_object_mut().and_then(|m| m.remove("_id")).unwrap_or_else(|| panic!("{topic}: no _id in {v}"));
@@ -98,29 +102,21 @@ fn expected() -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
     (pass, win)
 }
 
-#[test]
-fn kill_9_loop_outputs_deduplicated_by_id_equal_a_failure_free_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker_dir = dir.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("mosquitto not installed: skipped");
-        return;
-    };
-    let port = broker.port;
-    let started = Instant::now();
-    let mut rng = Rng::new();
-    // One source connection per rule, each with a fixed client id: a
-    // persistent session keeps what arrives while weir is down.
-    let source_yaml = format!(
+/// The source configuration: one connection per rule, each with a fixed
+/// client id, so a persistent session keeps what arrives while weir is
+/// down.
+pub(crate) fn source_yaml(port: u16) -> String {
+    format!(
         "default:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-win\n\
          pass:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-pass\n"
-    );
-    let rt = runtime();
-    let mut sub = rt.block_on(Subscriber::start(port, "kill-sub", "kill/out/#", 1, true));
-    let mut publisher = rt.block_on(async { Publisher::new(port, "kill-pub") });
+    )
+}
 
-    let mut server = serve(dir.path(), &source_yaml);
+/// Starts weir on `dir` with the two `qos: 2` rules reading `kill/in` and
+/// writing `kill/out/<rule>` (ids in `_id`), and waits until both sources
+/// are connected.
+pub(crate) fn start_rules(dir: &Path, port: u16) -> Server {
+    let server = serve(dir, &source_yaml(port));
     let stream = |name: &str, key: &str| {
         json!({"sql": format!(
             "CREATE STREAM {name} () WITH (DATASOURCE=\"kill/in\", FORMAT=\"JSON\", CONF_KEY=\"{key}\")")})
@@ -153,48 +149,46 @@ fn kill_9_loop_outputs_deduplicated_by_id_equal_a_failure_free_run() {
         }
     }
     std::thread::sleep(Duration::from_millis(500));
+    server
+}
 
-    let mut out = Outputs::default();
-    let drain = |sub: &mut Subscriber, out: &mut Outputs, for_ms: u64| {
-        rt.block_on(async {
-            let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
-            while let Ok((topic, payload)) = tokio::time::timeout_at(until, sub.next()).await {
-                out.take(&topic, &payload);
-            }
-        })
-    };
-    let per_round = EVENTS / ROUNDS as i64;
-    for round in 0..ROUNDS {
-        // A chunk of events, then weir dies at a random moment while it
-        // works on them (or on what it restored).
-        rt.block_on(async {
-            for i in round as i64 * per_round..(round as i64 + 1) * per_round {
-                publisher.publish("kill/in", 1, json!({"seq": i}).to_string()).await;
-            }
-        });
-        drain(&mut sub, &mut out, rng.below(400));
-        server.kill();
-        drain(&mut sub, &mut out, rng.below(50));
-        server = serve(dir.path(), &source_yaml);
-    }
-    rt.block_on(publisher.wait_acked(EVENTS as u64));
+/// Takes what `sub` receives for `for_ms`.
+pub(crate) fn drain(rt: &tokio::runtime::Runtime, sub: &mut Subscriber, out: &mut Outputs, for_ms: u64) {
+    rt.block_on(async {
+        let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+        while let Ok((topic, payload)) = tokio::time::timeout_at(until, sub.next()).await {
+            out.take(&topic, &payload);
+        }
+    })
+}
 
+/// Waits (up to 60 s) for every expected output, takes late duplicates
+/// for a second, stops `server` and checks: no id with two payloads, and
+/// the outputs deduplicated by id equal the failure-free run's.
+pub(crate) fn check_outputs(
+    what: &str,
+    rt: &tokio::runtime::Runtime,
+    sub: &mut Subscriber,
+    mut out: Outputs,
+    server: Server,
+    started: Instant,
+) {
     let (want_pass, want_win) = expected();
     let deadline = Instant::now() + Duration::from_secs(60);
     while (out.of("kill/out/pass").len() < want_pass.len() || out.of("kill/out/win").len() < want_win.len())
         && Instant::now() < deadline
     {
-        drain(&mut sub, &mut out, 200);
+        drain(rt, sub, &mut out, 200);
     }
     // Late duplicates (a conflicting payload would show here).
-    drain(&mut sub, &mut out, 1000);
+    drain(rt, sub, &mut out, 1000);
     let status = |id: &str| server.call("GET", &format!("/rules/{id}/status"), None).json();
     let (s_win, s_pass) = (status("win"), status("pass"));
     server.kill();
 
     let unique = out.by_id.len();
     eprintln!(
-        "kill -9 loop: {ROUNDS} rounds, {} messages received, {unique} distinct ids, {} duplicates dropped, {:.1} s",
+        "{what}: {} messages received, {unique} distinct ids, {} duplicates dropped, {:.1} s",
         out.received,
         out.received - unique,
         started.elapsed().as_secs_f64()
@@ -219,5 +213,41 @@ fn kill_9_loop_outputs_deduplicated_by_id_equal_a_failure_free_run() {
         diff(&got_win, &want_win),
         s_win["status"]
     );
+}
+
+#[test]
+fn kill_9_loop_outputs_deduplicated_by_id_equal_a_failure_free_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let Some(broker) = Mosquitto::start(&broker_dir) else {
+        eprintln!("mosquitto not installed: skipped");
+        return;
+    };
+    let port = broker.port;
+    let started = Instant::now();
+    let mut rng = Rng::new("kill -9 loop", "WEIR_KILL_SEED");
+    let rt = runtime();
+    let mut sub = rt.block_on(Subscriber::start(port, "kill-sub", "kill/out/#", 1, true));
+    let mut publisher = rt.block_on(async { Publisher::new(port, "kill-pub") });
+
+    let mut server = start_rules(dir.path(), port);
+    let mut out = Outputs::default();
+    let per_round = EVENTS / ROUNDS as i64;
+    for round in 0..ROUNDS {
+        // A chunk of events, then weir dies at a random moment while it
+        // works on them (or on what it restored).
+        rt.block_on(async {
+            for i in round as i64 * per_round..(round as i64 + 1) * per_round {
+                publisher.publish("kill/in", 1, json!({"seq": i}).to_string()).await;
+            }
+        });
+        drain(&rt, &mut sub, &mut out, rng.below(400));
+        server.kill();
+        drain(&rt, &mut sub, &mut out, rng.below(50));
+        server = serve(dir.path(), &source_yaml(port));
+    }
+    rt.block_on(publisher.wait_acked(EVENTS as u64));
+    check_outputs(&format!("kill -9 loop, {ROUNDS} rounds"), &rt, &mut sub, out, server, started);
     drop(broker);
 }

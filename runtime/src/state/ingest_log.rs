@@ -33,6 +33,9 @@ struct Inner {
     next: AtomicU64,
     /// First sequence number still stored.
     first: AtomicU64,
+    /// Highest position truncated to: entries before it are released
+    /// (kept only to recognise redeliveries) and do not count as used.
+    released: AtomicU64,
     capacity: u64,
     /// Woken on every durable append (readers) and truncation (writers).
     appended: Notify,
@@ -42,6 +45,17 @@ struct Inner {
 
 /// Key suffix of the stored `next` position.
 const NEXT_KEY: &[u8] = b"n";
+
+/// Newest entries kept when the log is truncated, covered by a checkpoint
+/// or not. A broker sends again, flagged DUP, what it had no ack for when
+/// the connection dropped (a broker restart loses acks still in flight);
+/// by the time the redelivery arrives the checkpoint covering the first
+/// copy may have committed and truncated it. The source recognises a
+/// redelivery in the newest entries ([`IngestLog::tail`], which the
+/// source sender reads 64 deep), so they must still be there. A broker
+/// has at most its in-flight window (mosquitto: 20) unacknowledged, in
+/// as many entries at most.
+pub(crate) const REDELIVERY_KEEP: u64 = 64;
 
 struct Append {
     payloads: Vec<Payload>,
@@ -96,6 +110,7 @@ impl IngestLog {
             prefix,
             next: AtomicU64::new(next),
             first: AtomicU64::new(first),
+            released: AtomicU64::new(first),
             capacity: capacity.max(1),
             appended: Notify::new(),
             truncated: Notify::new(),
@@ -129,13 +144,11 @@ impl IngestLog {
     /// The store failed, with the payloads.
     pub async fn try_append(&self, payloads: Vec<Payload>) -> Result<(), (StateError, Vec<Payload>)> {
         loop {
-            let used = self.inner.next.load(Ordering::Acquire) - self.inner.first.load(Ordering::Acquire);
-            if used < self.inner.capacity {
+            if self.used() < self.inner.capacity {
                 break;
             }
             let notified = self.inner.truncated.notified();
-            if self.inner.next.load(Ordering::Acquire) - self.inner.first.load(Ordering::Acquire) < self.inner.capacity
-            {
+            if self.used() < self.inner.capacity {
                 break;
             }
             notified.await;
@@ -178,6 +191,13 @@ impl IngestLog {
         Ok(self.read(from, (end - from) as usize)?.into_iter().flat_map(|(_, p)| p).collect())
     }
 
+    /// Entries not released by a truncation (what counts against the
+    /// capacity).
+    fn used(&self) -> u64 {
+        let released = self.inner.released.load(Ordering::Acquire).max(self.inner.first.load(Ordering::Acquire));
+        self.inner.next.load(Ordering::Acquire).saturating_sub(released)
+    }
+
     /// The next sequence number to be written.
     pub fn end(&self) -> u64 {
         self.inner.next.load(Ordering::Acquire)
@@ -199,19 +219,24 @@ impl IngestLog {
         self.inner.appended.notified()
     }
 
-    /// Deletes the entries before `seq` (they are covered by a committed
-    /// checkpoint).
+    /// Releases the entries before `seq` (they are covered by a committed
+    /// checkpoint): they no longer count against the capacity, and are
+    /// deleted except the newest [`REDELIVERY_KEEP`] entries of the log.
     ///
     /// # Errors
     /// The store failed.
     pub fn truncate(&self, seq: u64) -> StateResult<()> {
+        let released = self.inner.released.fetch_max(seq, Ordering::AcqRel);
+        if seq > released {
+            self.inner.truncated.notify_waiters();
+        }
         let first = self.inner.first.load(Ordering::Acquire);
-        if seq <= first {
+        let upto = seq.min(self.end().saturating_sub(REDELIVERY_KEEP));
+        if upto <= first {
             return Ok(());
         }
-        self.inner.backend.write(vec![Write::DeleteRange(Space::IngestLog, self.key(first), self.key(seq))], false)?;
-        self.inner.first.store(seq, Ordering::Release);
-        self.inner.truncated.notify_waiters();
+        self.inner.backend.write(vec![Write::DeleteRange(Space::IngestLog, self.key(first), self.key(upto))], false)?;
+        self.inner.first.store(upto, Ordering::Release);
         Ok(())
     }
 }
@@ -284,15 +309,32 @@ mod tests {
         let got: Vec<(u64, usize)> = log.read(0, 10).unwrap().into_iter().map(|(s, v)| (s, v.len())).collect();
         assert_eq!(got, vec![(0, 2), (1, 1), (2, 1)]);
         log.truncate(2).unwrap();
-        assert_eq!(log.read(0, 10).unwrap().len(), 1);
+        assert_eq!(log.read(2, 10).unwrap().len(), 1);
+        // The newest entries stay, to recognise redeliveries of them.
+        assert_eq!(log.tail(10).unwrap(), vec![p(1), p(2), p(3), p(4)]);
         let again = IngestLog::open(backend.clone(), "r", 0, 10).unwrap();
-        assert_eq!((again.start(), again.end()), (2, 3));
-        assert_eq!(again.read(0, 10).unwrap()[0].1, vec![p(4)]);
-        assert_eq!(again.tail(10).unwrap(), vec![p(4)]);
-        // Fully truncated, the log still knows where it is.
+        assert_eq!((again.start(), again.end()), (0, 3));
+        assert_eq!(again.read(2, 10).unwrap()[0].1, vec![p(4)]);
         again.truncate(3).unwrap();
-        let empty = IngestLog::open(backend, "r", 0, 10).unwrap();
-        assert_eq!((empty.start(), empty.end()), (3, 3));
+        assert_eq!(again.tail(1).unwrap(), vec![p(4)]);
+    }
+
+    #[tokio::test]
+    async fn truncation_deletes_all_but_the_newest_entries() {
+        let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+        let log = IngestLog::open(backend.clone(), "r", 0, 1000).unwrap();
+        let total = REDELIVERY_KEEP + 10;
+        for i in 0..total {
+            log.append(vec![p(i as u8)]).await.unwrap();
+        }
+        log.truncate(total).unwrap();
+        assert_eq!((log.start(), log.end()), (10, total));
+        assert_eq!(log.tail(REDELIVERY_KEEP).unwrap().len() as u64, REDELIVERY_KEEP);
+        // A later truncation deletes what fell out of the kept window.
+        log.append(vec![p(0)]).await.unwrap();
+        log.truncate(total + 1).unwrap();
+        let again = IngestLog::open(backend, "r", 0, 1000).unwrap();
+        assert_eq!((again.start(), again.end()), (11, total + 1));
     }
 
     #[tokio::test]
