@@ -5,24 +5,30 @@
 //!
 //! 1. **Keep** what still works: a live primary keeps its shard and epoch; a
 //!    standby that is live and not the primary stays.
-//! 2. **Fail over**: a shard whose primary is not live gets its live standby
-//!    as primary (promotion), or else the cheapest live node, and a fresh
-//!    epoch, which fences the old primary (see [`crate::metadata`]).
+//! 2. **Fail over**: a shard whose primary is not live gets its standby as
+//!    primary (promotion) and a fresh epoch, which fences the old primary
+//!    (see [`crate::metadata`]) — but only a live standby that is
+//!    [synced](ShardPlacement::synced): any other node would restore the
+//!    shard without its state and break exactly-once. Without one the
+//!    shard waits for its primary to come back, unless the primary is no
+//!    longer a member (`weir cluster remove`): then its state is gone
+//!    anyway and the shard moves on.
 //! 3. **Fill**: new shards get the cheapest node as primary; with at least
 //!    two live nodes every shard gets a standby on the cheapest other node.
 //! 4. **Rebalance**, with as few moves as possible: while the costliest and
 //!    cheapest node differ by more than a slot's weight, move one slot
-//!    between them — a standby first (no fencing), else swap a primary with
-//!    its standby on the cheap node, else move a primary (both with a fresh
-//!    epoch). Every move strictly lowers the sum of squared costs, so this
-//!    stops.
+//!    between them — a standby (no fencing), or swap a primary with its
+//!    synced standby on the cheap node (a fresh epoch). A primary never
+//!    moves to a node without a copy of its state: it gets there by a
+//!    standby move, a sync, then a swap. Every move strictly lowers the
+//!    sum of squared costs, so this stops.
 //!
 //! A node's cost is its reported load plus 2 per primary and 1 per standby.
 //! Ties break by node id, so the result is deterministic, and placing a
 //! placement again changes nothing (the leader relies on this to stop
 //! proposing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::metadata::{NodeId, Placement, ShardPlacement};
 
@@ -54,6 +60,8 @@ struct Slot {
     epoch: u64,
     /// The primary changed: the shard needs a fresh epoch.
     bump: bool,
+    /// The standby holds the shard's state (carried over, never set here).
+    synced: bool,
 }
 
 struct Costs(BTreeMap<NodeId, u64>);
@@ -78,11 +86,18 @@ impl Costs {
 }
 
 /// Computes the placement of `rules` (id -> shard count) on the `live`
-/// nodes, starting from `current`; see the module docs.
+/// nodes, starting from `current`; see the module docs. `members` are all
+/// nodes of the cluster, live or not.
 ///
 /// With no live node the current placement of the given rules is returned
 /// unchanged (new shards stay unplaced).
-pub fn place(live: &[NodeLoad], rules: &BTreeMap<String, u32>, current: &Placement, last_epoch: u64) -> PlacementPlan {
+pub fn place(
+    live: &[NodeLoad],
+    members: &BTreeSet<NodeId>,
+    rules: &BTreeMap<String, u32>,
+    current: &Placement,
+    last_epoch: u64,
+) -> PlacementPlan {
     if live.is_empty() {
         let placement = current.iter().filter(|(r, _)| rules.contains_key(*r)).map(|(r, s)| (r.clone(), s.clone()));
         return PlacementPlan { placement: placement.collect(), last_epoch };
@@ -96,14 +111,20 @@ pub fn place(live: &[NodeLoad], rules: &BTreeMap<String, u32>, current: &Placeme
     for (rule, &n) in rules {
         let cur = current.get(rule);
         for i in 0..n as usize {
-            let mut s = Slot { rule: rule.clone(), primary: None, standby: None, epoch: 0, bump: true };
+            let mut s = Slot { rule: rule.clone(), primary: None, standby: None, epoch: 0, bump: true, synced: false };
             if let Some(sp) = cur.and_then(|c| c.get(i)) {
                 s.epoch = sp.epoch;
                 let standby = sp.standby.filter(|b| is_live(b) && *b != sp.primary);
+                let gone = !members.contains(&sp.primary);
                 if is_live(&sp.primary) {
                     (s.primary, s.standby, s.bump) = (Some(sp.primary), standby, false);
-                } else {
+                    s.synced = sp.synced && standby.is_some();
+                } else if standby.is_some() && (sp.synced || gone) {
                     (s.primary, s.standby) = (standby, None);
+                } else if !gone {
+                    // No copy of its state elsewhere: wait for the primary.
+                    (s.primary, s.standby, s.bump) = (Some(sp.primary), standby, false);
+                    s.synced = sp.synced && standby.is_some();
                 }
             }
             if let Some(p) = s.primary {
@@ -150,7 +171,13 @@ pub fn place(live: &[NodeLoad], rules: &BTreeMap<String, u32>, current: &Placeme
         } else {
             s.epoch
         };
-        placement.entry(s.rule).or_default().push(ShardPlacement { primary, standby: s.standby, epoch: shard_epoch });
+        let synced = s.synced && !s.bump;
+        placement.entry(s.rule).or_default().push(ShardPlacement {
+            primary,
+            standby: s.standby,
+            epoch: shard_epoch,
+            synced,
+        });
     }
     PlacementPlan { placement, last_epoch: epoch }
 }
@@ -165,27 +192,18 @@ fn rebalance_once(slots: &mut [Slot], costs: &mut Costs) -> bool {
     // A standby on `hi` whose primary is not `lo`.
     if gap > STANDBY {
         if let Some(s) = slots.iter_mut().find(|s| s.standby == Some(hi) && s.primary != Some(lo)) {
-            s.standby = Some(lo);
+            (s.standby, s.synced) = (Some(lo), false);
             costs.sub(hi, STANDBY);
             costs.add(lo, STANDBY);
             return true;
         }
     }
-    // A primary on `hi` whose standby is on `lo`: swap their roles.
+    // A primary on `hi` whose synced standby is on `lo`: swap their roles.
     if gap > PRIMARY - STANDBY {
-        if let Some(s) = slots.iter_mut().find(|s| s.primary == Some(hi) && s.standby == Some(lo)) {
-            (s.primary, s.standby, s.bump) = (Some(lo), Some(hi), true);
+        if let Some(s) = slots.iter_mut().find(|s| s.primary == Some(hi) && s.standby == Some(lo) && s.synced) {
+            (s.primary, s.standby, s.bump, s.synced) = (Some(lo), Some(hi), true, false);
             costs.sub(hi, PRIMARY - STANDBY);
             costs.add(lo, PRIMARY - STANDBY);
-            return true;
-        }
-    }
-    // A primary on `hi` whose standby is elsewhere.
-    if gap > PRIMARY {
-        if let Some(s) = slots.iter_mut().find(|s| s.primary == Some(hi) && s.standby != Some(lo)) {
-            (s.primary, s.bump) = (Some(lo), true);
-            costs.sub(hi, PRIMARY);
-            costs.add(lo, PRIMARY);
             return true;
         }
     }

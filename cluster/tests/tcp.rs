@@ -75,6 +75,18 @@ async fn scenario() {
     })
     .await;
     assert!(placement.iter().all(|sp| sp.standby != Some(sp.primary)));
+    // Each primary reports its standby synced (as a node does once it has
+    // copied the shard's state over): only then may a standby take over.
+    for (i, sp) in placement.iter().enumerate() {
+        let standby = sp.standby.unwrap();
+        let report = Command::StandbySynced { rule: "r1".into(), shard: i as u32, epoch: sp.epoch, standby };
+        nodes[1].propose(report).await.unwrap();
+    }
+    let placement = eventually("synced standbys", || async {
+        let p = status(&nodes[1]).await.placement;
+        p.get("r1").filter(|s| s.iter().all(|sp| sp.synced)).cloned()
+    })
+    .await;
 
     // The leader reports replication progress of every voter.
     let progress = eventually("replication progress", || async {

@@ -36,6 +36,9 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(100);
 /// given them to other nodes (leases last 1.2 s).
 const SELF_FENCE_AFTER: Duration = Duration::from_secs(2);
 
+/// How long reporting a synced standby may hold up a reconcile.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// `weir serve --cluster-listen ...`.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterOptions {
@@ -320,7 +323,7 @@ impl Node {
                 if current.as_ref().map(|s| (s.addr.as_str(), s.epoch)) != Some((addr.as_str(), sp.epoch)) {
                     rep.backend.set_standby(id, Some(&addr), sp.epoch);
                 }
-                match rep.backend.standby(id).map(|s| s.status) {
+                let in_sync = match rep.backend.standby(id).map(|s| s.status) {
                     Some(SyncStatus::InSync) => true,
                     Some(SyncStatus::NeedsSync) => {
                         let (r, rule) = (rep.clone(), id.to_string());
@@ -336,8 +339,25 @@ impl Node {
                         }
                     }
                     _ => false,
+                };
+                if in_sync && !sp.synced {
+                    self.report_synced(id, sp).await;
                 }
+                in_sync
             }
+        }
+    }
+
+    /// Tells the cluster that the standby of `sp` holds the rule's state,
+    /// so that it may take over if this node dies. A failed proposal (no
+    /// leader right now) is retried by the next reconcile.
+    async fn report_synced(&self, id: &str, sp: &ShardPlacement) {
+        let (Some(cluster), Some(standby)) = (self.cluster(), sp.standby) else { return };
+        let report = Command::StandbySynced { rule: id.to_string(), shard: 0, epoch: sp.epoch, standby };
+        match tokio::time::timeout(REPORT_TIMEOUT, cluster.propose(report)).await {
+            Ok(Ok(_)) => tracing::debug!(rule = %id, standby, "standby reported synced"),
+            Ok(Err(e)) => tracing::debug!(rule = %id, error = %e, "cannot report the standby synced yet"),
+            Err(_) => tracing::debug!(rule = %id, "reporting the standby synced timed out"),
         }
     }
 

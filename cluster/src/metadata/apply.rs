@@ -74,6 +74,14 @@ impl Metadata {
                 self.last_epoch = next;
                 return Ok(Applied::Epoch(next));
             }
+            Command::StandbySynced { rule, shard, epoch, standby } => {
+                let sp = self.shard_mut(rule, *shard)?;
+                if sp.epoch != *epoch || sp.standby != Some(*standby) {
+                    let reason = format!("shard {shard}: standby {standby} at epoch {epoch} is no longer placed");
+                    return Err(stale(rule, reason));
+                }
+                sp.synced = true;
+            }
             Command::CommitCheckpoint { rule, shard, shard_epoch, checkpoint } => {
                 self.commit_checkpoint(rule, *shard, *shard_epoch, *checkpoint)?
             }
@@ -169,7 +177,18 @@ impl Metadata {
             }
         }
         for (rule, shards) in placement {
-            self.placement.insert(rule.clone(), shards.clone());
+            // `synced` is the primary's report ([`Command::StandbySynced`]):
+            // a placement keeps it for an unchanged primary, standby and
+            // epoch and clears it otherwise; it can neither set nor clear it.
+            let current = self.placement.get(rule);
+            let shards = shards.iter().enumerate().map(|(i, sp)| {
+                let kept = current.and_then(|c| c.get(i)).is_some_and(|old| {
+                    old.synced && old.primary == sp.primary && old.standby == sp.standby && old.epoch == sp.epoch
+                });
+                ShardPlacement { synced: kept, ..sp.clone() }
+            });
+            let shards = shards.collect();
+            self.placement.insert(rule.clone(), shards);
         }
         if let Some(max) = fresh.last() {
             self.last_epoch = *max;

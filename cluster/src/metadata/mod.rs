@@ -79,6 +79,11 @@ pub struct ShardPlacement {
     pub standby: Option<NodeId>,
     /// Fencing token of the current primary (see the module docs).
     pub epoch: u64,
+    /// The standby holds a full copy of the shard's state: its primary
+    /// copied it over and reported so ([`Command::StandbySynced`]). Only a
+    /// synced standby is promoted when the primary dies; a placement
+    /// change of primary or standby clears it.
+    pub synced: bool,
 }
 
 /// The last checkpoint committed for a shard.
@@ -179,6 +184,19 @@ pub enum Command {
         rule: String,
         /// Shard index.
         shard: u32,
+    },
+    /// The primary of a shard reports that its standby holds a full copy of
+    /// the shard's state; applied only if the placement still has that
+    /// epoch and standby.
+    StandbySynced {
+        /// Rule id.
+        rule: String,
+        /// Shard index.
+        shard: u32,
+        /// The epoch of the reporting primary.
+        epoch: u64,
+        /// The standby it copied to.
+        standby: NodeId,
     },
     /// Records a completed checkpoint of a shard, if `shard_epoch` is current.
     CommitCheckpoint {

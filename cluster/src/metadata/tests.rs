@@ -10,7 +10,7 @@ fn md_with_rule(shards: u32) -> Metadata {
 }
 
 fn sp(primary: NodeId, standby: Option<NodeId>, epoch: u64) -> ShardPlacement {
-    ShardPlacement { primary, standby, epoch }
+    ShardPlacement { primary, standby, epoch, synced: false }
 }
 
 fn set(m: &mut Metadata, shards: Vec<ShardPlacement>) -> Result<Applied, Rejection> {
@@ -97,4 +97,25 @@ fn members_follow_conf_changes_and_the_state_round_trips() {
     let back = Metadata::from_bytes(&m.to_bytes().unwrap()).unwrap();
     assert_eq!(back, m);
     assert!(Metadata::from_bytes(&[0xff, 0x01]).is_err());
+}
+
+#[test]
+fn only_the_primarys_report_marks_a_standby_synced() {
+    let mut m = md_with_rule(1);
+    set(&mut m, vec![sp(1, Some(2), 1)]).unwrap();
+    let report = |epoch, standby| Command::StandbySynced { rule: "r".into(), shard: 0, epoch, standby };
+    // A report for another standby or an old epoch is stale.
+    assert!(matches!(m.apply(&report(1, 3)), Err(Rejection::StalePlacement { .. })));
+    assert!(matches!(m.apply(&report(0, 2)), Err(Rejection::StalePlacement { .. })));
+    assert!(!m.placement["r"][0].synced);
+    m.apply(&report(1, 2)).unwrap();
+    assert!(m.placement["r"][0].synced);
+    // The same placement again keeps it; a placement cannot set it, and a
+    // new standby clears it.
+    set(&mut m, vec![sp(1, Some(2), 1)]).unwrap();
+    assert!(m.placement["r"][0].synced);
+    set(&mut m, vec![sp(1, Some(3), 1)]).unwrap();
+    assert!(!m.placement["r"][0].synced);
+    set(&mut m, vec![ShardPlacement { synced: true, ..sp(1, Some(3), 1) }]).unwrap();
+    assert!(!m.placement["r"][0].synced, "a placement never sets it");
 }

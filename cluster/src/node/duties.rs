@@ -101,7 +101,9 @@ impl RaftNode {
         }
         let live: Vec<NodeLoad> =
             self.metadata.nodes.values().filter(|n| n.live).map(|n| NodeLoad { id: n.id, load: n.load }).collect();
-        let plan = place(&live, &self.metadata.shard_counts(), &self.metadata.placement, self.metadata.last_epoch);
+        let members = self.metadata.nodes.keys().copied().collect();
+        let plan =
+            place(&live, &members, &self.metadata.shard_counts(), &self.metadata.placement, self.metadata.last_epoch);
         let changed: Placement = plan
             .placement
             .into_iter()

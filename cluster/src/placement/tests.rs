@@ -9,6 +9,24 @@ fn nodes(ids: &[NodeId]) -> Vec<NodeLoad> {
     ids.iter().map(|id| NodeLoad { id: *id, load: 0 }).collect()
 }
 
+/// Every node that appears in these tests is a member (none was removed).
+fn members() -> BTreeSet<NodeId> {
+    (1..=9).collect()
+}
+
+/// `place` with every node of the tests a member.
+fn place_on(live: &[NodeLoad], rules: &BTreeMap<String, u32>, current: &Placement, last_epoch: u64) -> PlacementPlan {
+    place(live, &members(), rules, current, last_epoch)
+}
+
+/// The placement after every primary reported its standby synced.
+fn synced(mut plan: PlacementPlan) -> PlacementPlan {
+    for sp in plan.placement.values_mut().flatten() {
+        sp.synced = sp.standby.is_some();
+    }
+    plan
+}
+
 fn rules(list: &[(&str, u32)]) -> BTreeMap<String, u32> {
     list.iter().map(|(r, n)| (r.to_string(), *n)).collect()
 }
@@ -26,11 +44,22 @@ fn costs(p: &Placement, live: &[NodeLoad]) -> BTreeMap<NodeId, u64> {
 }
 
 fn check_valid(p: &Placement, live: &[NodeLoad], rules: &BTreeMap<String, u32>) {
+    check_valid_waiting(p, live, rules, &Placement::new());
+}
+
+/// Like [`check_valid`], but a shard of `before` whose primary is dead and
+/// had no live synced standby may keep waiting for that primary.
+fn check_valid_waiting(p: &Placement, live: &[NodeLoad], rules: &BTreeMap<String, u32>, before: &Placement) {
     let ids: BTreeSet<NodeId> = live.iter().map(|n| n.id).collect();
     for (r, n) in rules {
         assert_eq!(p[r].len(), *n as usize);
-        for sp in &p[r] {
-            assert!(ids.contains(&sp.primary));
+        for (i, sp) in p[r].iter().enumerate() {
+            if !ids.contains(&sp.primary) {
+                let old = before.get(r).and_then(|b| b.get(i)).expect("a new shard goes to a live node");
+                assert_eq!((old.primary, old.epoch), (sp.primary, sp.epoch), "waits unchanged");
+                assert!(!(old.synced && old.standby.is_some_and(|b| ids.contains(&b))), "a synced standby takes over");
+                continue;
+            }
             match sp.standby {
                 Some(b) => assert!(ids.contains(&b) && b != sp.primary),
                 None => assert_eq!(ids.len(), 1),
@@ -43,24 +72,24 @@ fn check_valid(p: &Placement, live: &[NodeLoad], rules: &BTreeMap<String, u32>) 
 fn new_shards_get_a_primary_and_a_standby_spread_by_cost() {
     let live = nodes(&[1, 2, 3]);
     let rs = rules(&[("a", 3), ("b", 3)]);
-    let plan = place(&live, &rs, &Placement::new(), 10);
+    let plan = place_on(&live, &rs, &Placement::new(), 10);
     check_valid(&plan.placement, &live, &rs);
     assert_eq!(plan.last_epoch, 16, "six fresh epochs");
     let c = costs(&plan.placement, &live);
     assert!(c.values().max().unwrap() - c.values().min().unwrap() <= 1, "{c:?}");
     // Placing again changes nothing.
-    assert_eq!(place(&live, &rs, &plan.placement, plan.last_epoch), plan);
+    assert_eq!(place_on(&live, &rs, &plan.placement, plan.last_epoch), plan);
 }
 
 #[test]
 fn a_dead_primary_is_replaced_by_its_standby_with_a_fresh_epoch() {
     let live = nodes(&[1, 2, 3]);
     let rs = rules(&[("a", 3)]);
-    let first = place(&live, &rs, &Placement::new(), 0);
+    let first = synced(place_on(&live, &rs, &Placement::new(), 0));
     let dead = first.placement["a"][0].primary;
     let standby = first.placement["a"][0].standby.unwrap();
     let survivors: Vec<_> = live.iter().copied().filter(|n| n.id != dead).collect();
-    let next = place(&survivors, &rs, &first.placement, first.last_epoch);
+    let next = place_on(&survivors, &rs, &first.placement, first.last_epoch);
     check_valid(&next.placement, &survivors, &rs);
     let s0 = &next.placement["a"][0];
     assert_eq!(s0.primary, standby, "the standby is promoted");
@@ -77,32 +106,32 @@ fn a_dead_primary_is_replaced_by_its_standby_with_a_fresh_epoch() {
 #[test]
 fn a_join_moves_few_shards_and_prefers_standbys() {
     let rs = rules(&[("a", 4), ("b", 4)]);
-    let before = place(&nodes(&[1, 2]), &rs, &Placement::new(), 0);
+    let before = synced(place_on(&nodes(&[1, 2]), &rs, &Placement::new(), 0));
     let live = nodes(&[1, 2, 3]);
-    let after = place(&live, &rs, &before.placement, before.last_epoch);
+    let after = place_on(&live, &rs, &before.placement, before.last_epoch);
     check_valid(&after.placement, &live, &rs);
     let c = costs(&after.placement, &live);
     assert!(c.values().max().unwrap() - c.values().min().unwrap() <= 2, "{c:?}");
     let moved_primaries = before.placement.values().flatten().zip(after.placement.values().flatten());
     let moved = moved_primaries.filter(|(a, b)| a.primary != b.primary).count();
     assert!(moved <= 3, "only a few primaries move: {moved}");
-    assert_eq!(place(&live, &rs, &after.placement, after.last_epoch), after, "stable");
+    assert_eq!(place_on(&live, &rs, &after.placement, after.last_epoch), after, "stable");
 }
 
 #[test]
 fn load_steers_new_shards_and_one_node_means_no_standby() {
     let live = vec![NodeLoad { id: 1, load: 100 }, NodeLoad { id: 2, load: 0 }];
     let rs = rules(&[("a", 2)]);
-    let p = place(&live, &rs, &Placement::new(), 0);
+    let p = place_on(&live, &rs, &Placement::new(), 0);
     assert!(p.placement["a"].iter().all(|sp| sp.primary == 2 && sp.standby == Some(1)));
-    let single = place(&nodes(&[5]), &rs, &Placement::new(), 0);
+    let single = place_on(&nodes(&[5]), &rs, &Placement::new(), 0);
     assert!(single.placement["a"].iter().all(|sp| sp.primary == 5 && sp.standby.is_none()));
-    let none = place(&[], &rs, &single.placement, single.last_epoch);
+    let none = place_on(&[], &rs, &single.placement, single.last_epoch);
     assert_eq!(none.placement, single.placement, "no live node: unchanged");
     // Dropped rules disappear; a shrunk rule keeps its first shards.
-    let shrunk = place(&nodes(&[5]), &rules(&[("a", 1)]), &single.placement, single.last_epoch);
+    let shrunk = place_on(&nodes(&[5]), &rules(&[("a", 1)]), &single.placement, single.last_epoch);
     assert_eq!(shrunk.placement["a"], single.placement["a"][..1]);
-    assert!(place(&nodes(&[5]), &rules(&[]), &single.placement, 2).placement.is_empty());
+    assert!(place_on(&nodes(&[5]), &rules(&[]), &single.placement, 2).placement.is_empty());
 }
 
 #[test]
@@ -122,16 +151,16 @@ fn random_inputs_give_valid_stable_placements_with_fresh_epochs() {
                     epoch += 1;
                     let primary = rng.gen_range(1..7);
                     let standby = Some(rng.gen_range(1..7)).filter(|b| *b != primary);
-                    ShardPlacement { primary, standby, epoch }
+                    ShardPlacement { primary, standby, epoch, synced: standby.is_some() && rng.gen_bool(0.7) }
                 })
                 .collect();
             current.insert(r.clone(), shards);
         }
-        let plan = place(&live, &rs, &current, epoch);
+        let plan = place_on(&live, &rs, &current, epoch);
         if live.is_empty() {
             continue;
         }
-        check_valid(&plan.placement, &live, &rs);
+        check_valid_waiting(&plan.placement, &live, &rs, &current);
         let mut fresh = BTreeSet::new();
         for (r, shards) in &plan.placement {
             for (i, sp) in shards.iter().enumerate() {
@@ -141,6 +170,42 @@ fn random_inputs_give_valid_stable_placements_with_fresh_epochs() {
                 }
             }
         }
-        assert_eq!(place(&live, &rs, &plan.placement, plan.last_epoch), plan, "stable");
+        assert_eq!(place_on(&live, &rs, &plan.placement, plan.last_epoch), plan, "stable");
     }
+}
+
+#[test]
+fn an_unsynced_standby_is_not_promoted_unless_the_primary_was_removed() {
+    let live = nodes(&[1, 2, 3]);
+    let rs = rules(&[("a", 1)]);
+    let first = place_on(&live, &rs, &Placement::new(), 0);
+    let old = first.placement["a"][0].clone();
+    assert!(!old.synced, "nobody reported the standby synced yet");
+    let survivors: Vec<_> = live.iter().copied().filter(|n| n.id != old.primary).collect();
+    // The standby has no copy of the state: the shard waits for its primary.
+    let waiting = place_on(&survivors, &rs, &first.placement, first.last_epoch);
+    assert_eq!(waiting.placement["a"][0], old, "unchanged: no promotion, no fresh epoch");
+    // Removed from the cluster, the primary is not coming back.
+    let remaining: BTreeSet<NodeId> = members().into_iter().filter(|n| *n != old.primary).collect();
+    let moved = place(&survivors, &remaining, &rs, &first.placement, first.last_epoch);
+    let sp = &moved.placement["a"][0];
+    assert_eq!(sp.primary, old.standby.unwrap());
+    assert!(sp.epoch > first.last_epoch && !sp.synced);
+}
+
+#[test]
+fn a_primary_only_moves_to_its_synced_standby() {
+    // Node 3 joins two busy nodes that hold every shard.
+    let busy = |id| NodeLoad { id, load: 10 };
+    let rs = rules(&[("a", 2)]);
+    let before = place_on(&[busy(1), busy(2)], &rs, &Placement::new(), 0);
+    let live = [busy(1), busy(2), NodeLoad { id: 3, load: 0 }];
+    let after = place_on(&live, &rs, &before.placement, before.last_epoch);
+    for (old, new) in before.placement["a"].iter().zip(&after.placement["a"]) {
+        assert_eq!((old.primary, old.epoch), (new.primary, new.epoch), "no synced copy: primaries stay");
+    }
+    assert!(after.placement["a"].iter().any(|sp| sp.standby == Some(3)), "standbys move to the new node");
+    // Once the new standbys are synced, a primary may swap onto node 3.
+    let later = place_on(&live, &rs, &synced(after.clone()).placement, after.last_epoch);
+    assert!(later.placement["a"].iter().any(|sp| sp.primary == 3), "{:?}", later.placement);
 }

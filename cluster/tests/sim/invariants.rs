@@ -120,7 +120,8 @@ pub(crate) fn not_converged(nodes: &[&RaftNode]) -> Option<String> {
             }
         }
     }
-    let plan = place(&live, &md.shard_counts(), &md.placement, md.last_epoch);
+    let all = md.nodes.keys().copied().collect();
+    let plan = place(&live, &all, &md.shard_counts(), &md.placement, md.last_epoch);
     if plan.placement != md.placement {
         return Some("placement not yet stable".into());
     }
