@@ -19,13 +19,28 @@
 //! `INSERT ... VALUES (...), (...)` statements, other row kinds one
 //! statement per row. Every value is a bound parameter; column names come
 //! from `fields` or the rows' keys and must match `[A-Za-z_][A-Za-z0-9_]*`
-//! (a row with another key is refused). A lost connection or timeout is
-//! retried (the transaction was rolled back, so nothing is written twice);
-//! meanwhile the layer's queue fills and the rule slows down
-//! (backpressure). When the database refuses the batch (a constraint, a
-//! type), the rows are written one by one so that only the bad ones fail.
-//! Rows still failing are reported: the next `emit` returns the error and
-//! the rule counts it.
+//! (a row with another key is refused). When the database refuses the
+//! batch (a constraint, a type), the rows are written one by one so that
+//! only the bad ones fail.
+//!
+//! A database outage (lost connection, refused connection, timeout): the
+//! emission is retried `retryCount` times, waiting `retryInterval`
+//! doubled per attempt (by default 1 s, 2 s, 4 s: about 7 s in all).
+//! Meanwhile it is held, later emissions queue up behind it in order and,
+//! once the layer's queue is full, the rule slows down (backpressure).
+//! * Database back within the retries: the held rows are written, then
+//!   the queued ones, in order, each once (a failed attempt's transaction
+//!   was rolled back). The one exception: a connection lost during the
+//!   `COMMIT` itself leaves it unknown whether the batch was written, and
+//!   the retry may then write it a second time.
+//! * Retries exhausted: the emission is given up. Its rows are not
+//!   written, and the failure is counted on the sink (`exceptions_total`,
+//!   `last_exception` "N rows not written to T: ...") when the next
+//!   emission arrives, as eKuiper drops a failed message of a sink without
+//!   `enableCache`. Raise `retryCount` to ride out longer outages.
+//!
+//! Rows that arrive after the database came back are written as usual:
+//! the pool drops connections that failed and opens new ones.
 
 use std::time::Duration;
 
