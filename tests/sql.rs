@@ -501,3 +501,117 @@ fn postgres_outage_is_counted_and_rules_recover() {
     assert_eq!(part_ids(&url, "measure_log").len(), 9);
     assert_eq!(part_ids(&url, "measure_once").len(), 6);
 }
+
+/// The rows of a query as JSON objects, for comparing.
+fn rows_json(url: &str, sql: &str) -> Vec<serde_json::Value> {
+    block_on(query(url, sql)).unwrap().iter().map(|r| weir_runtime::Value::map(r.clone()).to_serde_json()).collect()
+}
+
+/// Waits (up to 60 s) until `sql` returns at least `n` rows; returns them.
+fn wait_rows(url: &str, sql: &str, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = rows_json(url, sql);
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "{sql}: {rows:?}, want {n} rows");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A memory lookup table fed by another rule (eKuiper's `TYPE="memory",
+/// KIND="lookup", KEY=...`): rule `assign` publishes the MES's work order
+/// assignments (device -> order) on a memory topic through a memory sink
+/// with `rowkindField`/`keyField`; rule `enrich` joins machine
+/// measurements with the current order of their device and writes them to
+/// SQLite. Assignments are inserted, updated, deleted and upserted; rule
+/// `seen` reads the same topic as a stream, which tells the test when a
+/// change reached the table (rows go to the tables before the streams).
+#[test]
+fn memory_lookup_table_fed_by_a_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path(), "out.db");
+    block_on(async {
+        execute(&url, "CREATE TABLE enriched (seq INTEGER, device TEXT, order_id INTEGER, product TEXT)").await?;
+        execute(&url, "CREATE TABLE order_log (device TEXT, order_id INTEGER, action TEXT)").await
+    })
+    .unwrap();
+    let node = PushNode::start(&json!({}));
+    let s = &node.server;
+    let stream = |name: &str, path: &str| {
+        json!({"sql": format!(r#"CREATE STREAM {name} () WITH (TYPE="httppush", DATASOURCE="{path}", FORMAT="json")"#)})
+            .to_string()
+    };
+    crate::util::created(s, "/streams", &stream("assignments", "/assign"));
+    crate::util::created(s, "/streams", &stream("m", "/measure"));
+    crate::util::created(
+        s,
+        "/streams",
+        r#"{"sql":"CREATE STREAM orders_seen () WITH (TYPE=\"memory\", DATASOURCE=\"mes/orders\")"}"#,
+    );
+    crate::util::created(
+        s,
+        "/tables",
+        r#"{"sql":"CREATE TABLE current_order () WITH (TYPE=\"memory\", KIND=\"lookup\", DATASOURCE=\"mes/orders\", KEY=\"device\")"}"#,
+    );
+    let sql_sink = |table: &str| json!({"sql": {"url": url, "table": table}});
+    let rules = [
+        // The table exists while a rule joins it: start that rule first.
+        json!({"id": "enrich",
+            "sql": "SELECT m.seq AS seq, m.device AS device, current_order.order_id AS order_id, \
+                    current_order.product AS product \
+                    FROM m INNER JOIN current_order ON m.device = current_order.device",
+            "actions": [sql_sink("enriched")]}),
+        json!({"id": "seen", "sql": "SELECT device, order_id, action FROM orders_seen",
+            "actions": [sql_sink("order_log")]}),
+        json!({"id": "assign", "sql": "SELECT * FROM assignments",
+            "actions": [{"memory": {"topic": "mes/orders", "rowkindField": "action", "keyField": "device"}}]}),
+    ];
+    for r in &rules {
+        crate::util::created(s, "/rules", &r.to_string());
+    }
+    let log_rows = |n: usize| wait_rows(&url, "SELECT * FROM order_log", n);
+    let enriched = |n: usize| wait_rows(&url, "SELECT * FROM enriched ORDER BY seq", n);
+    let measure = |seqs: &[(i64, &str)]| {
+        let rows: Vec<_> = seqs.iter().map(|(seq, d)| json!({"seq": seq, "device": d, "value": 1.5})).collect();
+        node.push("/measure", &serde_json::Value::Array(rows));
+    };
+    let row = |seq: i64, device: &str, order: i64, product: &str| json!({"seq": seq, "device": device, "order_id": order, "product": product});
+
+    node.push(
+        "/assign",
+        &json!([{"device": "M1", "order_id": 1001, "product": "P-100", "action": "insert"},
+                {"device": "M2", "order_id": 1002, "product": "P-200", "action": "insert"}]),
+    );
+    log_rows(2);
+    // M3 has no order: the inner join drops it.
+    measure(&[(1, "M1"), (2, "M2"), (3, "M3")]);
+    assert_eq!(enriched(2), [row(1, "M1", 1001, "P-100"), row(2, "M2", 1002, "P-200")]);
+
+    node.push(
+        "/assign",
+        &json!([{"device": "M1", "order_id": 1003, "product": "P-100", "action": "update"},
+                {"device": "M2", "action": "delete"},
+                {"device": "M3", "order_id": 1004, "product": "P-300"}]),
+    );
+    log_rows(5);
+    // Rows of one push are joined in order: seq 7 written means 4..6 were
+    // joined too.
+    measure(&[(4, "M1"), (5, "M2"), (6, "M3"), (7, "M1")]);
+    assert_eq!(
+        enriched(5),
+        [
+            row(1, "M1", 1001, "P-100"),
+            row(2, "M2", 1002, "P-200"),
+            row(4, "M1", 1003, "P-100"),
+            row(6, "M3", 1004, "P-300"),
+            row(7, "M1", 1003, "P-100"),
+        ]
+    );
+    for rule in ["enrich", "seen", "assign"] {
+        let st = s.call("GET", &format!("/rules/{rule}/status"), None).json();
+        assert_eq!(st["status"], "running", "{st}");
+        assert_eq!(status_sum(&st, "exceptions_total"), 0, "{st}");
+    }
+}

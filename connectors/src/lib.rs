@@ -133,6 +133,7 @@ pub fn lookup(def: &StreamDef, env: &Environment) -> Result<Box<dyn Lookup>> {
     let kind = def.source_type().to_ascii_lowercase();
     let inner: Box<dyn Lookup> = match kind.as_str() {
         "sql" => Box::new(sql::lookup::SqlLookup::new(def, env)?),
+        "memory" => Box::new(memory::table::MemoryLookup::new(def, env)?),
         _ => return Err(Error::UnknownType { kind, what: "lookup table" }),
     };
     // eKuiper's `lookup: {cache, cacheTtl, cacheMissingKey}` options.

@@ -1,8 +1,10 @@
-//! What every lookup table shares: eKuiper's cache options.
+//! What every lookup table shares: eKuiper's cache options, and how keys
+//! match ([`normal_key`]).
 
 use std::time::Duration;
 
 use weir_planner::StreamDef;
+use weir_runtime::Value;
 
 use crate::props::{invalid, Props};
 use crate::{Environment, Result};
@@ -96,6 +98,36 @@ impl weir_runtime::connector::Lookup for WithCache {
         self.inner.lookup(columns, keys)
     }
 }
+/// A key in a form where values a database finds equal are equal: numbers
+/// (and numeric text) by value, datetimes by instant. `None` when a part is
+/// null (SQL `=` matches nothing then). Lookup tables match keys by it.
+pub(crate) fn normal_key(key: &[Value]) -> Option<Vec<String>> {
+    key.iter().map(normal).collect()
+}
+
+/// [`normal_key`] of one value.
+pub(crate) fn normal(v: &Value) -> Option<String> {
+    fn number(f: f64) -> String {
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            format!("n{}", f as i64)
+        } else {
+            format!("n{f}")
+        }
+    }
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => format!("b{b}"),
+        Value::Int(i) => format!("n{i}"),
+        Value::Float(f) => number(*f),
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => number(f),
+            _ => format!("s{s}"),
+        },
+        Value::Datetime(t) => format!("t{}", t.timestamp_nanos_opt().unwrap_or_else(|| t.timestamp_millis())),
+        Value::Bytes(b) => format!("x{}", b.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        other => format!("j{}", other.to_json()),
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -134,5 +166,13 @@ mod tests {
         .unwrap();
         assert_eq!((c.enabled, c.ttl, c.cache_missing_key), (true, Duration::from_secs(60), false));
         assert!(LookupCache::of(&def(None, Some(r#"{"lookup": 1}"#)), &env).is_err());
+    }
+
+    #[test]
+    fn keys_match_across_number_spellings() {
+        assert_eq!(normal(&Value::Int(7)), normal(&Value::str("7")));
+        assert_eq!(normal(&Value::Float(7.0)), normal(&Value::Int(7)));
+        assert_ne!(normal(&Value::str("a")), normal(&Value::str("b")));
+        assert_eq!(normal_key(&[Value::Int(1), Value::Null]), None);
     }
 }

@@ -7,11 +7,13 @@
 //! downstream slows the upstream rule: nothing is dropped, except rows of a
 //! topic nobody subscribes to (as in eKuiper).
 //!
-//! Not done yet: lookup tables (`KIND="lookup"`) and the updatable sink
-//! props `rowkindField` / `keyField`.
+//! Lookup tables (`KIND="lookup"`, [`table`]) keep the latest row per key
+//! of the rows published on their topics; a sink with `rowkindField` and
+//! `keyField` updates and deletes their rows.
 
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod table;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,17 @@ pub(crate) struct Published {
     pub(crate) row: Map,
 }
 
+/// What a published row does to the lookup tables of its topic (streams
+/// receive the row either way).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Change {
+    /// Insert, update or upsert: the row becomes the table's row of its
+    /// key.
+    Put,
+    /// Delete the table's row whose key is this value.
+    Delete(weir_runtime::Value),
+}
+
 struct Sub {
     id: u64,
     filters: Vec<String>,
@@ -42,6 +55,8 @@ struct Sub {
 pub(crate) struct Bus {
     subs: Arc<Mutex<Vec<Sub>>>,
     next_id: Arc<AtomicU64>,
+    /// Lookup tables fed by the bus, while a rule uses them.
+    tables: table::Tables,
 }
 
 impl std::fmt::Debug for Bus {
@@ -95,9 +110,18 @@ impl Bus {
         Subscription { bus: self.clone(), id, rx }
     }
 
+    /// The lookup tables fed by the bus.
+    pub(crate) fn tables(&self) -> &table::Tables {
+        &self.tables
+    }
+
     /// Publishes `row` on `topic` to every matching subscriber, waiting
-    /// while one is full. Returns how many subscribers got it.
-    pub(crate) async fn publish(&self, topic: &str, row: Map) -> usize {
+    /// while one is full. Returns how many subscribers got it. `change`
+    /// is applied to the lookup tables of `topic` first, so that a rule
+    /// that sees the row on a stream finds it in the tables too (tables do
+    /// not count as subscribers).
+    pub(crate) async fn publish(&self, topic: &str, row: Map, change: Change) -> usize {
+        self.tables.apply(topic, &row, &change);
         let targets: Vec<mpsc::Sender<Published>> = self
             .lock()
             .iter()

@@ -22,6 +22,7 @@ use weir_runtime::{Map, Value};
 
 use super::db::Db;
 use super::{check_table, field, valid_ident, DbConfig};
+use crate::lookup::normal_key;
 use crate::props::invalid;
 use crate::{Environment, Result};
 
@@ -123,48 +124,5 @@ impl Lookup for SqlLookup {
         keys: &'a [Vec<Value>],
     ) -> BoxFuture<'a, std::result::Result<Vec<Vec<Map>>, LookupError>> {
         Box::pin(self.find(columns, keys))
-    }
-}
-
-/// A key in a form where values the database finds equal are equal: numbers
-/// (and numeric text) by value, datetimes by instant. `None` when a part is
-/// null.
-fn normal_key(key: &[Value]) -> Option<Vec<String>> {
-    key.iter().map(normal).collect()
-}
-
-fn normal(v: &Value) -> Option<String> {
-    fn number(f: f64) -> String {
-        if f.fract() == 0.0 && f.abs() < 9.0e15 {
-            format!("n{}", f as i64)
-        } else {
-            format!("n{f}")
-        }
-    }
-    Some(match v {
-        Value::Null => return None,
-        Value::Bool(b) => format!("b{b}"),
-        Value::Int(i) => format!("n{i}"),
-        Value::Float(f) => number(*f),
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() => number(f),
-            _ => format!("s{s}"),
-        },
-        Value::Datetime(t) => format!("t{}", t.timestamp_nanos_opt().unwrap_or_else(|| t.timestamp_millis())),
-        Value::Bytes(b) => format!("x{}", b.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-        other => format!("j{}", other.to_json()),
-    })
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn keys_match_across_number_spellings() {
-        assert_eq!(normal(&Value::Int(7)), normal(&Value::str("7")));
-        assert_eq!(normal(&Value::Float(7.0)), normal(&Value::Int(7)));
-        assert_ne!(normal(&Value::str("a")), normal(&Value::str("b")));
-        assert_eq!(normal_key(&[Value::Int(1), Value::Null]), None);
     }
 }
