@@ -17,7 +17,19 @@
 //! * weir: `retryCount` (3) retries after transport errors and 5xx
 //!   responses, waiting `retryInterval` (200 ms) doubled each time (at
 //!   most 10 s). Any other non-2xx status fails the message at once.
+//!
+//! Exactly-once (`qos: 2`): every request carries the deterministic id of
+//! its message ([`Outgoing::id`]) as an `Idempotency-Key` header, so a
+//! server can drop the requests a restored rule sends again. A request is
+//! one message: a whole emission (a window's rows) under the emission's id
+//! `<rule>/<epoch>/<seq>`, or with `sendSingle` one row under
+//! `<rule>/<epoch>/<seq>/<row>`. Both are fixed by the checkpoint, so a
+//! re-sent epoch repeats them exactly. Bytes outside visible ASCII (a rule
+//! id in another script) are percent-encoded. A configured
+//! `Idempotency-Key` header wins over the generated one.
 
+#[cfg(test)]
+mod idempotency_tests;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +44,9 @@ use crate::Result;
 
 /// Longest wait between retries.
 const MAX_BACKOFF_MS: u64 = 10_000;
+
+/// The header that carries a message's deterministic id.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyType {
@@ -91,6 +106,8 @@ pub(crate) struct RestSink {
     retry_count: u32,
     retry_interval_ms: u64,
     debug_resp: bool,
+    /// The user set an `Idempotency-Key` header of their own.
+    own_idempotency_key: bool,
 }
 
 impl RestSink {
@@ -130,7 +147,9 @@ impl RestSink {
             Some(v) => return Err(invalid("headers", format!("expects an object of header values, got {v}"))),
         }
         let client = crate::http::client(p)?;
+        let own_idempotency_key = headers.iter().any(|(name, _)| name.as_str() == IDEMPOTENCY_KEY);
         Ok(RestSink {
+            own_idempotency_key,
             client,
             url,
             method,
@@ -151,6 +170,9 @@ impl RestSink {
         for (name, value) in &self.headers {
             let v = value.render(&msg.source).map_err(|e| format!("rest sink header {name}: {e}"))?;
             req = req.header(name, v);
+        }
+        if let (Some(id), false) = (&msg.id, self.own_idempotency_key) {
+            req = req.header(IDEMPOTENCY_KEY, header_safe(id));
         }
         Ok(match self.body_type {
             BodyType::None => req,
@@ -219,6 +241,20 @@ fn form_encode(v: &Value) -> Vec<u8> {
     let parts: Vec<String> =
         m.iter().map(|(k, v)| format!("{}={}", url_encode(k), url_encode(&go_sprint(v)))).collect();
     parts.join("&").into_bytes()
+}
+
+/// `id` as a valid header value: visible ASCII stays, every other byte
+/// (and `%`) is percent-encoded, so distinct ids stay distinct.
+fn header_safe(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        match b {
+            b'%' => out.push_str("%25"),
+            0x21..=0x7e => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Go's `url.QueryEscape`.
