@@ -14,10 +14,17 @@
 //!   message per line, the default), `json` (the file is one JSON array of
 //!   the messages, closed when the rule stops) or `csv` (format delimited,
 //!   with a header line when `hasHeader`). Rolling is not implemented.
+//!   With `qos: 2` (messages with ids) each checkpoint epoch's messages
+//!   go to their own part `<path>.<epoch>`, renamed into place atomically
+//!   ([`parts`]): a kill never leaves half an epoch visible, and a
+//!   restored rule's re-sent epoch replaces its part.
 
+mod parts;
 pub(crate) mod sink;
 pub(crate) mod source;
 
+#[cfg(test)]
+mod parts_tests;
 #[cfg(test)]
 mod tests;
 

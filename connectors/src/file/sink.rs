@@ -1,13 +1,20 @@
-//! The `file` sink: appends messages to files.
+//! The `file` sink: appends messages to files, or with `qos: 2` writes
+//! each epoch's messages as a part renamed into place ([`super::parts`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use weir_runtime::connector::{BoxFuture, Sink, SinkError};
 use weir_runtime::Value;
 
+use super::parts::{epoch_of, Parts, IDLE_FINALIZE};
 use super::FileType;
 use crate::format::{DelimitedEncoder, Encoder};
 use crate::props::Props;
@@ -29,11 +36,15 @@ pub(crate) fn build(props: &serde_json::Value, env: &Environment) -> Result<Box<
         opts.encoder = Encoder::Delimited(DelimitedEncoder::new(&delimiter, false));
     }
     let path = p.str("path")?.filter(|s| !s.is_empty()).unwrap_or("cache");
+    let header = (file_type == FileType::Csv && has_header).then_some(delimiter);
     let sink = FileSink {
         path: dynamic_prop("path", path)?,
         dir: env.data_dir.clone(),
         file_type,
-        header: (file_type == FileType::Csv && has_header).then_some(delimiter),
+        send_single: opts.send_single,
+        parts: Arc::new(Mutex::new(Parts::new(file_type, header.clone()))),
+        idle: None,
+        header,
         files: HashMap::new(),
     };
     Ok(Box::new(TransformSink::new(opts, sink)))
@@ -53,6 +64,57 @@ pub(crate) struct FileSink {
     /// `Some(delimiter)`: write a csv header line at the top of new files.
     header: Option<String>,
     files: HashMap<PathBuf, OpenFile>,
+    /// How ids end (`sendSingle` adds the row).
+    send_single: bool,
+    /// Exactly-once output: messages with ids go into epoch parts.
+    parts: Arc<Mutex<Parts>>,
+    idle: Option<IdleFinalizer>,
+}
+
+/// Makes the part being written visible once the sink has had no message
+/// for [`IDLE_FINALIZE`] (a task on the publishing runtime).
+struct IdleFinalizer {
+    /// Bumped by every message.
+    written: Arc<AtomicU64>,
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl IdleFinalizer {
+    fn start(parts: Arc<Mutex<Parts>>) -> IdleFinalizer {
+        let (written, wake) = (Arc::new(AtomicU64::new(0)), Arc::new(Notify::new()));
+        let (w, n) = (written.clone(), wake.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                n.notified().await;
+                // Quiet for a whole period: the burst of an epoch is over.
+                loop {
+                    let seen = w.load(Ordering::Acquire);
+                    tokio::time::sleep(IDLE_FINALIZE).await;
+                    if w.load(Ordering::Acquire) == seen {
+                        break;
+                    }
+                }
+                // Errors are logged; the part stays pending and the next
+                // message, idle period or close tries again.
+                let _ = parts.lock().unwrap_or_else(|p| p.into_inner()).finalize_all();
+            }
+        });
+        IdleFinalizer { written, wake, task }
+    }
+
+    fn touch(&self) {
+        self.written.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if let Some(idle) = self.idle.take() {
+            idle.task.abort();
+        }
+    }
 }
 
 impl FileSink {
@@ -66,6 +128,13 @@ impl FileSink {
                 self.dir.join(p)
             }
         };
+        if let Some(id) = &msg.id {
+            let epoch = epoch_of(id, self.send_single)
+                .ok_or_else(|| std::io::Error::other(format!("malformed output id {id:?}")))?;
+            self.parts.lock().unwrap_or_else(|p| p.into_inner()).write(&path, epoch, msg)?;
+            self.idle.get_or_insert_with(|| IdleFinalizer::start(self.parts.clone())).touch();
+            return Ok(());
+        }
         if !self.files.contains_key(&path) {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -104,7 +173,7 @@ impl FileSink {
 }
 
 /// The csv header: the columns of the first row (sorted keys).
-fn header(v: &Value, delimiter: &str) -> String {
+pub(super) fn header(v: &Value, delimiter: &str) -> String {
     let first = match v {
         Value::Array(a) => a.first(),
         other => Some(other),
@@ -122,6 +191,11 @@ impl SinkConnector for FileSink {
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
+        if let Some(idle) = self.idle.take() {
+            idle.task.abort();
+        }
+        // Errors are logged inside.
+        let _ = self.parts.lock().unwrap_or_else(|p| p.into_inner()).finalize_all();
         for (path, mut f) in self.files.drain() {
             let r = if self.file_type == FileType::Json { f.out.write_all(b"]") } else { Ok(()) };
             if let Err(e) = r.and_then(|_| f.out.flush()) {
