@@ -52,7 +52,22 @@ pub(crate) enum Event {
 }
 
 /// The connection's event loop; it must be polled for anything to move.
-pub(crate) enum EventLoop {
+///
+/// MQTT requires a client to answer every PUBREL with a PUBCOMP, even for
+/// a packet id it no longer knows. rumqttc 0.25 only expects a PUBREL for
+/// a QoS 2 message that arrived on the current connection and fails the
+/// connection on any other. On a resumed session the broker sends again
+/// every PUBREL it has no PUBCOMP for (acks of messages taken before a
+/// reconnect, a broker restart or a weir restart), so rumqttc would fail
+/// on each reconnect and a QoS 2 source would receive nothing more. The
+/// loop therefore makes rumqttc expect a PUBREL for every id after a
+/// connect with a session, and for each id it acknowledges (an ack queued
+/// before a reconnect is sent on the new connection).
+pub(crate) struct EventLoop {
+    inner: Loop,
+}
+
+enum Loop {
     V4(Box<rumqttc::EventLoop>),
     V5(Box<v5::EventLoop>),
 }
@@ -114,7 +129,7 @@ pub(crate) fn connect(cfg: &ConnConfig, manual_acks: bool) -> Result<(Client, Ev
                 o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
             }
             let (c, l) = rumqttc::AsyncClient::new(o, REQUEST_CAPACITY);
-            Ok((Client::V4(c), EventLoop::V4(Box::new(l))))
+            Ok((Client::V4(c), EventLoop::new(Loop::V4(Box::new(l)))))
         }
         Version::V5 => {
             let mut o = v5::MqttOptions::new(id, cfg.host.clone(), cfg.port);
@@ -131,7 +146,7 @@ pub(crate) fn connect(cfg: &ConnConfig, manual_acks: bool) -> Result<(Client, Ev
                 o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
             }
             let (c, l) = v5::AsyncClient::new(o, REQUEST_CAPACITY);
-            Ok((Client::V5(c), EventLoop::V5(Box::new(l))))
+            Ok((Client::V5(c), EventLoop::new(Loop::V5(Box::new(l)))))
         }
     }
 }
@@ -189,14 +204,25 @@ impl Client {
 }
 
 impl EventLoop {
+    fn new(inner: Loop) -> EventLoop {
+        EventLoop { inner }
+    }
+
     /// The next event; connects first if not connected. An error means the
     /// connection is down: call again (after a pause) to reconnect.
     pub(crate) async fn poll(&mut self) -> Result<Event, String> {
-        match self {
-            EventLoop::V4(l) => {
+        match &mut self.inner {
+            Loop::V4(l) => {
                 use rumqttc::{Event as E, Packet as P};
                 Ok(match l.poll().await.map_err(|e| e.to_string())? {
-                    E::Incoming(P::ConnAck(c)) => Event::Connected { session_present: c.session_present },
+                    E::Incoming(P::ConnAck(c)) => {
+                        if c.session_present {
+                            for pkid in 1..=u16::MAX {
+                                expect_release_v4(l, pkid);
+                            }
+                        }
+                        Event::Connected { session_present: c.session_present }
+                    }
                     E::Incoming(P::Publish(p)) => Event::Message(Box::new(Incoming {
                         topic: p.topic.clone(),
                         qos: p.qos as u8,
@@ -210,14 +236,25 @@ impl EventLoop {
                         }),
                     })),
                     E::Incoming(P::PubAck(_) | P::PubComp(_)) => Event::Completed,
+                    E::Outgoing(rumqttc::Outgoing::PubRec(pkid)) => {
+                        expect_release_v4(l, pkid);
+                        Event::Other
+                    }
                     _ => Event::Other,
                 })
             }
-            EventLoop::V5(l) => {
+            Loop::V5(l) => {
                 use v5::mqttbytes::v5::Packet as P;
                 use v5::Event as E;
                 Ok(match l.poll().await.map_err(|e| e.to_string())? {
-                    E::Incoming(P::ConnAck(c)) => Event::Connected { session_present: c.session_present },
+                    E::Incoming(P::ConnAck(c)) => {
+                        if c.session_present {
+                            for pkid in 1..=u16::MAX {
+                                expect_release_v5(l, pkid);
+                            }
+                        }
+                        Event::Connected { session_present: c.session_present }
+                    }
                     E::Incoming(P::Publish(p)) => Event::Message(Box::new(Incoming {
                         topic: String::from_utf8_lossy(&p.topic).into_owned(),
                         qos: p.qos as u8,
@@ -231,11 +268,38 @@ impl EventLoop {
                         }),
                     })),
                     E::Incoming(P::PubAck(_) | P::PubComp(_)) => Event::Completed,
+                    E::Outgoing(rumqttc::Outgoing::PubRec(pkid)) => {
+                        expect_release_v5(l, pkid);
+                        Event::Other
+                    }
                     _ => Event::Other,
                 })
             }
         }
     }
+}
+
+/// Makes rumqttc expect a PUBREL for `pkid`: it only does for QoS 2
+/// publishes it saw arrive on the current connection. Its state is told
+/// of a (empty) publish with that id, and the event that makes is taken
+/// back, so nobody receives it.
+fn expect_release_v4(l: &mut rumqttc::EventLoop, pkid: u16) {
+    let mut p = rumqttc::Publish::new("", rumqttc::QoS::ExactlyOnce, Vec::new());
+    p.pkid = pkid;
+    let before = l.state.events.len();
+    // With manual acks a QoS 2 publish only records its id: no packet, no
+    // error.
+    let _ = l.state.handle_incoming_packet(rumqttc::Packet::Publish(p));
+    l.state.events.truncate(before);
+}
+
+/// [`expect_release_v4`] for MQTT 5.
+fn expect_release_v5(l: &mut v5::EventLoop, pkid: u16) {
+    let mut p = v5::mqttbytes::v5::Publish::new("", v5::mqttbytes::QoS::ExactlyOnce, Vec::new(), None);
+    p.pkid = pkid;
+    let before = l.state.events.len();
+    let _ = l.state.handle_incoming_packet(v5::mqttbytes::v5::Packet::Publish(p));
+    l.state.events.truncate(before);
 }
 
 /// Pause before reconnect attempt `n` (0-based): 200 ms doubling to 10 s.
