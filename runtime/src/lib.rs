@@ -18,7 +18,7 @@ pub mod graph;
 pub mod metrics;
 pub mod operator;
 pub mod replay;
-mod rewind;
+mod feed;
 pub mod row;
 pub mod rule;
 pub mod state;

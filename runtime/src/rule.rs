@@ -9,7 +9,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Recipient;
 use tokio::sync::{mpsc, watch};
@@ -19,9 +18,9 @@ use weir_planner::PhysicalPlan;
 use crate::checkpoint::{self, CommitRecord, Coordinator};
 use crate::clock::{Clock, Timers};
 use crate::connector::{Lookup, Sink};
+use crate::feed::{BarrierRequest, LogFeed, Positioned};
 use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
-use crate::rewind::{BarrierRequest, Positioned};
 use crate::row::{Message, Payload};
 use crate::state::{IngestLog, StateBackend};
 use crate::Registry;
@@ -34,96 +33,55 @@ pub struct SourceSender {
     to: Recipient<Msg>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
-    /// With `qos` 1 or 2: payloads go to the durable ingest log, from which
-    /// the rule reads; `send` returns once they are durable.
-    log: Option<IngestLog>,
-    /// With `qos` 1 or 2 and a rewindable source: payloads go straight to
-    /// the rule with the position they bring the source to.
-    positioned: Option<Positioned>,
+    feed: Feed,
+}
+
+/// How a source's payloads reach the graph (see the `feed` module).
+#[derive(Clone)]
+enum Feed {
+    /// No checkpoints (`qos` 0): straight in.
+    Direct,
+    /// Checkpoints, a source that cannot rewind: through the ingest log.
+    Logged(LogFeed),
+    /// Checkpoints, a rewindable source: straight in with its positions.
+    Positioned(Positioned),
 }
 
 impl SourceSender {
     /// Sends payloads into the rule. Returns false once the rule stops, or
     /// when they could not be made durable: the source must then not
-    /// acknowledge them.
+    /// acknowledge them. With `qos` 1 or 2 it returns once they are in the
+    /// durable ingest log (a redelivery the log already holds is dropped).
     pub async fn send(&self, payloads: Vec<Payload>) -> bool {
         if *self.stop.borrow() {
             return false;
         }
-        match &self.log {
-            Some(log) => {
-                // A redelivery (the broker had no ack when we crashed) may
-                // already be in the log: feeding it again would count it
-                // twice.
-                let redelivered = |p: &Payload| {
-                    p.meta.as_ref().is_some_and(|m| m.get(crate::row::REDELIVERED) == Some(&crate::Value::Bool(true)))
-                };
-                let mut payloads = payloads;
-                if payloads.iter().any(redelivered) {
-                    let tail = log.tail(REDELIVERY_WINDOW).unwrap_or_default();
-                    let same = |a: &Payload, b: &Payload| {
-                        let key = |x: &Payload, k: &str| x.meta.as_ref().and_then(|m| m.get(k).cloned());
-                        a.data == b.data
-                            && key(a, "topic") == key(b, "topic")
-                            && key(a, "messageId") == key(b, "messageId")
-                    };
-                    payloads.retain(|p| !(redelivered(p) && tail.iter().any(|t| same(t, p))));
-                }
-                if payloads.is_empty() {
-                    return true;
-                }
-                self.append(log, payloads).await
-            }
-            None => self.to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_ok(),
-        }
-    }
-
-    /// Appends until the payloads are durable or the rule stops. A failed
-    /// append (a standby being re-synced, a full disk) is retried with
-    /// backoff: meanwhile the source waits and acknowledges nothing, which
-    /// is the backpressure the broker sees. Giving up would leave the
-    /// source stopped while the rule looks healthy.
-    async fn append(&self, log: &IngestLog, payloads: Vec<Payload>) -> bool {
-        let mut wait = Duration::from_millis(20);
-        let mut failures = 0u32;
-        let mut payloads = payloads;
-        loop {
-            match log.try_append(payloads).await {
-                Ok(()) => return true,
-                Err((_, back)) if back.is_empty() => return false,
-                Err((e, back)) => {
-                    payloads = back;
-                    failures += 1;
-                    // The first failure and then one in twenty: a broken
-                    // store should be visible, not flood the log.
-                    if failures % 20 == 1 {
-                        tracing::error!(error = %e, failures, "cannot append to the ingest log; retrying");
-                    }
-                }
-            }
-            let mut stop = self.stop.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => return false,
-            }
-            wait = (wait * 2).min(Duration::from_secs(1));
+        match &self.feed {
+            Feed::Direct => self.to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_ok(),
+            Feed::Logged(log) => log.send(&self.to, payloads, &self.stop).await,
+            // A rewindable source sends with its position (send_at); this
+            // leaves the position where it was.
+            Feed::Positioned(p) => p.send(&self.to, payloads, None).await,
         }
     }
 
     /// Where a rewindable source starts reading: the position of the
     /// restored checkpoint, 0 on a fresh start or without checkpoints.
     pub fn resume_position(&self) -> u64 {
-        self.positioned.as_ref().map_or(0, Positioned::start)
+        match &self.feed {
+            Feed::Positioned(p) => p.start(),
+            _ => 0,
+        }
     }
 
     /// What a rewindable source sends with: `payloads` bring it to
     /// `position` (the position to resume from after them). Returns false
     /// once the rule stops. Other sources' positions are ignored.
     pub async fn send_at(&self, payloads: Vec<Payload>, position: u64) -> bool {
-        match &self.positioned {
-            Some(p) if !*self.stop.borrow() => p.send(&self.to, payloads, position).await,
-            Some(_) => false,
-            None => self.send(payloads).await,
+        match &self.feed {
+            Feed::Positioned(p) if !*self.stop.borrow() => p.send(&self.to, payloads, Some(position)).await,
+            Feed::Positioned(_) => false,
+            _ => self.send(payloads).await,
         }
     }
 
@@ -233,25 +191,21 @@ impl RunningRule {
         for (i, source) in sources.into_iter().enumerate() {
             // Lookup tables have no feed: their source is not run.
             let Some(to) = graph.source(i) else { continue };
-            let mut out = SourceSender {
-                to: to.clone(),
-                clock: clock.clone(),
-                stop: stop_rx.clone(),
-                log: None,
-                positioned: None,
-            };
+            let mut out =
+                SourceSender { to: to.clone(), clock: clock.clone(), stop: stop_rx.clone(), feed: Feed::Direct };
             if let Some(backend) = &state {
                 let from = record.as_ref().and_then(|r| r.offsets.get(i).copied()).unwrap_or(0);
                 let (tx, rx) = mpsc::channel(16);
+                let feed = Positioned::new(from);
+                tasks.push(actix::spawn(feed.clone().serve_barriers(to.clone(), rx, stop_rx.clone())));
                 if source.rewindable() {
-                    let feed = Positioned::new(from);
-                    tasks.push(actix::spawn(feed.clone().serve_barriers(to, rx, stop_rx.clone())));
-                    out.positioned = Some(feed);
+                    out.feed = Feed::Positioned(feed);
                 } else {
                     let log = IngestLog::open(backend.clone(), &rule, i as u16, INGEST_LOG_CAPACITY).map_err(err)?;
-                    tasks.push(actix::spawn(read_log(log.clone(), to, from, rx, stop_rx.clone())));
+                    let (done, replayed) = watch::channel(false);
+                    tasks.push(actix::spawn(LogFeed::replay(log.clone(), feed.clone(), to, done)));
                     logs.push((i, log.clone()));
-                    out.log = Some(log);
+                    out.feed = Feed::Logged(LogFeed { log, feed, replayed });
                 }
                 readers.push((i, tx));
             }
@@ -382,11 +336,6 @@ struct CommitContext {
 /// Positions of each source (by source index) at each injected barrier.
 type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
 
-/// How many of the newest log entries (source batches) a redelivered
-/// message is checked against: a broker redelivers at most its in-flight
-/// window.
-const REDELIVERY_WINDOW: u64 = 64;
-
 /// How long a stop waits for its last checkpoint.
 const STOP_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -487,57 +436,6 @@ async fn inject_barriers(
         barriers.offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(epoch, positions);
         if let Some(r) = reply {
             let _ = r.send(epoch);
-        }
-    }
-}
-
-/// Feeds a source's decoder from its ingest log, from position `pos` on,
-/// injecting barriers in band when asked.
-async fn read_log(
-    log: IngestLog,
-    to: Recipient<Msg>,
-    mut pos: u64,
-    mut barriers: mpsc::Receiver<BarrierRequest>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        // Registered before the log is read, so no append is missed.
-        let appended = log.appended();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
-        while let Ok((epoch, reply)) = barriers.try_recv() {
-            if to.send(Msg { input: 0, message: Message::Barrier(epoch) }).await.is_err() {
-                return;
-            }
-            let _ = reply.send(pos);
-        }
-        let batch = match log.read(pos, 16) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the ingest log");
-                return;
-            }
-        };
-        if let Some((last, _)) = batch.last() {
-            pos = last + 1;
-            let payloads = batch.into_iter().flat_map(|(_, p)| p).collect();
-            if to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_err() {
-                return;
-            }
-            continue;
-        }
-        tokio::select! {
-            _ = appended => {}
-            req = barriers.recv() => match req {
-                Some((epoch, reply)) => {
-                    if to.send(Msg { input: 0, message: Message::Barrier(epoch) }).await.is_err() {
-                        return;
-                    }
-                    let _ = reply.send(pos);
-                }
-                None => return,
-            },
-            _ = stop.changed() => return,
         }
     }
 }

@@ -57,10 +57,15 @@ const NEXT_KEY: &[u8] = b"n";
 /// as many entries at most.
 pub(crate) const REDELIVERY_KEEP: u64 = 64;
 
+/// A durable append: the log position after the entry, and the payloads
+/// (handed back so the caller can pass them on without a copy).
+pub type Appended = (u64, Vec<Payload>);
+
 struct Append {
     payloads: Vec<Payload>,
-    /// On failure the payloads come back, for the caller to retry.
-    done: oneshot::Sender<Result<(), (StateError, Vec<Payload>)>>,
+    /// The payloads come back either way: after a failure, for the caller
+    /// to retry.
+    done: oneshot::Sender<Result<Appended, (StateError, Vec<Payload>)>>,
 }
 
 impl std::fmt::Debug for IngestLog {
@@ -134,15 +139,16 @@ impl IngestLog {
     /// The store failed (disk full, I/O): the payloads are not logged and
     /// must not be acknowledged.
     pub async fn append(&self, payloads: Vec<Payload>) -> StateResult<()> {
-        self.try_append(payloads).await.map_err(|(e, _)| e)
+        self.try_append(payloads).await.map(|_| ()).map_err(|(e, _)| e)
     }
 
-    /// Like [`IngestLog::append`], but a failed append hands the payloads
-    /// back, so the caller can retry without having copied them.
+    /// Like [`IngestLog::append`], but hands the payloads back: with the
+    /// log position after their entry once durable, or after a failure so
+    /// the caller can retry without having copied them.
     ///
     /// # Errors
     /// The store failed, with the payloads.
-    pub async fn try_append(&self, payloads: Vec<Payload>) -> Result<(), (StateError, Vec<Payload>)> {
+    pub async fn try_append(&self, payloads: Vec<Payload>) -> Result<Appended, (StateError, Vec<Payload>)> {
         loop {
             if self.used() < self.inner.capacity {
                 break;
@@ -280,9 +286,9 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Append>) {
             inner.appended_total.fetch_add(seq - start, Ordering::Relaxed);
             inner.appended.notify_waiters();
         }
-        for a in group {
+        for (a, entry) in group.into_iter().zip(start..) {
             let _ = a.done.send(match &result {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok((entry + 1, a.payloads)),
                 Err(e) => Err((e.clone(), a.payloads)),
             });
         }

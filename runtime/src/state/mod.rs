@@ -11,7 +11,7 @@ mod ingest_log;
 mod memory;
 mod rocks;
 
-pub use ingest_log::IngestLog;
+pub use ingest_log::{Appended, IngestLog};
 pub use memory::MemoryBackend;
 pub use rocks::RocksBackend;
 

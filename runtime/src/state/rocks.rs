@@ -21,6 +21,23 @@ fn store_err(e: rocksdb::Error) -> StateError {
     StateError::Store(e.into_string())
 }
 
+/// Sized for small edge boxes: RocksDB's default of two 64 MiB memtables
+/// per column family would let the store alone grow to half a GiB. The
+/// ingest log holds short-lived entries (deleted once a checkpoint
+/// commits, about a second later), so compressing them on flush is wasted
+/// work.
+fn column_family_options(space: Space) -> Options {
+    let mut o = Options::default();
+    match space {
+        Space::IngestLog => {
+            o.set_write_buffer_size(16 << 20);
+            o.set_compression_type(rocksdb::DBCompressionType::None);
+        }
+        _ => o.set_write_buffer_size(8 << 20),
+    }
+    o
+}
+
 impl RocksBackend {
     /// Opens (or creates) the database at `path`.
     ///
@@ -31,7 +48,7 @@ impl RocksBackend {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = Space::ALL.iter().map(|s| ColumnFamilyDescriptor::new(s.name(), Options::default()));
+        let cfs = Space::ALL.iter().map(|s| ColumnFamilyDescriptor::new(s.name(), column_family_options(*s)));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(store_err)?;
         Ok(RocksBackend { db })
     }
