@@ -4,6 +4,7 @@ mod ai;
 mod broker_restart;
 mod brokers;
 mod cluster;
+mod cluster_broker;
 mod cluster_partition;
 mod demo;
 mod mqtt;
