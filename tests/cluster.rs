@@ -222,13 +222,24 @@ fn a_rule_moves_to_another_node_after_kill_9() {
     assert_ne!(now, first);
     wait_until(Duration::from_secs(10), "the status from every node", || running_everywhere(&members, "fwd"));
     eprintln!("failover: first output from the new node {} ms after kill -9", moved_after.as_millis());
-    // The survivors agree on the placement.
-    let placements: Vec<serde_json::Value> = members
-        .iter()
-        .flatten()
-        .map(|m| m.server.call("GET", "/cluster/status", None).json()["placement"].clone())
-        .collect();
-    assert!(placements.windows(2).all(|w| w[0] == w[1]), "{placements:?}");
+    assert_placements_agree(&members);
+}
+
+/// Every live member reports the same placement and metadata index
+/// (within 10 s: followers apply what the leader committed a moment
+/// later).
+pub(crate) fn assert_placements_agree(members: &[Option<Member>]) {
+    let views = || -> Vec<(serde_json::Value, serde_json::Value)> {
+        let statuses = members.iter().flatten().map(|m| m.server.call("GET", "/cluster/status", None).json());
+        statuses.map(|s| (s["placement"].clone(), s["applied"].clone())).collect()
+    };
+    let start = Instant::now();
+    let mut seen = views();
+    while !seen.windows(2).all(|w| w[0] == w[1]) {
+        assert!(start.elapsed() < Duration::from_secs(10), "members disagree on the placement: {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        seen = views();
+    }
 }
 
 /// Outputs seen: id -> payload (without the id), and ids seen with two
@@ -368,6 +379,7 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
     // Every round waited for its acknowledgements already.
     rt.block_on(out.collect_all(&mut sub, EVENTS));
     out.assert_exactly_once(EVENTS, "exactly-once failover");
+    assert_placements_agree(&members);
     drop(broker);
 }
 

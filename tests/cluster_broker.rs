@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
 use crate::cluster::{
-    create_exactly_once_rule, form, one_at_a_time, placed_on, running_everywhere, start_member, wait_until, Member,
-    Outputs,
+    assert_placements_agree, create_exactly_once_rule, form, one_at_a_time, placed_on, running_everywhere,
+    start_member, wait_until, Member, Outputs,
 };
 
 #[test]
@@ -78,11 +78,6 @@ fn exactly_once_across_broker_restarts_under_the_cluster() {
     out.assert_exactly_once(EVENTS, "broker restarts under the cluster");
     eprintln!("broker restart -> first output of the next chunk: {recoveries:?}");
     assert_eq!(placed_on(&members, "br"), Some(on), "a broker restart does not move the rule");
-    let placements: Vec<serde_json::Value> = members
-        .iter()
-        .flatten()
-        .map(|m| m.server.call("GET", "/cluster/status", None).json()["placement"].clone())
-        .collect();
-    assert!(placements.windows(2).all(|w| w[0] == w[1]), "nodes disagree on the placement: {placements:?}");
+    assert_placements_agree(&members);
     drop(broker);
 }

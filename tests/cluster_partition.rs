@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
-use crate::cluster::{create_exactly_once_rule, form, placed_on, sees_all_live, start_on, wait_until, Member, Outputs};
+use crate::cluster::{
+    assert_placements_agree, create_exactly_once_rule, form, placed_on, sees_all_live, start_on, wait_until, Member,
+    Outputs,
+};
 use crate::util::free_port;
 
 /// A TCP proxy: forwards `listen` to `target` until cut; while cut it
@@ -154,5 +157,6 @@ fn exactly_once_across_a_partition_of_the_rules_node() {
         out.collect_all(&mut sub, EVENTS).await;
     });
     out.assert_exactly_once(EVENTS, "partition");
+    assert_placements_agree(&members);
     drop(broker);
 }
