@@ -8,20 +8,18 @@
 //! `rocksdb_on_a_full_tmpfs_returns_errors` does the same against RocksDB
 //! on a real full file system (root only; ignored, see its comment).
 
-use std::future::Future;
-use std::pin::Pin;
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use support::{rule_plan, wait_for, Collect, Fed};
 use tokio::sync::mpsc;
-use weir_planner::{parse_statement, plan, Catalog, PhysicalPlan, RuleOptions, Statement};
 use weir_runtime::clock::SystemClock;
-use weir_runtime::connector::{BoxFuture, Sink, SinkError};
-use weir_runtime::row::{Payload, PayloadData};
-use weir_runtime::rule::{RunningRule, Source, SourceSender};
+use weir_runtime::rule::RunningRule;
 use weir_runtime::state::{MemoryBackend, Space, StateBackend, StateError, StateResult, Write};
-use weir_runtime::{Registry, Value};
+use weir_runtime::Registry;
 
 /// A store whose writes fail like a full disk while `full` is set.
 #[derive(Debug, Default)]
@@ -46,80 +44,6 @@ impl StateBackend for FullDisk {
 
     fn scan(&self, space: Space, prefix: &[u8]) -> StateResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.inner.scan(space, prefix)
-    }
-}
-
-/// Sends the values it is given; counts those the rule accepted (for an
-/// MQTT source: acknowledged to the broker).
-struct Fed {
-    input: mpsc::UnboundedReceiver<i64>,
-    acked: Arc<AtomicU64>,
-}
-
-impl Source for Fed {
-    fn run(mut self: Box<Self>, mut out: SourceSender) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            while let Some(v) = self.input.recv().await {
-                let data = PayloadData::Bytes(format!("{{\"v\":{v}}}").into_bytes());
-                if !out.send(vec![Payload { data, ts: out.now_ms(), meta: None }]).await {
-                    return;
-                }
-                self.acked.fetch_add(1, Ordering::AcqRel);
-            }
-            out.stopped().await;
-        })
-    }
-}
-
-/// Records (id, payload) of every emission.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<(String, String)>>>);
-
-impl Sink for Collect {
-    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.emit_with_id(rows, "")
-    }
-
-    fn emit_with_id<'a>(&'a mut self, rows: &'a [Value], id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.0.lock().unwrap().push((id.to_string(), Value::array(rows.to_vec()).to_json()));
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
-
-impl Collect {
-    /// Data outputs deduplicated by id (an id never carries two payloads),
-    /// and the number of error rows among them.
-    fn deduplicated(&self) -> (Vec<String>, usize) {
-        let mut seen = std::collections::BTreeMap::new();
-        let (mut out, mut errors) = (Vec::new(), 0);
-        for (id, payload) in self.0.lock().unwrap().iter() {
-            match seen.insert(id.clone(), payload.clone()) {
-                Some(prev) => assert_eq!(&prev, payload, "id {id} carried two payloads"),
-                None if payload.contains("\"error\"") => errors += 1,
-                None => out.push(payload.clone()),
-            }
-        }
-        (out, errors)
-    }
-}
-
-/// Rule `r1`: exactly-once count windows of 3.
-fn rule_plan() -> PhysicalPlan {
-    let mut catalog = Catalog::new();
-    let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (v BIGINT) WITH (DATASOURCE="s")"#).unwrap() else {
-        unreachable!()
-    };
-    catalog.insert(*def);
-    let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
-    plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
-        .unwrap()
-}
-
-async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -1,4 +1,8 @@
-//! Encoding state: bincode over serde, with a serde form for [`Value`].
+//! Encoding state: bincode over serde, with a serde form for [`Value`],
+//! and a CRC-32 of the encoding after it. bincode has no redundancy: a
+//! changed byte in a stored integer or string still decodes, to another
+//! value, so without the checksum a damaged checkpoint would be restored
+//! as if it were sound.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -11,7 +15,19 @@ use crate::value::{Map, Value};
 /// # Errors
 /// Only if serde refuses the value (a bug: all state types encode).
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| StateError::Store(format!("encode: {e}")))
+    let mut out = bincode::serde::encode_to_vec(v, bincode::config::standard())
+        .map_err(|e| StateError::Store(format!("encode: {e}")))?;
+    seal(&mut out);
+    Ok(out)
+}
+
+/// Bytes of the checksum at the end of every encoding.
+const CHECKSUM_LEN: usize = 4;
+
+/// Appends the checksum of `body`.
+fn seal(body: &mut Vec<u8>) {
+    let sum = crc32fast::hash(body);
+    body.extend_from_slice(&sum.to_le_bytes());
 }
 
 /// The most bytes one decode may claim. bincode allocates what a length
@@ -23,13 +39,21 @@ const DECODE_LIMIT: usize = 1 << 30;
 /// Decodes stored bytes; `key` names them in the error.
 ///
 /// # Errors
-/// [`StateError::Corrupt`] when the bytes are not a valid encoding.
+/// [`StateError::Corrupt`] when the checksum does not match (bytes changed
+/// after they were written) or the bytes are not a valid encoding.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StateError> {
+    let corrupt = |message: String| StateError::Corrupt { key: key.to_string(), message };
+    let Some(end) = bytes.len().checked_sub(CHECKSUM_LEN) else {
+        return Err(corrupt(format!("{} bytes, shorter than a checksum", bytes.len())));
+    };
+    let (body, sum) = bytes.split_at(end);
+    if crc32fast::hash(body).to_le_bytes() != sum {
+        return Err(corrupt("checksum mismatch: the bytes changed after they were written".into()));
+    }
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let (v, used) = bincode::serde::decode_from_slice(bytes, config)
-        .map_err(|e| StateError::Corrupt { key: key.to_string(), message: e.to_string() })?;
-    if used != bytes.len() {
-        return Err(StateError::Corrupt { key: key.to_string(), message: "trailing bytes".into() });
+    let (v, used) = bincode::serde::decode_from_slice(body, config).map_err(|e| corrupt(e.to_string()))?;
+    if used != body.len() {
+        return Err(corrupt("trailing bytes".into()));
     }
     Ok(v)
 }
@@ -112,6 +136,8 @@ mod tests {
         let mut bytes = vec![253u8];
         bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
         bytes.extend_from_slice(b"abc");
+        // With a valid checksum, so that the length itself is checked.
+        super::seal(&mut bytes);
         assert!(matches!(super::decode::<String>(&bytes, "k"), Err(super::StateError::Corrupt { .. })));
     }
 
@@ -134,5 +160,19 @@ mod tests {
         let mut ok = encode(&Value::str("abc")).unwrap();
         ok.push(7);
         assert!(decode::<Value>(&ok, "k").is_err());
+        assert!(decode::<Value>(&[1, 2], "k").is_err());
+    }
+
+    /// A changed byte that bincode alone would decode (to another number)
+    /// is caught by the checksum.
+    #[test]
+    fn a_flipped_byte_is_caught_by_the_checksum() {
+        let mut bytes = encode(&Value::Int(1_000_000)).unwrap();
+        bytes[2] ^= 0x01;
+        let body = &bytes[..bytes.len() - CHECKSUM_LEN];
+        let config = bincode::config::standard();
+        assert!(bincode::serde::decode_from_slice::<Value, _>(body, config).is_ok(), "bincode alone accepts it");
+        let e = decode::<Value>(&bytes, "r1/op/0").unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch") && e.to_string().contains("r1/op/0"), "{e}");
     }
 }

@@ -79,11 +79,12 @@ impl std::fmt::Debug for IngestLog {
 
 impl IngestLog {
     /// Opens the log of source `source` of `rule`, finding its current
-    /// bounds in the store. Spawns the group-commit writer on the current
-    /// tokio runtime.
+    /// bounds in the store and checking that every entry decodes. Spawns
+    /// the group-commit writer on the current tokio runtime.
     ///
     /// # Errors
-    /// The store cannot be read.
+    /// The store cannot be read, or an entry is corrupt
+    /// ([`StateError::Corrupt`] naming the entry).
     pub fn open(backend: Arc<dyn StateBackend>, rule: &str, source: u16, capacity: u64) -> StateResult<IngestLog> {
         let mut prefix = rule_prefix(rule);
         prefix.extend_from_slice(&source.to_be_bytes());
@@ -93,7 +94,14 @@ impl IngestLog {
         let mut stored_next = 0;
         for (k, v) in backend.scan(Space::IngestLog, &prefix)? {
             match &k[prefix.len()..] {
-                tail if tail.len() == 8 => seqs.push(u64::from_be_bytes(tail.try_into().unwrap_or_default())),
+                tail if tail.len() == 8 => {
+                    let seq = u64::from_be_bytes(tail.try_into().unwrap_or_default());
+                    // Checked now, so that a rule whose log is damaged
+                    // refuses to start instead of stalling at the bad
+                    // entry when it replays.
+                    codec::decode::<Vec<Payload>>(&v, &format!("ingest log of {rule}/{source}, entry {seq}"))?;
+                    seqs.push(seq);
+                }
                 NEXT_KEY => {
                     stored_next = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| StateError::Corrupt {
                         key: format!("ingest log of {rule}/{source}"),
@@ -323,6 +331,20 @@ mod tests {
         assert_eq!(again.read(2, 10).unwrap()[0].1, vec![p(4)]);
         again.truncate(3).unwrap();
         assert_eq!(again.tail(1).unwrap(), vec![p(4)]);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_entry_fails_the_open_naming_it() {
+        let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+        let log = IngestLog::open(backend.clone(), "r", 3, 10).unwrap();
+        log.append(vec![p(1)]).await.unwrap();
+        log.append(vec![p(2)]).await.unwrap();
+        let entries = backend.scan(Space::IngestLog, &rule_prefix("r")).unwrap();
+        let (key, mut bytes) = entries.into_iter().rfind(|(k, _)| k.ends_with(&1u64.to_be_bytes())).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        backend.write(vec![Write::Put(Space::IngestLog, key, bytes)], true).unwrap();
+        let err = IngestLog::open(backend, "r", 3, 10).unwrap_err();
+        assert!(matches!(&err, StateError::Corrupt { key, .. } if key == "ingest log of r/3, entry 1"), "{err}");
     }
 
     #[tokio::test]
