@@ -4,7 +4,10 @@
 //! Connections open lazily and are reused; one that failed at the
 //! connection level is dropped, and the next call opens a new one, so a
 //! database that went down and came back is picked up again without any
-//! reconnect logic in the connectors. Pools are shared by every connector
+//! reconnect logic in the connectors. A query that fails on a pooled
+//! connection that turns out dead (the server restarted before the pool
+//! noticed) is run once more on a new connection, so the first lookup
+//! after a restart does not fail. Pools are shared by every connector
 //! of the node with an equal [`DbConfig`] (like eKuiper's connection pool
 //! keyed by URL) and closed when the last user drops its [`Db`].
 //!
@@ -143,7 +146,29 @@ impl Db {
     }
 
     async fn run(&self, op: Op) -> Result<Done, DbError> {
-        let (permit, conn) = self.checkout().await?;
+        let op = Arc::new(op);
+        match self.attempt(op.clone()).await {
+            // A pooled connection can be dead without the pool knowing yet
+            // (the server restarted, a firewall forgot the connection): a
+            // query is tried once more on a new connection before its error
+            // counts, and the other idle connections, likely dead as well,
+            // are dropped. Not writes: whether a write that failed on the
+            // way was done is unknown, and the sink retries on its own.
+            (Err(e), true) if e.kind == ErrorKind::Connection && matches!(*op, Op::Query(_)) => {
+                tracing::debug!("database connection found dead ({e}); querying on a new one");
+                lock(&self.pool.idle).clear();
+                self.attempt(op).await.0
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// One call; also says whether it ran on a connection from the pool.
+    async fn attempt(&self, op: Arc<Op>) -> (Result<Done, DbError>, bool) {
+        let (permit, conn, reused) = match self.checkout().await {
+            Ok(c) => c,
+            Err(e) => return (Err(e), false),
+        };
         let timeout = self.pool.config.query_timeout;
         let (conn, result) = match conn {
             Conn::Pg(mut c) => match tokio::time::timeout(timeout, run_pg(&mut c, &op)).await {
@@ -176,10 +201,11 @@ impl Db {
             }
         }
         drop(permit);
-        result
+        (result, reused)
     }
 
-    async fn checkout(&self) -> Result<(OwnedSemaphorePermit, Conn), DbError> {
+    /// A permit and a connection: an idle one (`true`) or a new one.
+    async fn checkout(&self) -> Result<(OwnedSemaphorePermit, Conn, bool), DbError> {
         let cfg = &self.pool.config;
         let permit = tokio::time::timeout(cfg.connect_timeout, self.pool.permits.clone().acquire_owned())
             .await
@@ -193,7 +219,7 @@ impl Db {
         loop {
             let Some(conn) = lock(&self.pool.idle).pop() else { break };
             if !conn.is_closed() {
-                return Ok((permit, conn));
+                return Ok((permit, conn, true));
             }
         }
         let conn = match &cfg.backend {
@@ -207,7 +233,7 @@ impl Db {
                 Conn::Lite(opened?)
             }
         };
-        Ok((permit, conn))
+        Ok((permit, conn, false))
     }
 }
 

@@ -462,6 +462,26 @@ async fn postgres_going_down_and_coming_back() {
     assert_eq!(text(&rows, "part_id"), ["after", "after2", "before"]);
 }
 
+/// A pooled connection that died unnoticed (the server restarted while
+/// nothing polled the connection) costs no failed lookup: the query goes
+/// to a new connection.
+#[tokio::test]
+async fn postgres_dead_pooled_connections_are_replaced() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.create_database("mes").await;
+    mes::install(&url).await.unwrap();
+    let env = Environment::new(tempfile::tempdir().unwrap().path());
+    let mut lookup = crate::lookup(&stream("spec", "product_spec", json!({"url": url})), &env).unwrap();
+    let key = [vec![Value::str("P-100")]];
+    let cols = ["product_id".to_string()];
+    assert_eq!(lookup.lookup(&cols, &key).await.unwrap()[0].len(), 2);
+    // Blocking calls on the test's only thread: the pooled connection's
+    // task does not run in between, so the pool cannot know it is dead.
+    pg.stop();
+    pg.restart();
+    assert_eq!(lookup.lookup(&cols, &key).await.unwrap()[0].len(), 2);
+}
+
 #[test]
 fn bad_configurations() {
     let p = |v: serde_json::Value| Props::new(&v);
