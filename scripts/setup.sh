@@ -5,8 +5,9 @@
 #   mosquitto      : MQTT broker for integration tests and benchmarks
 #   libsqlite3-dev : SQLite linked by rusqlite (Debian's library, no bundled C build)
 #   postgresql     : server binaries (/usr/lib/postgresql/*/bin) the SQL tests start in a temp dir
+#   openssl        : scripts/cluster-certs.sh (certificates for the cluster TLS tests)
 set -euo pipefail
-pkgs=(libclang-dev librocksdb-dev mosquitto mosquitto-clients libsqlite3-dev postgresql)
+pkgs=(libclang-dev librocksdb-dev mosquitto mosquitto-clients libsqlite3-dev postgresql openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -70,6 +70,18 @@ struct ServeArgs {
     /// The cluster address to advertise, when it differs from --cluster-listen.
     #[arg(long, requires = "cluster_listen")]
     cluster_advertise: Option<String>,
+    /// Mutual TLS between the nodes: this node's certificate (PEM, with
+    /// the DNS name `weir-cluster`; see scripts/cluster-certs.sh). Needs
+    /// --cluster-tls-key and --cluster-tls-ca.
+    #[arg(long, requires_all = ["cluster_listen", "cluster_tls_key", "cluster_tls_ca"])]
+    cluster_tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, requires = "cluster_tls_cert")]
+    cluster_tls_key: Option<PathBuf>,
+    /// The cluster CA certificate (PEM): peers must present a certificate
+    /// it signed.
+    #[arg(long, requires = "cluster_tls_cert")]
+    cluster_tls_ca: Option<PathBuf>,
     /// HTTP worker threads (default: 2).
     #[arg(long, default_value_t = 2)]
     http_workers: usize,
@@ -97,9 +109,15 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let threads = args.rule_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let system = actix::System::new();
     system.block_on(async {
-        let cluster = args
-            .cluster_listen
-            .map(|listen| crate::node::ClusterOptions { listen, advertise: args.cluster_advertise.clone() });
+        let tls = match (&args.cluster_tls_cert, &args.cluster_tls_key, &args.cluster_tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(weir_cluster::ClusterTls::from_pem_files(cert, key, ca)?),
+            _ => None,
+        };
+        let cluster = args.cluster_listen.map(|listen| crate::node::ClusterOptions {
+            listen,
+            advertise: args.cluster_advertise.clone(),
+            tls: tls.clone(),
+        });
         let node = crate::node::Node::open(&args.data_dir, Some(&args.etc_dir), threads, cluster.as_ref())
             .await
             .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;

@@ -38,6 +38,7 @@ pub mod placement;
 pub mod replication;
 mod shell;
 mod storage;
+pub mod tls;
 mod transport;
 
 pub use error::{Error, Result};
@@ -45,3 +46,4 @@ pub use metadata::{Applied, Command, MemberChange, Metadata, NodeId, NodeInfo, P
 pub use node::{AppliedProposal, ClusterStatus, NodeConfig, PeerProgress, ProposalId, RaftNode, ReadyOutput};
 pub use shell::{Cluster, ClusterConfig};
 pub use storage::{RaftStorage, RaftWrite};
+pub use tls::ClusterTls;

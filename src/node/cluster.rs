@@ -46,6 +46,8 @@ pub(crate) struct ClusterOptions {
     pub(crate) listen: SocketAddr,
     /// Address other nodes reach this one at (default: `listen`).
     pub(crate) advertise: Option<String>,
+    /// Mutual TLS with the other nodes (raft and state replication).
+    pub(crate) tls: Option<weir_cluster::ClusterTls>,
 }
 
 /// Maps a cluster error to a node error.
@@ -92,7 +94,7 @@ pub(crate) async fn start(
     state: Arc<dyn StateBackend>,
 ) -> Result<(Cluster, Arc<Replication>)> {
     let cluster = start_raft(opts, data_dir, state.clone()).await?;
-    let config = ReplicationConfig::default();
+    let config = ReplicationConfig { tls: opts.tls.clone(), ..ReplicationConfig::default() };
     let rep_err = |e: weir_cluster::replication::ReplicationError| Error::Cluster(e.to_string());
     let server = ReplicaServer::bind(SocketAddr::new(opts.listen.ip(), 0), state.clone(), config.clone())
         .await
@@ -111,6 +113,7 @@ async fn start_raft(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn State
     let id = node_id(data_dir)?;
     let mut config = ClusterConfig::new(id, opts.listen, data_dir.join("cluster"));
     config.advertise = opts.advertise.clone();
+    config.tls = opts.tls.clone();
     // Failover within the 3 s target: 50 ms ticks, elections after
     // 0.6–1.2 s, a node's lease lost after 1.2 s without heartbeats.
     config.tick = Duration::from_millis(50);

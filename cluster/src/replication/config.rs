@@ -30,6 +30,9 @@ pub struct ReplicationConfig {
     /// in bytes of keys and values (a catch-up sends a rule's whole state as
     /// one batch). Default 1 GiB.
     pub max_staged: usize,
+    /// Mutual TLS with the other nodes (the same settings as the raft
+    /// transport's); default none (plain TCP).
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 impl Default for ReplicationConfig {
@@ -39,6 +42,7 @@ impl Default for ReplicationConfig {
             connect_timeout: Duration::from_secs(1),
             max_frame: 16 << 20,
             max_staged: 1 << 30,
+            tls: None,
         }
     }
 }

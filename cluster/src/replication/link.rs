@@ -27,8 +27,58 @@ pub(crate) struct Link {
 
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    stream: LinkStream,
     next_seq: u64,
+}
+
+/// The blocking connection to a standby, plain or TLS.
+enum LinkStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::rustls::StreamOwned<tokio_rustls::rustls::ClientConnection, TcpStream>>),
+}
+
+impl std::fmt::Debug for LinkStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkStream::Plain(_) => "LinkStream::Plain",
+            LinkStream::Tls(_) => "LinkStream::Tls",
+        })
+    }
+}
+
+impl LinkStream {
+    /// The socket, for its timeouts.
+    fn socket(&self) -> &TcpStream {
+        match self {
+            LinkStream::Plain(s) => s,
+            LinkStream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for LinkStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            LinkStream::Plain(s) => s.read(buf),
+            LinkStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for LinkStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            LinkStream::Plain(s) => s.write(buf),
+            LinkStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            LinkStream::Plain(s) => s.flush(),
+            LinkStream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 impl Link {
@@ -80,8 +130,9 @@ impl Session<'_> {
             EncodeError::Codec(message) => ReplicationError::Protocol { addr: String::new(), message },
         })?;
         let left = remaining(deadline).ok_or(IoFail::Timeout)?;
-        conn.stream.set_write_timeout(Some(left)).map_err(IoFail::Io)?;
+        conn.stream.socket().set_write_timeout(Some(left)).map_err(IoFail::Io)?;
         conn.stream.write_all(&frame).map_err(IoFail::from)?;
+        conn.stream.flush().map_err(IoFail::from)?;
         conn.next_seq += 1;
         Ok(())
     }
@@ -117,7 +168,7 @@ impl Session<'_> {
         let max = self.config.max_frame;
         let conn = self.conn.as_mut().ok_or_else(|| IoFail::Protocol("not connected".into()))?;
         let left = remaining(deadline).ok_or(IoFail::Timeout)?;
-        conn.stream.set_read_timeout(Some(left))?;
+        conn.stream.socket().set_read_timeout(Some(left))?;
         let mut len = [0u8; 4];
         conn.stream.read_exact(&mut len)?;
         let len = check_len(len, max)?;
@@ -141,14 +192,19 @@ impl Session<'_> {
         })
     }
 
-    fn open(&self, deadline: Instant) -> Result<TcpStream, IoFail> {
+    fn open(&self, deadline: Instant) -> Result<LinkStream, IoFail> {
         let mut last = IoFail::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing"));
         for sa in self.addr.to_socket_addrs()? {
             let left = remaining(deadline).ok_or(IoFail::Timeout)?.min(self.config.connect_timeout);
             match TcpStream::connect_timeout(&sa, left) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
-                    return Ok(stream);
+                    return match &self.config.tls {
+                        None => Ok(LinkStream::Plain(stream)),
+                        // The handshake happens on the first write, under
+                        // that write's timeout.
+                        Some(tls) => Ok(LinkStream::Tls(Box::new(tls.client_blocking(stream)?))),
+                    };
                 }
                 Err(e) => last = e.into(),
             }

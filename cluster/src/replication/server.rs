@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use weir_runtime::state::{rule_prefix, StateBackend, Write};
@@ -123,10 +123,16 @@ async fn serve(listener: TcpListener, gates: Arc<Gates>, config: Arc<Replication
                 return;
             }
             r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                Ok((tcp, peer)) => {
                     tracing::debug!(%peer, "replication connection accepted");
-                    conns.spawn(connection(stream, peer, gates.clone(), config.clone()));
+                    let (gates, config) = (gates.clone(), config.clone());
+                    conns.spawn(async move {
+                        // The handshake runs here, not in the accept loop.
+                        match crate::tls::accept(config.tls.as_ref(), tcp).await {
+                            Ok(stream) => connection(stream, peer, gates, config).await,
+                            Err(e) => tracing::warn!(%peer, error = %e, "refused a replication connection"),
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
@@ -149,7 +155,12 @@ struct Staged {
 }
 
 /// Serves one primary: frame in, apply, ack out, in order.
-async fn connection(mut stream: TcpStream, peer: SocketAddr, gates: Arc<Gates>, config: Arc<ReplicationConfig>) {
+async fn connection(
+    mut stream: Box<dyn crate::tls::Stream>,
+    peer: SocketAddr,
+    gates: Arc<Gates>,
+    config: Arc<ReplicationConfig>,
+) {
     let mut staged = None;
     loop {
         let body = match read_body(&mut stream, config.max_frame).await {
@@ -179,7 +190,13 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, gates: Arc<Gates>, 
                 return;
             }
         };
-        if let Err(e) = stream.write_all(&frame).await {
+        // Flushed: a TLS stream holds written records until then.
+        if let Err(e) = async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        }
+        .await
+        {
             tracing::debug!(%peer, error = %e, "replication connection lost");
             return;
         }

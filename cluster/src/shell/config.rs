@@ -35,6 +35,8 @@ pub struct ClusterConfig {
     pub peer_queue: usize,
     /// Events (messages, requests) queued for the driver. Default 4096.
     pub inbox: usize,
+    /// Mutual TLS with the other nodes; default none (plain TCP).
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 impl ClusterConfig {
@@ -50,6 +52,7 @@ impl ClusterConfig {
             max_frame: 64 << 20,
             peer_queue: 1024,
             inbox: 4096,
+            tls: None,
         }
     }
 

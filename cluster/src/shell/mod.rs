@@ -85,7 +85,14 @@ impl Cluster {
         let local_addr = listener.local_addr()?;
         let addr = config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
         let rt = tokio::runtime::Handle::current();
-        let transport = Arc::new(Transport::new(config.node.id, addr.clone(), config.max_frame, config.peer_queue, rt));
+        let transport = Arc::new(Transport::new(
+            config.node.id,
+            addr.clone(),
+            config.max_frame,
+            config.peer_queue,
+            rt,
+            config.tls.clone(),
+        ));
         let (events, rx) = sync_channel(config.inbox);
         let stop = Arc::new(AtomicBool::new(false));
         let driver = Driver::new(config.clone(), addr, kv, transport.clone(), rx, stop.clone())?;
@@ -128,7 +135,15 @@ impl Cluster {
         let deadline = clock::deadline(self.config.request_timeout);
         let req = Request::Join { id: self.id(), addr: self.advertised() };
         loop {
-            match tcp::request(member, req.clone(), self.config.max_frame, self.config.request_timeout).await {
+            match tcp::request(
+                member,
+                req.clone(),
+                self.config.max_frame,
+                self.config.request_timeout,
+                self.config.tls.as_ref(),
+            )
+            .await
+            {
                 Ok(Response::Joined { members }) => {
                     self.send(Event::LearnPeers { peers: members })?;
                     break;

@@ -20,6 +20,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::{decode_message, encode_frame, encode_message, read_frame, Frame, Request, Response};
 use crate::error::{Error, Result};
 use crate::metadata::NodeId;
+use crate::tls::{self, ClusterTls, Stream};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -50,11 +51,19 @@ pub(crate) struct Transport {
     queue: usize,
     rt: tokio::runtime::Handle,
     peers: Mutex<HashMap<NodeId, Peer>>,
+    tls: Option<ClusterTls>,
 }
 
 impl Transport {
-    pub(crate) fn new(me: NodeId, my_addr: String, max_frame: usize, queue: usize, rt: tokio::runtime::Handle) -> Self {
-        Transport { me, my_addr, max_frame, queue, rt, peers: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(
+        me: NodeId,
+        my_addr: String,
+        max_frame: usize,
+        queue: usize,
+        rt: tokio::runtime::Handle,
+        tls: Option<ClusterTls>,
+    ) -> Self {
+        Transport { me, my_addr, max_frame, queue, rt, peers: Mutex::new(HashMap::new()), tls }
     }
 
     fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Peer>> {
@@ -91,7 +100,7 @@ impl Transport {
     fn spawn_peer(&self, addr: String) -> Peer {
         let (tx, rx) = mpsc::channel(self.queue);
         let hello = encode_frame(&Frame::Hello { from: self.me, addr: self.my_addr.clone() }, self.max_frame);
-        let task = self.rt.spawn(peer_loop(self.me, addr.clone(), hello.unwrap_or_default(), rx));
+        let task = self.rt.spawn(peer_loop(self.me, addr.clone(), hello.unwrap_or_default(), rx, self.tls.clone()));
         Peer { addr, tx, task }
     }
 
@@ -122,14 +131,13 @@ impl Drop for Transport {
 }
 
 /// Keeps one connection to `addr` and writes queued frames to it.
-async fn peer_loop(me: NodeId, addr: String, hello: Vec<u8>, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn peer_loop(me: NodeId, addr: String, hello: Vec<u8>, mut rx: mpsc::Receiver<Vec<u8>>, tls: Option<ClusterTls>) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-            let _ = stream.set_nodelay(true);
-            backoff = BACKOFF_MIN;
-            let mut w = BufWriter::new(stream);
+        if let Ok(Ok(tcp)) = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             let r: std::io::Result<()> = async {
+                let mut w = BufWriter::new(tls::connect(tls.as_ref(), tcp).await?);
+                backoff = BACKOFF_MIN;
                 w.write_all(&hello).await?;
                 w.flush().await?;
                 while let Some(frame) = rx.recv().await {
@@ -162,9 +170,15 @@ pub(crate) async fn serve(listener: TcpListener, transport: Arc<Transport>, deli
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, transport.clone(), deliver.clone(), max_frame));
+                Ok((tcp, peer)) => {
+                    let (transport, deliver) = (transport.clone(), deliver.clone());
+                    conns.spawn(async move {
+                        // The handshake runs here, not in the accept loop.
+                        match tls::accept(transport.tls.as_ref(), tcp).await {
+                            Ok(stream) => connection(stream, transport, deliver, max_frame).await,
+                            Err(e) => tracing::warn!(%peer, error = %e, "refused a cluster connection"),
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -177,7 +191,7 @@ pub(crate) async fn serve(listener: TcpListener, transport: Arc<Transport>, deli
 }
 
 /// Reads frames from one connection; any bad frame closes it.
-async fn connection(mut stream: TcpStream, transport: Arc<Transport>, deliver: Deliver, max_frame: usize) {
+async fn connection(mut stream: Box<dyn Stream>, transport: Arc<Transport>, deliver: Deliver, max_frame: usize) {
     loop {
         let frame = match read_frame(&mut stream, max_frame).await {
             Ok(Some(f)) => f,
@@ -209,7 +223,7 @@ async fn connection(mut stream: TcpStream, transport: Arc<Transport>, deliver: D
                     refused("node busy")
                 };
                 let Ok(bytes) = encode_frame(&Frame::Response(resp), max_frame) else { return };
-                if stream.write_all(&bytes).await.is_err() {
+                if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
                     return;
                 }
             }
@@ -225,10 +239,17 @@ async fn connection(mut stream: TcpStream, transport: Arc<Transport>, deliver: D
 ///
 /// # Errors
 /// Connection failures, [`Error::Timeout`], a bad or missing answer.
-pub(crate) async fn request(addr: &str, req: Request, max_frame: usize, timeout: Duration) -> Result<Response> {
+pub(crate) async fn request(
+    addr: &str,
+    req: Request,
+    max_frame: usize,
+    timeout: Duration,
+    tls: Option<&ClusterTls>,
+) -> Result<Response> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
+        let mut stream = tls::connect(tls, TcpStream::connect(addr).await?).await?;
         stream.write_all(&encode_frame(&Frame::Request(req), max_frame)?).await?;
+        stream.flush().await?;
         match read_frame(&mut stream, max_frame).await? {
             Some(Frame::Response(r)) => Ok(r),
             Some(_) => Err(Error::corrupt("response", "unexpected frame")),
