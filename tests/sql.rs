@@ -615,3 +615,77 @@ fn memory_lookup_table_fed_by_a_rule() {
         assert_eq!(status_sum(&st, "exceptions_total"), 0, "{st}");
     }
 }
+
+/// Insert throughput of the sql sink through `weir serve` (issue 7 item
+/// 6): events pushed over HTTP in arrays of `BATCH` and written into a
+/// table three ways: by a window rule (`TUMBLINGWINDOW(ss, 1)`: each
+/// window's rows are one emission, written as multi-row `INSERT`s in one
+/// transaction), by the same rule with `sendSingle` (one `INSERT` and one
+/// transaction per row), and by a rule without a window (each event is
+/// an emission of its own, so also one row per transaction). Run with
+/// `cargo test --release --test tests sql_sink_insert_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn sql_sink_insert_throughput() {
+    const BATCH: usize = 2_000;
+    let count = |url: &str| {
+        let rows = block_on(query(url, "SELECT COUNT(*) AS n FROM sink_bench")).unwrap();
+        rows[0].get("n").and_then(|v| v.as_i64()).unwrap_or(0) as usize
+    };
+    let run = |url: &str, label: &str, events: usize, sql: &str, single: bool| {
+        block_on(execute(
+            url,
+            "DROP TABLE IF EXISTS sink_bench; CREATE TABLE sink_bench (seq INTEGER, k INTEGER, v DOUBLE PRECISION)",
+        ))
+        .unwrap();
+        let node = PushNode::start(&json!({}));
+        let s = &node.server;
+        crate::util::created(
+            s,
+            "/streams",
+            r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/m\", FORMAT=\"json\")"}"#,
+        );
+        let rule = json!({"id": "bench", "sql": sql,
+            "actions": [{"sql": {"url": url, "table": "sink_bench", "sendSingle": single}}]});
+        crate::util::created(s, "/rules", &rule.to_string());
+        let bodies: Vec<Vec<u8>> = (0..events / BATCH)
+            .map(|b| {
+                let rows: Vec<_> = (b * BATCH..(b + 1) * BATCH)
+                    .map(|i| json!({"seq": i, "k": i % 100, "v": (i % 1000) as f64 / 10.0}))
+                    .collect();
+                serde_json::to_vec(&rows).unwrap()
+            })
+            .collect();
+        node.push("/m", &json!([]));
+        let endpoint = node.endpoint("/m");
+        let t0 = Instant::now();
+        for b in bodies {
+            let r = crate::util::http("POST", &endpoint, Some(b));
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while count(url) < events {
+            assert!(Instant::now() < deadline, "{}", s.call("GET", "/rules/bench/status", None).body);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        assert_eq!(count(url), events);
+        let status = s.call("GET", "/rules/bench/status", None).json();
+        println!(
+            "{label}: {events} rows in {wall:.2} s = {:.0} rows/s ({} exceptions)",
+            events as f64 / wall,
+            status_sum(&status, "exceptions_total"),
+        );
+    };
+    let window = "SELECT seq, k, v FROM m GROUP BY TUMBLINGWINDOW(ss, 1)";
+    let bench = |url: &str, db: &str, slow: usize| {
+        run(url, &format!("{db} window, one transaction per window"), 200_000, window, false);
+        run(url, &format!("{db} window, sendSingle: row by row"), slow, window, true);
+        run(url, &format!("{db} no window: one emission per event"), slow, "SELECT seq, k, v FROM m", false);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    bench(&sqlite_url(dir.path(), "bench.db"), "sqlite", 20_000);
+    if let Some(pg) = Postgres::start() {
+        bench(&block_on(pg.create_database("bench")), "postgres", 200_000);
+    }
+}
