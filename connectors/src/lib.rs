@@ -59,6 +59,15 @@ pub struct SourceContext {
     pub rule_id: String,
 }
 
+/// Deletes what the sources of rule `rule_id` kept between runs (the `sql`
+/// source's index values). For a dropped rule: a new rule with the same
+/// id then starts afresh, as it would with its checkpoints gone.
+pub fn forget_rule(rule_id: &str, env: &Environment) {
+    if !rule_id.is_empty() {
+        sql::forget_rule(&env.data_dir.join("sql"), rule_id);
+    }
+}
+
 /// Builds the source of a stream or table outside a rule (tools, tests):
 /// [`rule_source`] with an empty [`SourceContext`].
 ///

@@ -41,6 +41,8 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use offset::forget as forget_rule;
+
 use std::time::Duration;
 
 use weir_runtime::{Map, Value};

@@ -117,6 +117,18 @@ impl IndexStore {
     }
 }
 
+/// Deletes the indexes of rule `rule_id` under `dir` (the rule was
+/// dropped: a new rule with its id starts from `indexValue`).
+pub(crate) fn forget(dir: &Path, rule_id: &str) {
+    let path = dir.join("rules").join(escape(rule_id));
+    match std::fs::remove_dir_all(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("sql source: cannot delete {}: {e}", path.display());
+        }
+        _ => {}
+    }
+}
+
 /// A file name for any id: `[A-Za-z0-9_-]` kept, other bytes as `%XX`.
 fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

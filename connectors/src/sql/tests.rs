@@ -175,6 +175,11 @@ async fn two_rules_on_one_stream_resume_from_their_own_index() {
     let c = SqlSource::new(&def, &rule("c"), &env).unwrap();
     assert_eq!(c.index_value(), Some(&Value::Int(5)));
     assert_eq!(SqlSource::new(&def, &rule("b"), &env).unwrap().index_value(), Some(&Value::Int(5)));
+
+    // A dropped rule's index goes with it; the others stay.
+    crate::forget_rule("b", &env);
+    assert!(!data.path().join("sql/rules/b").exists());
+    assert!(data.path().join("sql/rules/a/orders.offset.json").exists());
 }
 
 #[tokio::test]
