@@ -292,9 +292,14 @@ impl Outputs {
         let seqs = self.seqs();
         let missing: Vec<u64> = (0..events).filter(|s| !seqs.contains_key(s)).collect();
         let repeated: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n > 1).take(20).collect();
+        // The ids of the first repeated seqs: which epochs and nodes made them.
+        let ids_of = |seq: u64| -> Vec<&String> {
+            self.by_id.iter().filter(|(_, v)| v["seq"].as_u64() == Some(seq)).map(|(id, _)| id).collect()
+        };
+        let examples: Vec<(u64, Vec<&String>)> = repeated.iter().take(3).map(|(s, _)| (**s, ids_of(**s))).collect();
         assert!(
             missing.is_empty() && repeated.is_empty(),
-            "{what}: {} missing (first {:?}, last {:?}), under two ids {repeated:?}",
+            "{what}: {} missing (first {:?}, last {:?}), under two ids {repeated:?}, e.g. {examples:?}",
             missing.len(),
             missing.first(),
             missing.last()
