@@ -8,6 +8,7 @@ mod cluster_broker;
 mod cluster_partition;
 mod cluster_tls;
 mod demo;
+mod exactly_once_sinks;
 mod mqtt;
 mod recovery;
 mod replay;
