@@ -104,12 +104,10 @@ fn expected() -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
 
 /// The source configuration: one connection per rule, each with a fixed
 /// client id, so a persistent session keeps what arrives while weir is
-/// down. The windowed rule subscribes at QoS 2, the stateless one at QoS
-/// 1: a message arrives at the lower of its publisher's and the
-/// subscription's QoS, so a QoS 2 publisher exercises both.
+/// down.
 pub(crate) fn source_yaml(port: u16) -> String {
     format!(
-        "default:\n  server: tcp://127.0.0.1:{port}\n  qos: 2\n  clientid: weir-kill-src-win\n\
+        "default:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-win\n\
          pass:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-pass\n"
     )
 }

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use weir_runtime::connector::{BoxFuture, SinkError};
+use weir_runtime::connector::{BoxFuture, Confirmation, SinkError};
 
 use super::client::{self, Client, Event};
 use super::{qos, topic, ConnConfig};
@@ -96,14 +96,26 @@ enum Note {
 struct Unacked {
     /// Order in which it was handed to the connection.
     seq: u64,
+    /// Order in which the sink first handed it (kept when published again).
+    order: u64,
     topic: String,
     payload: Vec<u8>,
     id: Option<String>,
 }
 
+/// What the sink asks of the window task.
+enum Request {
+    /// Publish (topic, payload, id).
+    Publish(String, Vec<u8>, Option<String>),
+    /// Answer once every message handed before is acknowledged.
+    Flush(FlushDone),
+}
+
+type FlushDone = tokio::sync::oneshot::Sender<std::result::Result<(), SinkError>>;
+
 /// The sink's side of its connection: messages go to the window task.
 struct Link {
-    tx: mpsc::Sender<(String, Vec<u8>, Option<String>)>,
+    tx: mpsc::Sender<Request>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -135,6 +147,9 @@ impl MqttSink {
                 handed,
                 closing,
                 unacked: VecDeque::new(),
+                next_order: 0,
+                flushes: Vec::new(),
+                gave_up: false,
             };
             self.link = Some(Link { tx, task: tokio::spawn(window.run(rx, notes)) });
         }
@@ -165,13 +180,31 @@ impl MqttSink {
         topic::validate_name(&topic).map_err(|m| SinkError(format!("mqtt sink topic: {m}")))?;
         let timeout = self.config.timeout_ms;
         let link = self.link()?;
-        match tokio::time::timeout(Duration::from_millis(timeout), link.tx.send((topic, payload, id))).await {
+        match tokio::time::timeout(Duration::from_millis(timeout), link.tx.send(Request::Publish(topic, payload, id)))
+            .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SinkError("mqtt sink connection ended".into())),
             Err(_) => {
                 Err(SinkError(format!("mqtt publish: {MAX_UNACKED} messages still unacknowledged after {timeout} ms")))
             }
         }
+    }
+
+    /// Marks every message handed so far; the confirmation resolves once
+    /// they are acknowledged by the broker (QoS >= 1; at QoS 0 once
+    /// queued), or fails if a message was given up or the sink closed
+    /// first.
+    pub(crate) async fn flush(&mut self) -> Confirmation {
+        let ended = || SinkError("mqtt sink connection ended".into());
+        let Some(link) = &self.link else {
+            return Box::pin(async { Ok(()) });
+        };
+        let (done, answer) = tokio::sync::oneshot::channel();
+        if link.tx.send(Request::Flush(done)).await.is_err() {
+            return Box::pin(async move { Err(ended()) });
+        }
+        Box::pin(async move { answer.await.unwrap_or_else(|_| Err(ended())) })
     }
 
     /// Waits (up to `timeout`) for the window to drain, then disconnects.
@@ -191,6 +224,10 @@ impl SinkConnector for MqttSink {
         })
     }
 
+    fn flush(&mut self) -> BoxFuture<'_, Confirmation> {
+        Box::pin(MqttSink::flush(self))
+    }
+
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(self.shut_down())
     }
@@ -208,14 +245,18 @@ struct Window {
     handed: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     unacked: VecDeque<Unacked>,
+    /// Order of the next message handed (kept when one is published
+    /// again), so that a flush knows which messages came before it.
+    next_order: u64,
+    /// Flushes waiting: the order they were asked at, whether a message
+    /// was given up before, and where to answer.
+    flushes: Vec<(u64, bool, FlushDone)>,
+    /// A message was given up since the last flush was asked.
+    gave_up: bool,
 }
 
 impl Window {
-    async fn run(
-        mut self,
-        mut messages: mpsc::Receiver<(String, Vec<u8>, Option<String>)>,
-        mut notes: mpsc::UnboundedReceiver<Note>,
-    ) {
+    async fn run(mut self, mut messages: mpsc::Receiver<Request>, mut notes: mpsc::UnboundedReceiver<Note>) {
         let mut open = true;
         let mut drain_until = Instant::now();
         loop {
@@ -227,12 +268,18 @@ impl Window {
                 note = notes.recv() => match note {
                     Some(Note::Acked) => {
                         self.unacked.pop_front();
+                        self.answer_flushes();
                     }
                     Some(Note::Lost { upto }) => self.republish(upto).await,
                     None => break,
                 },
                 m = messages.recv(), if open && self.unacked.len() < MAX_UNACKED => match m {
-                    Some((topic, payload, id)) => self.hand(topic, payload, id).await,
+                    Some(Request::Publish(topic, payload, id)) => self.hand(topic, payload, id, None).await,
+                    Some(Request::Flush(done)) => {
+                        let gave_up = std::mem::take(&mut self.gave_up);
+                        self.flushes.push((self.next_order, gave_up, done));
+                        self.answer_flushes();
+                    }
                     None => {
                         open = false;
                         drain_until = Instant::now() + self.timeout;
@@ -249,19 +296,42 @@ impl Window {
     }
 
     /// Queues one publish on the connection (QoS >= 1: into the window).
-    async fn hand(&mut self, topic: String, payload: Vec<u8>, id: Option<String>) {
+    async fn hand(&mut self, topic: String, payload: Vec<u8>, id: Option<String>, order: Option<u64>) {
+        let order = order.unwrap_or_else(|| {
+            self.next_order += 1;
+            self.next_order - 1
+        });
         if self.qos == 0 {
             if let Err(e) = self.publish(&topic, 0, payload, id.as_deref()).await {
                 tracing::warn!(error = %e, "mqtt sink publish failed");
+                self.gave_up = true;
             }
             return;
         }
         let seq = self.handed.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.publish(&topic, self.qos, payload.clone(), id.as_deref()).await {
             tracing::warn!(error = %e, "mqtt sink publish failed");
+            self.gave_up = true;
             return;
         }
-        self.unacked.push_back(Unacked { seq, topic, payload, id });
+        self.unacked.push_back(Unacked { seq, order, topic, payload, id });
+    }
+
+    /// Answers the waiting flushes whose messages are all acknowledged.
+    fn answer_flushes(&mut self) {
+        if self.flushes.is_empty() {
+            return;
+        }
+        let oldest = self.unacked.iter().map(|u| u.order).min().unwrap_or(u64::MAX);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.flushes).into_iter().partition(|(mark, _, _)| *mark <= oldest);
+        self.flushes = waiting;
+        for (_, gave_up, done) in ready {
+            let _ = done.send(match gave_up {
+                true => Err(SinkError("mqtt publish: a message was given up".into())),
+                false => Ok(()),
+            });
+        }
     }
 
     /// One publish; on MQTT v5 an id goes out as the user property `id`.
@@ -302,7 +372,7 @@ impl Window {
         }
         tracing::warn!(messages = lost.len(), "mqtt sink: the broker lost the session, publishing again");
         for u in lost {
-            self.hand(u.topic, u.payload, u.id).await;
+            self.hand(u.topic, u.payload, u.id, Some(u.order)).await;
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use weir_runtime::connector::{BoxFuture, Sink, SinkError};
+use weir_runtime::connector::{BoxFuture, Confirmation, Sink, SinkError};
 use weir_runtime::Value;
 
 use super::{Outgoing, SinkOptions, Transform};
@@ -18,11 +18,25 @@ pub(crate) trait SinkConnector: Send + 'static {
     /// Publishes one message.
     fn publish<'a>(&'a mut self, msg: &'a Outgoing) -> BoxFuture<'a, Result<(), SinkError>>;
 
+    /// Marks every message published so far; the confirmation resolves
+    /// once they are delivered as far as the connector can tell (see
+    /// [`Sink::flush`]); by default at once (`publish` returned).
+    fn flush(&mut self) -> BoxFuture<'_, Confirmation> {
+        Box::pin(std::future::ready(Box::pin(std::future::ready(Ok(()))) as Confirmation))
+    }
+
     /// The rule stopped and every queued message was published: release
     /// connections, flush files.
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// What goes through the queue to the publishing task: a message, or a
+/// flush that is answered once everything before it is delivered.
+enum Item {
+    Message(Outgoing),
+    Flush(tokio::sync::oneshot::Sender<Result<(), SinkError>>),
 }
 
 /// A connector behind the common sink properties.
@@ -37,7 +51,7 @@ pub(crate) struct TransformSink<C: SinkConnector> {
     /// The connector until the publishing task starts (on first emit, in
     /// the rule's runtime).
     idle: Option<C>,
-    queue: Option<mpsc::Sender<Outgoing>>,
+    queue: Option<mpsc::Sender<Item>>,
     task: Option<JoinHandle<()>>,
     failures: Arc<Mutex<Vec<String>>>,
 }
@@ -53,15 +67,34 @@ impl<C: SinkConnector> TransformSink<C> {
         }
     }
 
-    fn start(&mut self) -> Option<mpsc::Sender<Outgoing>> {
+    fn start(&mut self) -> Option<mpsc::Sender<Item>> {
         if let Some(mut connector) = self.idle.take() {
-            let (tx, mut rx) = mpsc::channel::<Outgoing>(self.transform.options().buffer_length);
+            let (tx, mut rx) = mpsc::channel::<Item>(self.transform.options().buffer_length);
             let failures = self.failures.clone();
             self.task = Some(tokio::spawn(async move {
-                while let Some(msg) = rx.recv().await {
-                    if let Err(e) = connector.publish(&msg).await {
-                        tracing::warn!("sink publish failed: {e}");
-                        failures.lock().unwrap_or_else(|p| p.into_inner()).push(e.0);
+                // Whether a publish failed since the last flush: that flush
+                // then fails (the message was given up, not delivered).
+                let mut failed = false;
+                while let Some(item) = rx.recv().await {
+                    match item {
+                        Item::Message(msg) => {
+                            if let Err(e) = connector.publish(&msg).await {
+                                tracing::warn!("sink publish failed: {e}");
+                                failures.lock().unwrap_or_else(|p| p.into_inner()).push(e.0);
+                                failed = true;
+                            }
+                        }
+                        Item::Flush(done) => {
+                            if std::mem::take(&mut failed) {
+                                let _ = done.send(Err(SinkError("a message was not published".into())));
+                                continue;
+                            }
+                            // Answered when delivered; publishing goes on.
+                            let confirmation = connector.flush().await;
+                            tokio::spawn(async move {
+                                let _ = done.send(confirmation.await);
+                            });
+                        }
                     }
                 }
                 connector.close().await;
@@ -69,6 +102,20 @@ impl<C: SinkConnector> TransformSink<C> {
             self.queue = Some(tx);
         }
         self.queue.clone()
+    }
+
+    /// Queues a flush behind the messages queued so far ([`Sink::flush`]).
+    async fn mark(&mut self) -> Confirmation {
+        let stopped = || SinkError("sink connector stopped".into());
+        // Nothing was ever queued: nothing to deliver.
+        let Some(queue) = self.queue.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        let (done, answer) = tokio::sync::oneshot::channel();
+        if queue.send(Item::Flush(done)).await.is_err() {
+            return Box::pin(async move { Err(stopped()) });
+        }
+        Box::pin(async move { answer.await.unwrap_or_else(|_| Err(stopped())) })
     }
 
     fn take_failures(&self) -> Vec<String> {
@@ -119,7 +166,7 @@ impl<C: SinkConnector> TransformSink<C> {
             for m in messages {
                 match m {
                     Ok(m) => {
-                        if queue.send(m).await.is_err() {
+                        if queue.send(Item::Message(m)).await.is_err() {
                             errors.push("sink connector stopped".into());
                             break;
                         }
@@ -149,6 +196,10 @@ impl<C: SinkConnector> Sink for TransformSink<C> {
             let messages = self.transform.apply(rows);
             self.enqueue(messages).await
         })
+    }
+
+    fn flush(&mut self) -> BoxFuture<'_, Confirmation> {
+        Box::pin(self.mark())
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {

@@ -1,11 +1,17 @@
 //! The actor of a sink: emissions in order, one awaited at a time, and with
 //! `qos: 2` held back until their checkpoint commits (exactly-once output).
 //!
-//! Held outputs of epoch n are written into checkpoint n (so a restore can
-//! send them again) and released, each with the id `<rule>/<n>/<seq>`, when
-//! the commit of epoch n is known. A restored rule first re-sends the
-//! outputs of the epoch it restored; their ids are the same, so consumers
-//! that keep the ids they have seen drop the duplicates.
+//! Held outputs of epoch n are stored with checkpoint n (in the sink's
+//! outbox, so a restore can send them again) and released, each with the
+//! id `<rule>/<n>/<seq>`, when the commit of epoch n is known. They stay
+//! stored until the sink confirms their delivery ([`Sink::flush`]: for
+//! MQTT, the broker's acknowledgements): a process killed after a commit
+//! but before the outputs went out sends them at its restore. The newest
+//! released epoch always stays stored, so a restored rule re-sends at
+//! least the epoch it restored (what sinks that finish an epoch's output
+//! only when the next one starts, like the file sink, rely on). Ids are
+//! the same on every send, so consumers that keep the ids they have seen
+//! drop the duplicates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +31,81 @@ use crate::value::{Map, Value};
 /// How long a sink retries storing an epoch's outputs.
 const SEAL_RETRY: Duration = Duration::from_secs(30);
 
+/// Key prefix (after the sink's slot) of the stored outputs of an epoch.
+/// Their keys end in `/`, not in the epoch: the commit's garbage
+/// collection of older checkpoints (keys ending in the zero-padded epoch)
+/// leaves them to the sink, and dropping the rule removes them with the
+/// rest of its keys.
+const OUTBOX: &str = "outbox/";
+
+/// A sink's stored outputs per epoch, and which released epochs are not
+/// yet confirmed delivered.
+pub(crate) struct Outbox {
+    backend: Arc<dyn StateBackend>,
+    prefix: Vec<u8>,
+    unconfirmed: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl Outbox {
+    fn new(backend: Arc<dyn StateBackend>, slot: &StateSlot) -> Outbox {
+        let key = crate::state::StateKey {
+            rule: slot.rule.clone(),
+            operator: slot.operator,
+            shard: slot.shard,
+            key: OUTBOX.to_string(),
+        };
+        Outbox { backend, prefix: key.encode(), unconfirmed: Default::default() }
+    }
+
+    fn key(&self, epoch: u64) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(format!("{epoch:020}/").as_bytes());
+        k
+    }
+
+    /// Every stored epoch with its outputs, in order.
+    fn stored(&self) -> StateResult<BTreeMap<u64, Vec<Vec<Value>>>> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.backend.scan(Space::Checkpoints, &self.prefix)? {
+            let epoch = std::str::from_utf8(&k[self.prefix.len()..])
+                .ok()
+                .and_then(|t| t.strip_suffix('/'))
+                .and_then(|t| t.parse::<u64>().ok());
+            match epoch {
+                Some(e) => {
+                    out.insert(e, codec::decode(&v, "held sink outputs")?);
+                }
+                None => {
+                    return Err(crate::state::StateError::Corrupt {
+                        key: format!("sink outbox of {}", String::from_utf8_lossy(&self.prefix)),
+                        message: "malformed key".into(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<u64>> {
+        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Everything sent up to epoch `newest` is delivered: the outputs of
+    /// the older released epochs are no longer needed.
+    fn confirmed(&self, newest: u64) -> StateResult<()> {
+        let done: Vec<u64> = self.lock().range(..newest).copied().collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.backend.write(done.iter().map(|e| Write::Delete(Space::Checkpoints, self.key(*e))).collect(), false)?;
+        let mut unconfirmed = self.lock();
+        for e in done {
+            unconfirmed.remove(&e);
+        }
+        Ok(())
+    }
+}
+
 /// Epoch `n` has committed: release what is held up to it.
 #[derive(Debug, Clone, Copy)]
 pub struct Committed(pub u64);
@@ -35,8 +116,7 @@ impl actix::Message for Committed {
 
 /// Outputs held for exactly-once delivery.
 pub(crate) struct Hold {
-    pub(crate) backend: Arc<dyn StateBackend>,
-    pub(crate) slot: StateSlot,
+    pub(crate) outbox: Arc<Outbox>,
     pub(crate) rule: String,
     /// Outputs since the last barrier.
     pub(crate) pending: Vec<Vec<Value>>,
@@ -46,21 +126,30 @@ pub(crate) struct Hold {
 }
 
 impl Hold {
-    /// Starts holding; with `restored`, the outputs of that committed epoch
-    /// are read back to be sent again.
+    /// Starts holding; with `restored`, the stored outputs of the
+    /// committed epochs up to it (not confirmed delivered) are read back to
+    /// be sent again, in order. Stored outputs of later epochs did not
+    /// commit: the replay makes them again, so they are dropped.
     pub(crate) fn new(
         backend: Arc<dyn StateBackend>,
         slot: StateSlot,
         rule: String,
         restored: Option<u64>,
     ) -> StateResult<Hold> {
-        let mut sealed = BTreeMap::new();
-        if let Some(n) = restored {
-            if let Some(bytes) = backend.get(Space::Checkpoints, &slot.at(n).encode())? {
-                sealed.insert(n, codec::decode(&bytes, "held sink outputs")?);
-            }
+        let outbox = Arc::new(Outbox::new(backend.clone(), &slot));
+        let mut sealed = outbox.stored()?;
+        let n = restored.unwrap_or(0);
+        let uncommitted = sealed.split_off(&(n + 1));
+        if !uncommitted.is_empty() {
+            backend.write(
+                uncommitted.keys().map(|e| Write::Delete(Space::Checkpoints, outbox.key(*e))).collect(),
+                false,
+            )?;
         }
-        Ok(Hold { backend, slot, rule, pending: Vec::new(), sealed, last_barrier: restored.unwrap_or(0) })
+        if restored.is_none() {
+            sealed.clear();
+        }
+        Ok(Hold { outbox, rule, pending: Vec::new(), sealed, last_barrier: n })
     }
 
     /// Barrier `n`: the pending outputs belong to epoch n; they go into its
@@ -73,12 +162,22 @@ impl Hold {
     /// later commit releases them), so nothing is dropped.
     fn seal(&mut self, n: u64) -> StateResult<()> {
         let outputs = std::mem::take(&mut self.pending);
-        let stored = codec::encode(&outputs).and_then(|bytes| {
-            let key = self.slot.at(n).encode();
+        // An epoch without outputs has nothing to send again.
+        let stored = if outputs.is_empty() { Ok(()) } else { self.store(n, &outputs) };
+        self.sealed.insert(n, outputs);
+        self.last_barrier = n;
+        stored
+    }
+
+    /// Writes epoch `n`'s outputs to the outbox, retrying for a while.
+    fn store(&self, n: u64, outputs: &[Vec<Value>]) -> StateResult<()> {
+        codec::encode(&outputs).and_then(|bytes| {
+            let key = self.outbox.key(n);
             let deadline = Instant::now() + SEAL_RETRY;
             let mut wait = Duration::from_millis(20);
             loop {
-                match self.backend.write(vec![Write::Put(Space::Checkpoints, key.clone(), bytes.clone())], false) {
+                match self.outbox.backend.write(vec![Write::Put(Space::Checkpoints, key.clone(), bytes.clone())], false)
+                {
                     Ok(()) => return Ok(()),
                     Err(e) if Instant::now() >= deadline => return Err(e),
                     Err(_) => {
@@ -87,16 +186,15 @@ impl Hold {
                     }
                 }
             }
-        });
-        self.sealed.insert(n, outputs);
-        self.last_barrier = n;
-        stored
+        })
     }
 
-    /// Removes the outputs of epochs up to `n`, with their ids.
+    /// Removes the outputs of epochs up to `n`, with their ids; they
+    /// stay stored until confirmed delivered.
     fn take_committed(&mut self, n: u64) -> Vec<(String, Vec<Value>)> {
         let keep = self.sealed.split_off(&(n + 1));
         let done = std::mem::replace(&mut self.sealed, keep);
+        self.outbox.lock().extend(done.iter().filter(|(_, o)| !o.is_empty()).map(|(e, _)| *e));
         self.with_ids(done)
     }
 
@@ -133,7 +231,8 @@ impl Actor for SinkActor {
         if let Some(hold) = &mut self.hold {
             let n = hold.last_barrier;
             let outputs = hold.take_committed(n);
-            self.send(outputs, ctx);
+            let outbox = hold.outbox.clone();
+            self.send(outputs, Some((outbox, n)), ctx);
         }
     }
 }
@@ -155,8 +254,16 @@ fn emissions(message: Message) -> Vec<Vec<Value>> {
 }
 
 impl SinkActor {
-    /// Sends outputs in order, with ids when they have them.
-    fn send(&mut self, outputs: Vec<(String, Vec<Value>)>, ctx: &mut Context<Self>) {
+    /// Sends outputs in order, with ids when they have them. With
+    /// `released` (the outbox and the newest epoch sent), once the sink
+    /// confirms their delivery the stored outputs of the older epochs are
+    /// dropped; the sink takes the next outputs meanwhile.
+    fn send(
+        &mut self,
+        outputs: Vec<(String, Vec<Value>)>,
+        released: Option<(Arc<Outbox>, u64)>,
+        ctx: &mut Context<Self>,
+    ) {
         if outputs.is_empty() {
             return;
         }
@@ -169,6 +276,21 @@ impl SinkActor {
                         metrics.exception(&err.0, clock.now_ms());
                     }
                 }
+                let Some((outbox, newest)) = released else { return };
+                let confirmation = sink.flush().await;
+                drop(sink);
+                actix::spawn(async move {
+                    // Not confirmed: the outputs stay stored, and a
+                    // restore sends them again.
+                    match confirmation.await {
+                        Ok(()) => {
+                            if let Err(e) = outbox.confirmed(newest) {
+                                metrics.exception(&format!("cannot drop delivered outputs: {e}"), clock.now_ms());
+                            }
+                        }
+                        Err(err) => metrics.exception(&err.0, clock.now_ms()),
+                    }
+                });
             }
             .into_actor(self),
         );
@@ -181,7 +303,8 @@ impl Handler<Committed> for SinkActor {
     fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         if let Some(hold) = &mut self.hold {
             let outputs = hold.take_committed(msg.0);
-            self.send(outputs, ctx);
+            let outbox = hold.outbox.clone();
+            self.send(outputs, Some((outbox, msg.0)), ctx);
         }
     }
 }
@@ -251,5 +374,53 @@ impl Handler<Msg> for SinkActor {
             }
             .into_actor(self),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryBackend;
+
+    fn hold(backend: &Arc<dyn StateBackend>, restored: Option<u64>) -> Hold {
+        let slot = StateSlot { rule: "r".into(), operator: 7, shard: 0 };
+        Hold::new(backend.clone(), slot, "r".into(), restored).unwrap()
+    }
+
+    fn out(i: i64) -> Vec<Value> {
+        vec![Value::Int(i)]
+    }
+
+    #[test]
+    fn released_outputs_stay_stored_until_a_later_delivery_is_confirmed() {
+        let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+        let mut h = hold(&backend, None);
+        for epoch in 1..=3 {
+            h.pending.push(out(epoch as i64));
+            h.seal(epoch).unwrap();
+        }
+        // Epochs 1 and 2 commit and go out; 3 does not commit.
+        let sent = h.take_committed(2);
+        assert_eq!(sent, vec![("r/1/0".to_string(), out(1)), ("r/2/0".to_string(), out(2))]);
+
+        // Killed before any delivery was confirmed: the restore of epoch 2
+        // sends 1 and 2 again, in order, and drops uncommitted 3.
+        let mut restored = hold(&backend, Some(2));
+        assert_eq!(restored.take_committed(2), sent);
+        assert_eq!(restored.outbox.stored().unwrap().keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+
+        // Delivery up to 2 confirmed: only the newest released epoch stays.
+        restored.outbox.confirmed(2).unwrap();
+        let again = hold(&backend, Some(2));
+        assert_eq!(again.sealed.keys().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn epochs_without_outputs_store_nothing() {
+        let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+        let mut h = hold(&backend, None);
+        h.seal(1).unwrap();
+        assert!(h.take_committed(1).is_empty());
+        assert!(h.outbox.stored().unwrap().is_empty());
     }
 }
