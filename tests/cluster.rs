@@ -136,12 +136,16 @@ pub(crate) fn leader_of(members: &[Option<Member>]) -> Option<usize> {
     statuses.iter().find(|(_, s)| s["id"].as_u64() == Some(leader)).map(|(i, _)| *i)
 }
 
-/// Whether every live member reports rule `id` running (the status of a
-/// rule placed elsewhere is asked of the node running it).
+/// Whether every live member reports rule `id` running, in its status, in
+/// `/rules/status/all` and in the rule list (for a rule placed elsewhere,
+/// as the node running it says).
 pub(crate) fn running_everywhere(members: &[Option<Member>], id: &str) -> bool {
     members.iter().flatten().all(|m| {
         let st = m.server.call("GET", &format!("/rules/{id}/status"), None);
-        st.status == 200 && st.json()["status"] == "running"
+        let all = m.server.call("GET", "/rules/status/all", None).json();
+        let list = m.server.call("GET", "/rules", None).json();
+        let listed = list.as_array().is_some_and(|l| l.iter().any(|r| r["id"] == id && r["status"] == "running"));
+        st.status == 200 && st.json()["status"] == "running" && all[id]["status"] == "running" && listed
     })
 }
 

@@ -82,6 +82,11 @@ fn running_orders_flow_into_a_table_and_resume_after_restart(url: &str) {
     assert_eq!(jobs(url), [1001, 1002, 1003, 1004, 1005]);
     let status = s.call("GET", "/rules/jobs/status", None).json();
     assert_eq!(status["status"], "running", "{status}");
+    // Dropping the rule drops its index: a new rule `jobs` starts afresh.
+    let index = data.join("sql/rules/jobs");
+    assert!(index.exists(), "the rule keeps its index under {}", index.display());
+    assert_eq!(s.call("DELETE", "/rules/jobs", None).status, 200);
+    assert!(!index.exists(), "a dropped rule's index is deleted");
 }
 
 #[test]

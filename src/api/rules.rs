@@ -36,15 +36,17 @@ async fn create(node: web::Data<Node>, body: web::Payload) -> Result<HttpRespons
 }
 
 /// `GET /rules`: `[{"id","name","status","version","trace","tags"}]` by id.
-async fn list(node: web::Data<Node>) -> HttpResponse {
+async fn list(node: web::Data<Node>, req: actix_web::HttpRequest) -> HttpResponse {
+    let remote = remote_summaries(&node, &req).await;
     let list: Vec<Value> = node
         .rule_states()
         .iter()
         .map(|st| {
+            let status = remote.get(&st.def.id).and_then(|s| s["status"].as_str()).unwrap_or(st.status.as_str());
             serde_json::json!({
                 "id": st.def.id,
                 "name": st.def.display_name(),
-                "status": st.status.as_str(),
+                "status": status,
                 "version": st.def.version,
                 "trace": false,
                 "tags": st.def.tags,
@@ -52,6 +54,31 @@ async fn list(node: web::Data<Node>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(list)
+}
+
+/// In a cluster, the status summaries of the rules that run on other
+/// nodes, asked of those nodes (one request per node, not forwarded
+/// again). A node that does not answer leaves its rules' local status.
+async fn remote_summaries(node: &Node, req: &actix_web::HttpRequest) -> std::collections::HashMap<String, Value> {
+    let mut out = std::collections::HashMap::new();
+    if req.headers().contains_key(FORWARDED) {
+        return out;
+    }
+    let homes = node.rule_homes().await;
+    let urls: std::collections::BTreeSet<&String> = homes.values().collect();
+    let client = reqwest::Client::new();
+    for url in urls {
+        let asked = client
+            .get(format!("{url}/rules/status/all"))
+            .header(FORWARDED, "1")
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await;
+        let Ok(resp) = asked else { continue };
+        let Ok(all) = resp.json::<serde_json::Map<String, Value>>().await else { continue };
+        out.extend(all.into_iter().filter(|(rule, _)| homes.get(rule) == Some(url)));
+    }
+    out
 }
 
 /// `GET /rules/{id}`: the stored rule JSON.
@@ -126,10 +153,15 @@ async fn status(
 /// Marks a request one node forwarded to another, so it is not forwarded again.
 const FORWARDED: &str = "x-weir-forwarded";
 
-/// `GET /rules/status/all`.
-async fn all_status(node: web::Data<Node>) -> HttpResponse {
-    let all: serde_json::Map<String, Value> =
-        node.rule_states().iter().map(|st| (st.def.id.clone(), summary(st))).collect();
+/// `GET /rules/status/all`: in a cluster, each rule as the node running it
+/// reports it.
+async fn all_status(node: web::Data<Node>, req: actix_web::HttpRequest) -> HttpResponse {
+    let mut remote = remote_summaries(&node, &req).await;
+    let all: serde_json::Map<String, Value> = node
+        .rule_states()
+        .iter()
+        .map(|st| (st.def.id.clone(), remote.remove(&st.def.id).unwrap_or_else(|| summary(st))))
+        .collect();
     HttpResponse::Ok().json(all)
 }
 

@@ -156,6 +156,24 @@ impl Node {
         (!rest.is_empty()).then(|| rest.clone())
     }
 
+    /// The REST URL of the node running each rule that runs on another
+    /// node (empty outside a cluster).
+    pub(crate) async fn rule_homes(&self) -> HashMap<String, String> {
+        let Some(cluster) = self.cluster() else { return HashMap::new() };
+        let Ok(status) = cluster.status().await else { return HashMap::new() };
+        let me = cluster.id();
+        let rest: HashMap<NodeId, &String> =
+            status.members.iter().filter(|m| !m.rest.is_empty()).map(|m| (m.id, &m.rest)).collect();
+        status
+            .placement
+            .iter()
+            .filter_map(|(rule, shards)| {
+                let primary = shards.first()?.primary;
+                (primary != me).then(|| Some((rule.clone(), rest.get(&primary)?.to_string())))?
+            })
+            .collect()
+    }
+
     /// Records the REST API's address, for other nodes to forward to.
     pub(crate) fn set_rest_url(&self, url: String) {
         let _ = self.rest_url.set(url);

@@ -72,11 +72,13 @@ impl Runner {
         Runner { arbiters, next: AtomicUsize::new(0), env, state, functions }
     }
 
-    /// Deletes the checkpoints of a dropped rule.
+    /// Deletes the checkpoints of a dropped rule, and what its sources kept
+    /// between runs (the sql source's index).
     pub(crate) fn forget(&self, rule_id: &str) {
         if let Err(e) = weir_runtime::checkpoint::forget(self.state.as_ref(), rule_id) {
             tracing::warn!(rule = %rule_id, error = %e, "cannot delete the rule's checkpoints");
         }
+        weir_connectors::forget_rule(rule_id, &self.env);
     }
 
     fn arbiter(&self) -> &Arbiter {
