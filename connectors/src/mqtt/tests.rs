@@ -417,6 +417,33 @@ impl Proxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_confirms_delivery_only_once_the_broker_acknowledged() {
+    let port = free_port();
+    start_rumqttd(port, None);
+    let proxy = Proxy::start(port).await;
+    let mut received = subscriber(port, "sub-confirm", "confirm/#").await;
+    let mut sink = sink_of(serde_json::json!({
+        "server": format!("tcp://127.0.0.1:{}", proxy.port), "topic": "confirm/a", "qos": 1,
+        "sendSingle": true, "clientId": "sink-confirm"}));
+
+    tokio::time::timeout(LIMIT, sink.emit(&[dev_row("d1", 1)])).await.unwrap().unwrap();
+    let confirmed = tokio::time::timeout(LIMIT, sink.flush()).await.unwrap();
+    tokio::time::timeout(LIMIT, confirmed).await.unwrap().unwrap();
+    assert_eq!(next(&mut received).await.2, r#"{"dev":"d1","v":1}"#);
+
+    // The broker is out of reach: the message is taken, not confirmed.
+    proxy.set_up(false);
+    tokio::time::timeout(LIMIT, sink.emit(&[dev_row("d1", 2)])).await.unwrap().unwrap();
+    let mut confirmed = tokio::time::timeout(LIMIT, sink.flush()).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(500), &mut confirmed).await.is_err(), "confirmed unsent");
+    // Reachable again: sent again on the resumed session, then confirmed.
+    proxy.set_up(true);
+    tokio::time::timeout(LIMIT, confirmed).await.unwrap().unwrap();
+    assert_eq!(next(&mut received).await.2, r#"{"dev":"d1","v":2}"#);
+    sink.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_after_an_outage_without_losing_qos1() {
     let port = free_port();
     start_rumqttd(port, None);
