@@ -5,8 +5,7 @@
 //! clock, so that replays are deterministic. eKuiper's `Local` time zone is
 //! taken to be UTC. Most of these functions return strings, as in eKuiper.
 
-#[path = "datetime_format.rs"]
-pub(crate) mod format;
+use super::golayout as format;
 
 use std::sync::OnceLock;
 

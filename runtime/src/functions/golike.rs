@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::datetime::format::go_time_string;
+use super::golayout::go_time_string;
 use super::FuncError;
 use crate::value::{format_float_v, Value};
 

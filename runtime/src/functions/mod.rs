@@ -14,6 +14,7 @@ mod args;
 mod array;
 mod convert;
 mod datetime;
+mod golayout;
 mod golike;
 mod hash;
 mod json;
