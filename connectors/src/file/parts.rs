@@ -6,30 +6,25 @@
 //! messages of epoch `n` for target `dir/out.txt` are appended to
 //! `dir/.out.txt.<n>.tmp`; the part becomes visible as `dir/out.txt.<n>`
 //! (20 digits, so names sort by epoch) by an atomic rename, after an fsync,
-//! when the next epoch's messages start, when the sink has been idle for
-//! [`IDLE_FINALIZE`], or when the rule stops. The visible output is the
-//! parts in name order.
+//! when the next epoch's messages start, when the rule's sink asks for a
+//! delivery confirmation (`flush`, after each batch of committed outputs)
+//! or when the rule stops. The visible output is the parts in name order.
 //!
-//! After a kill, a restored rule sends its restored epoch again with the
-//! same messages: its part is rewritten from scratch and replaces the
-//! visible one (never appended to), so the parts equal the output of a run
-//! without failure. A temporary part left by the crash is the restored
-//! epoch's (dropped: it comes again) or an older, complete one that did not
-//! get renamed yet (renamed now).
+//! After a kill, a restored rule sends again every committed epoch whose
+//! delivery was not confirmed, and at least the newest one, with the same
+//! messages: their parts are rewritten from scratch and replace the
+//! visible ones (never appended to), so the parts equal the output of a
+//! run without failure. A temporary part left by the crash is of an epoch
+//! sent again (dropped) or of an older one, written in full before a later
+//! epoch was sent (renamed now).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::FileType;
 use crate::transform::Outgoing;
-
-/// How long the sink waits without a message before it makes the epoch it
-/// is writing visible. An epoch's messages come in one burst after its
-/// commit, so this is only the latency of the last epoch's part.
-pub(super) const IDLE_FINALIZE: Duration = Duration::from_millis(100);
 
 /// The epoch of an id `<rule>/<epoch>/<seq>` (`sendSingle`: with `/<row>`).
 pub(super) fn epoch_of(id: &str, send_single: bool) -> Option<u64> {
@@ -168,8 +163,9 @@ impl Parts {
         Ok(())
     }
 
-    /// More messages of an epoch whose part was made visible while idle:
-    /// the visible part is copied back to the temporary name to go on.
+    /// More messages of an epoch whose part was made visible (a flush
+    /// between them): the visible part is copied back to the temporary
+    /// name to go on.
     fn reopen(&mut self, target: &Path) -> std::io::Result<()> {
         let json = self.file_type == FileType::Json;
         let Some(part) = self.open.get_mut(target) else { return Ok(()) };

@@ -125,10 +125,10 @@ fn complete_leftover_part_of_an_older_epoch_is_renamed() {
     }
 }
 
-/// An epoch made visible while the sink was idle goes on when more of its
-/// messages come: the part is replaced by the longer one.
+/// An epoch made visible by a flush goes on when more of its messages
+/// come: the part is replaced by the longer one.
 #[test]
-fn idle_finalized_epoch_reopens_for_late_messages() {
+fn flushed_epoch_reopens_for_late_messages() {
     for file_type in [FileType::Lines, FileType::Json] {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
@@ -159,11 +159,11 @@ fn an_older_epoch_after_a_newer_one_is_refused() {
     assert!(parts.write(&target, 1, &msg(1, 0, 1)).is_err());
 }
 
-/// Through the sink: messages with ids go to parts, visible once the sink
-/// has been idle a moment, without waiting for the next epoch; messages
-/// without ids still append to the file itself.
+/// Through the sink: messages with ids go to a part, visible once the
+/// confirmation of a flush resolves (not before: a crash would show half
+/// an epoch); messages without ids still append to the file itself.
 #[tokio::test]
-async fn sink_with_ids_writes_parts_visible_when_idle() {
+async fn sink_with_ids_writes_parts_visible_at_flush() {
     use crate::{sink, Environment, SinkContext};
     let dir = tempfile::tempdir().unwrap();
     let env = Environment::new(dir.path());
@@ -171,16 +171,14 @@ async fn sink_with_ids_writes_parts_visible_when_idle() {
     let mut s = sink("file", &props, &SinkContext { rule_id: "r".into(), index: 0 }, &env).unwrap();
     let row = |n: i64| Value::from_json(serde_json::json!({ "n": n }), false);
     s.emit_with_id(&[row(1), row(2)], "r/1/0").await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while visible(dir.path()).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the idle part never became visible");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    s.flush().await.await.unwrap();
     assert_eq!(
         visible(dir.path()),
         [("out.txt.00000000000000000001".to_string(), "{\"n\":1}\n{\"n\":2}\n".to_string())]
     );
+    s.emit_with_id(&[row(3)], "r/2/0").await.unwrap();
     s.emit(&[row(9)]).await.unwrap();
     s.close().await;
     assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "{\"n\":9}\n");
+    assert_eq!(visible(dir.path()).len(), 3, "epoch 2's part is in place after the close");
 }

@@ -5,16 +5,10 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-
-use weir_runtime::connector::{BoxFuture, Sink, SinkError};
+use weir_runtime::connector::{BoxFuture, Confirmation, Sink, SinkError};
 use weir_runtime::Value;
 
-use super::parts::{epoch_of, Parts, IDLE_FINALIZE};
+use super::parts::{epoch_of, Parts};
 use super::FileType;
 use crate::format::{DelimitedEncoder, Encoder};
 use crate::props::Props;
@@ -42,8 +36,7 @@ pub(crate) fn build(props: &serde_json::Value, env: &Environment) -> Result<Box<
         dir: env.data_dir.clone(),
         file_type,
         send_single: opts.send_single,
-        parts: Arc::new(Mutex::new(Parts::new(file_type, header.clone()))),
-        idle: None,
+        parts: Parts::new(file_type, header.clone()),
         header,
         files: HashMap::new(),
     };
@@ -67,54 +60,7 @@ pub(crate) struct FileSink {
     /// How ids end (`sendSingle` adds the row).
     send_single: bool,
     /// Exactly-once output: messages with ids go into epoch parts.
-    parts: Arc<Mutex<Parts>>,
-    idle: Option<IdleFinalizer>,
-}
-
-/// Makes the part being written visible once the sink has had no message
-/// for [`IDLE_FINALIZE`] (a task on the publishing runtime).
-struct IdleFinalizer {
-    /// Bumped by every message.
-    written: Arc<AtomicU64>,
-    wake: Arc<Notify>,
-    task: JoinHandle<()>,
-}
-
-impl IdleFinalizer {
-    fn start(parts: Arc<Mutex<Parts>>) -> IdleFinalizer {
-        let (written, wake) = (Arc::new(AtomicU64::new(0)), Arc::new(Notify::new()));
-        let (w, n) = (written.clone(), wake.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                n.notified().await;
-                // Quiet for a whole period: the burst of an epoch is over.
-                loop {
-                    let seen = w.load(Ordering::Acquire);
-                    tokio::time::sleep(IDLE_FINALIZE).await;
-                    if w.load(Ordering::Acquire) == seen {
-                        break;
-                    }
-                }
-                // Errors are logged; the part stays pending and the next
-                // message, idle period or close tries again.
-                let _ = parts.lock().unwrap_or_else(|p| p.into_inner()).finalize_all();
-            }
-        });
-        IdleFinalizer { written, wake, task }
-    }
-
-    fn touch(&self) {
-        self.written.fetch_add(1, Ordering::AcqRel);
-        self.wake.notify_one();
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        if let Some(idle) = self.idle.take() {
-            idle.task.abort();
-        }
-    }
+    parts: Parts,
 }
 
 impl FileSink {
@@ -131,9 +77,7 @@ impl FileSink {
         if let Some(id) = &msg.id {
             let epoch = epoch_of(id, self.send_single)
                 .ok_or_else(|| std::io::Error::other(format!("malformed output id {id:?}")))?;
-            self.parts.lock().unwrap_or_else(|p| p.into_inner()).write(&path, epoch, msg)?;
-            self.idle.get_or_insert_with(|| IdleFinalizer::start(self.parts.clone())).touch();
-            return Ok(());
+            return self.parts.write(&path, epoch, msg);
         }
         if !self.files.contains_key(&path) {
             if let Some(parent) = path.parent() {
@@ -190,12 +134,17 @@ impl SinkConnector for FileSink {
         Box::pin(std::future::ready(r))
     }
 
+    /// Makes the parts written so far visible (fsync, rename): the
+    /// confirmation means they are in place and durable.
+    fn flush(&mut self) -> BoxFuture<'_, Confirmation> {
+        let done = self.parts.finalize_all().map_err(|e| SinkError(format!("file sink: {e}")));
+        let confirmation: Confirmation = Box::pin(std::future::ready(done));
+        Box::pin(std::future::ready(confirmation))
+    }
+
     fn close(&mut self) -> BoxFuture<'_, ()> {
-        if let Some(idle) = self.idle.take() {
-            idle.task.abort();
-        }
         // Errors are logged inside.
-        let _ = self.parts.lock().unwrap_or_else(|p| p.into_inner()).finalize_all();
+        let _ = self.parts.finalize_all();
         for (path, mut f) in self.files.drain() {
             let r = if self.file_type == FileType::Json { f.out.write_all(b"]") } else { Ok(()) };
             if let Err(e) = r.and_then(|_| f.out.flush()) {
