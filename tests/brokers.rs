@@ -185,8 +185,16 @@ impl Publisher {
     /// session is clean: publishes not acknowledged when the connection
     /// drops are not sent again (rumqttc clears them without a session).
     pub fn new(port: u16, id: &str) -> Publisher {
+        Publisher::with_inflight(port, id, 100)
+    }
+
+    /// [`Publisher::new`] with at most `inflight` unacknowledged publishes.
+    /// QoS 2 needs at most 20 against mosquitto: it takes no more
+    /// unfinished QoS 2 publishes from a client (`max_inflight_messages`)
+    /// and drops an MQTT 3.1.1 connection that sends more.
+    pub fn with_inflight(port: u16, id: &str, inflight: u16) -> Publisher {
         let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30)).set_inflight(100);
+        o.set_keep_alive(Duration::from_secs(30)).set_inflight(inflight);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 1000);
         let (tx, acked) = watch::channel(0u64);
         tokio::spawn(async move {

@@ -104,10 +104,17 @@ fn expected() -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
 
 /// The source configuration: one connection per rule, each with a fixed
 /// client id, so a persistent session keeps what arrives while weir is
-/// down.
+/// down. Both subscribe at QoS 1.
 pub(crate) fn source_yaml(port: u16) -> String {
+    source_yaml_with(port, 1)
+}
+
+/// [`source_yaml`] with the windowed rule subscribing at `win_qos` (a
+/// message arrives at the lower of its publish's and the subscription's
+/// QoS).
+pub(crate) fn source_yaml_with(port: u16, win_qos: u8) -> String {
     format!(
-        "default:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-win\n\
+        "default:\n  server: tcp://127.0.0.1:{port}\n  qos: {win_qos}\n  clientid: weir-kill-src-win\n\
          pass:\n  server: tcp://127.0.0.1:{port}\n  qos: 1\n  clientid: weir-kill-src-pass\n"
     )
 }
@@ -116,7 +123,13 @@ pub(crate) fn source_yaml(port: u16) -> String {
 /// writing `kill/out/<rule>` (ids in `_id`), and waits until both sources
 /// are connected.
 pub(crate) fn start_rules(dir: &Path, port: u16) -> Server {
-    let server = serve(dir, &source_yaml(port));
+    start_rules_with(dir, port, 1)
+}
+
+/// [`start_rules`] with the windowed rule's source subscribing at
+/// `win_qos` ([`source_yaml_with`]).
+pub(crate) fn start_rules_with(dir: &Path, port: u16, win_qos: u8) -> Server {
+    let server = serve(dir, &source_yaml_with(port, win_qos));
     let stream = |name: &str, key: &str| {
         json!({"sql": format!(
             "CREATE STREAM {name} () WITH (DATASOURCE=\"kill/in\", FORMAT=\"JSON\", CONF_KEY=\"{key}\")")})
