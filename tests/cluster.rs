@@ -389,6 +389,10 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
     rt.block_on(out.collect_all(&mut sub, EVENTS));
     out.assert_exactly_once(EVENTS, "exactly-once failover");
     assert_placements_agree(&members);
+    // The rule's status shows its ingest log (asked of any member).
+    let st = members.iter().flatten().next().unwrap().server.call("GET", "/rules/eo/status", None).json();
+    assert_eq!(st["source_eo_0_ingest_log_capacity"], 100_000, "{st}");
+    assert!(st["source_eo_0_ingest_log_appended_total"].as_u64().is_some_and(|n| n > 0), "{st}");
     drop(broker);
 }
 

@@ -125,6 +125,9 @@ pub struct RunningRule {
     committed: Arc<std::sync::atomic::AtomicU64>,
     /// Asks for a last checkpoint at stop (`qos` 1/2).
     final_checkpoint: Option<mpsc::Sender<tokio::sync::oneshot::Sender<u64>>>,
+    /// The ingest logs by source index (`qos` 1/2, sources that cannot
+    /// rewind).
+    ingest_logs: Vec<(usize, IngestLog)>,
 }
 
 impl RunningRule {
@@ -222,6 +225,7 @@ impl RunningRule {
                 final_checkpoint = Some(tx);
                 let barriers = Barriers { readers, sources: source_count, offsets: offsets.clone() };
                 tasks.push(actix::spawn(inject_barriers(clock, interval, committed, barriers, stop_rx, last_call)));
+                let logs = logs.clone();
                 Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
             }
             None => None,
@@ -235,6 +239,7 @@ impl RunningRule {
             sources_done,
             committed: committed_epoch,
             final_checkpoint,
+            ingest_logs: logs,
         })
     }
 
@@ -246,6 +251,12 @@ impl RunningRule {
     /// Metrics of every node of the rule.
     pub fn metrics(&self) -> &[Arc<OpMetrics>] {
         &self.graph.metrics
+    }
+
+    /// The durable ingest log of each source that has one, by source index
+    /// (for their fill level in the rule's status).
+    pub fn ingest_logs(&self) -> &[(usize, IngestLog)] {
+        &self.ingest_logs
     }
 
     /// Waits until every source has ended on its own (finite inputs).

@@ -65,6 +65,9 @@ pub(crate) struct RuleState {
     pub(crate) last_stop: i64,
     /// Metrics of the running instance (empty when stopped).
     pub(crate) metrics: Vec<Arc<OpMetrics>>,
+    /// The running instance's ingest logs, by source index (their fill
+    /// level is part of the status).
+    pub(crate) ingest_logs: Vec<(usize, weir_runtime::state::IngestLog)>,
 }
 
 /// One rule of the node.
@@ -181,6 +184,7 @@ impl Rules {
             last_start: 0,
             last_stop: 0,
             metrics: Vec::new(),
+            ingest_logs: Vec::new(),
         };
         let rule = Arc::new(Rule { state: Mutex::new(state), life: tokio::sync::Mutex::new(None) });
         map.insert(id, rule.clone());
@@ -234,6 +238,7 @@ impl Rules {
                 st.status = Status::Running;
                 st.message.clear();
                 st.metrics = live.metrics.clone();
+                st.ingest_logs = live.ingest_logs.clone();
                 *life = Some(live);
                 Ok(())
             }
@@ -263,6 +268,7 @@ impl Rules {
         st.status = Status::Stopped;
         st.message = message.to_string();
         st.metrics.clear();
+        st.ingest_logs.clear();
     }
 
     /// Replaces the definition of a stopped or running rule: the old one is

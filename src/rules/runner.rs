@@ -17,7 +17,7 @@ use weir_runtime::clock::SystemClock;
 use weir_runtime::connector::Sink;
 use weir_runtime::metrics::OpMetrics;
 use weir_runtime::rule::{RunningRule, Source};
-use weir_runtime::state::StateBackend;
+use weir_runtime::state::{IngestLog, StateBackend};
 use weir_runtime::Registry;
 
 use super::def::Action;
@@ -42,6 +42,8 @@ pub(crate) struct Live {
     stop: oneshot::Sender<oneshot::Sender<()>>,
     /// Metrics of every node, shared with the running actors.
     pub(crate) metrics: Vec<Arc<OpMetrics>>,
+    /// The sources' durable ingest logs, by source index (`qos` 1/2).
+    pub(crate) ingest_logs: Vec<(usize, IngestLog)>,
 }
 
 impl Live {
@@ -127,7 +129,7 @@ impl Runner {
                         return;
                     }
                 };
-                if reply.send(Ok(running.metrics().to_vec())).is_err() {
+                if reply.send(Ok((running.metrics().to_vec(), running.ingest_logs().to_vec()))).is_err() {
                     running.stop().await;
                     return;
                 }
@@ -143,8 +145,8 @@ impl Runner {
         if !spawned {
             return Err(gone());
         }
-        let metrics = started.await.map_err(|_| gone())??;
-        Ok(Live { stop, metrics })
+        let (metrics, ingest_logs) = started.await.map_err(|_| gone())??;
+        Ok(Live { stop, metrics, ingest_logs })
     }
 
     /// Stops the arbiters (after the rules were stopped).

@@ -106,6 +106,13 @@ pub(crate) fn node_metrics(st: &RuleState) -> Vec<NodeMetrics> {
             ("last_exception".into(), "".into()),
             ("last_exception_time".into(), 0.into()),
         ];
+        // With checkpoints, what the durable ingest log holds behind the
+        // committed checkpoint; a full log holds the source back.
+        if let Some((_, log)) = st.ingest_logs.iter().find(|(at, _)| *at == i) {
+            v.push(("ingest_log_entries".into(), log.used().into()));
+            v.push(("ingest_log_capacity".into(), log.capacity().into()));
+            v.push(("ingest_log_appended_total".into(), log.appended_total().into()));
+        }
         connection(&mut v);
         out.push(NodeMetrics { kind: "source", node: s.name.clone(), values: v });
     }

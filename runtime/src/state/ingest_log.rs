@@ -205,9 +205,15 @@ impl IngestLog {
         Ok(self.read(from, (end - from) as usize)?.into_iter().flat_map(|(_, p)| p).collect())
     }
 
+    /// How many entries (source batches) the log holds at most behind the
+    /// committed checkpoint; appends wait while it is full.
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity
+    }
+
     /// Entries not released by a truncation (what counts against the
     /// capacity).
-    fn used(&self) -> u64 {
+    pub fn used(&self) -> u64 {
         let released = self.inner.released.load(Ordering::Acquire).max(self.inner.first.load(Ordering::Acquire));
         self.inner.next.load(Ordering::Acquire).saturating_sub(released)
     }
