@@ -270,6 +270,137 @@ fn postgres_out_of_spec_parts_are_flagged_into_the_quality_table() {
     out_of_spec_parts_are_flagged_into_the_quality_table(&url);
 }
 
+/// `(part_id, verdict)` of `spec_check`, sorted (duplicates kept).
+fn verdicts(url: &str) -> Vec<(String, String)> {
+    let rows = block_on(query(url, "SELECT part_id, verdict FROM spec_check ORDER BY part_id, verdict")).unwrap();
+    let s = |r: &weir_runtime::Map, k: &str| r.get(k).and_then(|v| v.as_str()).map(str::to_string).unwrap_or_default();
+    rows.iter().map(|r| (s(r, "part_id"), s(r, "verdict"))).collect()
+}
+
+/// The product specs as a scan table (issue 7 item 3): `CREATE TABLE spec
+/// () WITH (TYPE="sql", ...)` loads `product_spec` into the rule and
+/// pulls it again every `interval` (200 ms); measurements pushed over HTTP
+/// join it without a window and their verdicts go to `spec_check` (no
+/// primary key: an event joined twice shows up twice). The tolerance of
+/// P-100 diameter is widened and a spec for P-300 is added in the
+/// database while the rule runs: later events join the new rows, and no
+/// event ever joins a spec twice, though the table has been pulled many
+/// times and RETAIN_SIZE leaves room for every copy.
+fn scan_table_follows_the_database(url: &str) {
+    block_on(async {
+        mes::install(url).await?;
+        execute(url, "CREATE TABLE spec_check (part_id VARCHAR(64), verdict VARCHAR(16))").await
+    })
+    .unwrap();
+    let node = PushNode::start(&json!({"mes": {"url": url, "interval": 200}}));
+    let s = &node.server;
+    crate::util::created(
+        s,
+        "/streams",
+        r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/measure\", FORMAT=\"json\")"}"#,
+    );
+    crate::util::created(
+        s,
+        "/tables",
+        r#"{"sql":"CREATE TABLE spec () WITH (TYPE=\"sql\", DATASOURCE=\"product_spec\", CONF_KEY=\"mes\", RETAIN_SIZE=\"100\")"}"#,
+    );
+    let rule = json!({"id": "check",
+        "sql": "SELECT m.part_id AS part_id, \
+                CASE WHEN m.value > spec.upper_limit OR m.value < spec.lower_limit THEN 'NOK' ELSE 'OK' END AS verdict \
+                FROM m INNER JOIN spec ON m.product = spec.product_id AND m.characteristic = spec.characteristic",
+        "actions": [{"sql": {"url": url, "table": "spec_check"}}]});
+    crate::util::created(s, "/rules", &rule.to_string());
+    let part = |id: &str, product: &str, value: f64| json!({"part_id": id, "product": product, "characteristic": "diameter", "value": value});
+    // Pushes probes (12.07 mm, P-100) until one is judged `verdict`: the
+    // table then holds the pull that gives it. Returns the probes' ids.
+    let mut probes = Vec::new();
+    let mut probe_until = |verdict: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let id = format!("probe-{:03}", probes.len());
+            node.push("/measure", &json!([part(&id, "P-100", 12.07)]));
+            probes.push(id.clone());
+            std::thread::sleep(Duration::from_millis(100));
+            if verdicts(url).iter().any(|(p, v)| *p == id && v == verdict) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no probe judged {verdict}: {:?}", verdicts(url));
+        }
+    };
+    // Waits until `ids` were all judged; the rows of `spec_check`.
+    let judged = |ids: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = verdicts(url);
+            if ids.iter().all(|id| v.iter().any(|(p, _)| p == id)) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{ids:?} not all judged: {v:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let verdict_of = |v: &[(String, String)], id: &str| {
+        v.iter().filter(|(p, _)| p == id).map(|(_, v)| v.clone()).collect::<Vec<_>>()
+    };
+
+    // The table is loaded once a probe is judged (12.07 > 12.05: NOK).
+    probe_until("NOK");
+    node.push(
+        "/measure",
+        &json!([part("A-1", "P-100", 12.07), part("A-2", "P-100", 12.01), part("A-3", "P-300", 3.0)]),
+    );
+    let v = judged(&["A-1", "A-2"]);
+    assert_eq!(verdict_of(&v, "A-1"), ["NOK"]);
+    assert_eq!(verdict_of(&v, "A-2"), ["OK"]);
+
+    block_on(execute(
+        url,
+        "UPDATE product_spec SET upper_limit = 12.10 WHERE product_id = 'P-100' AND characteristic = 'diameter';
+         INSERT INTO product_spec VALUES ('P-300', 'diameter', 3.0, 2.9, 3.1, 'mm');",
+    ))
+    .unwrap();
+    // A later pull brings the wider band: the same 12.07 mm is OK now.
+    probe_until("OK");
+    node.push("/measure", &json!([part("B-1", "P-100", 12.07), part("B-2", "P-300", 3.0), part("B-3", "P-300", 3.5)]));
+    let v = judged(&["B-1", "B-2", "B-3"]);
+    assert_eq!(verdict_of(&v, "B-1"), ["OK"]);
+    assert_eq!(verdict_of(&v, "B-2"), ["OK"]);
+    assert_eq!(verdict_of(&v, "B-3"), ["NOK"]);
+    // A-3 came before P-300 had a spec: the inner join dropped it.
+    assert!(verdict_of(&v, "A-3").is_empty(), "{v:?}");
+
+    // Let more pulls happen, then check that every event was judged once.
+    std::thread::sleep(Duration::from_millis(600));
+    node.push("/measure", &json!([part("C-1", "P-100", 12.2)]));
+    let v = judged(&["C-1"]);
+    assert_eq!(verdict_of(&v, "C-1"), ["NOK"]);
+    let mut ids: Vec<String> = v.iter().map(|(p, _)| p.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), v.len(), "an event joined a spec twice: {v:?}");
+    // Probes pushed before the first pull found no spec; all later ones
+    // were judged.
+    let parts: Vec<&String> = ids.iter().filter(|p| !p.starts_with("probe-")).collect();
+    assert_eq!(parts, ["A-1", "A-2", "B-1", "B-2", "B-3", "C-1"]);
+    assert!(probes.iter().skip_while(|p| !ids.contains(p)).all(|p| ids.contains(p)), "{probes:?} {ids:?}");
+    let st = s.call("GET", "/rules/check/status", None).json();
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(status_sum(&st, "exceptions_total"), 0, "{st}");
+}
+
+#[test]
+fn sqlite_scan_table_follows_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    scan_table_follows_the_database(&sqlite_url(dir.path(), "mes.db"));
+}
+
+#[test]
+fn postgres_scan_table_follows_the_database() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = block_on(pg.create_database("mes"));
+    scan_table_follows_the_database(&url);
+}
+
 /// Rows the rule's sinks have received so far (`/rules/<id>/status`).
 fn sink_rows(s: &Server, rule: &str) -> u64 {
     let status = s.call("GET", &format!("/rules/{rule}/status"), None).json();

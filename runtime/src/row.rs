@@ -77,19 +77,38 @@ pub struct Batch {
     /// `Some` when the rows are one window emission; `None` when every row
     /// is an independent event (each becomes its own emission at the sink).
     pub window: Option<WindowRange>,
+    /// The rows are the whole current content of a scan table (one full
+    /// pull of its source, see [`SNAPSHOT`]): the table replaces its rows
+    /// with them instead of adding them. May be empty.
+    pub snapshot: bool,
 }
 
 impl Batch {
     /// Independent events.
     pub fn events(rows: Vec<Row>) -> Batch {
-        Batch { rows, window: None }
+        Batch { rows, window: None, snapshot: false }
     }
 
     /// One window emission.
     pub fn emission(rows: Vec<Row>, window: WindowRange) -> Batch {
-        Batch { rows, window: Some(window) }
+        Batch { rows, window: Some(window), snapshot: false }
+    }
+
+    /// A scan table's whole content (see [`Batch::snapshot`]).
+    pub fn snapshot(rows: Vec<Row>) -> Batch {
+        Batch { rows, window: None, snapshot: true }
     }
 }
+
+/// Meta key of a snapshot marker: a payload without data (an empty
+/// object) whose meta has `snapshot: true` says that the payloads sent
+/// with it, in the same `send`, are the whole current content of the
+/// source's scan table, which they replace. A source that pulls its whole
+/// table every interval (the `sql` source without an index field) sends
+/// one; without it a table adds rows to its RETAIN_SIZE latest. The
+/// marker is not a row: decoders skip it and it is not counted. It travels
+/// as a payload so that the ingest log keeps it with its batch.
+pub const SNAPSHOT: &str = "snapshot";
 
 /// Meta key a source sets on a message its broker sends again (MQTT
 /// DUP): with `qos` 1/2 the ingest log drops it when it already holds it,
@@ -106,6 +125,22 @@ pub struct Payload {
     pub ts: i64,
     /// Source metadata (`topic`, `qos`, ...), read by `meta()`.
     pub meta: Option<crate::value::Map>,
+}
+
+impl Payload {
+    /// The marker that makes the payloads sent with it a scan table's
+    /// whole content (see [`SNAPSHOT`]).
+    pub fn snapshot_marker(ts: i64) -> Payload {
+        let mut meta = crate::value::Map::new();
+        meta.insert(SNAPSHOT.into(), crate::value::Value::Bool(true));
+        Payload { data: PayloadData::Object(crate::value::Map::new()), ts, meta: Some(meta) }
+    }
+
+    /// Whether this is a [`Payload::snapshot_marker`] rather than data.
+    pub fn is_snapshot_marker(&self) -> bool {
+        matches!(&self.data, PayloadData::Object(m) if m.is_empty())
+            && self.meta.as_ref().is_some_and(|m| m.get(SNAPSHOT) == Some(&crate::value::Value::Bool(true)))
+    }
 }
 
 /// The content of a [`Payload`].

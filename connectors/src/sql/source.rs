@@ -28,15 +28,27 @@
 //! `YYYY-MM-dd HH:mm:ss` style); SQLite compares such indexes as text in
 //! that format.
 //!
-//! A failed pull is logged and tried again at the next interval; the pool
-//! reconnects by itself.
+//! As a scan table (`CREATE TABLE ... WITH (TYPE="sql")`, KIND scan) the
+//! source refreshes the table every `interval`. Without an index field each
+//! pull is the table's whole content: its rows go out in one send behind a
+//! snapshot marker ([`Payload::snapshot_marker`]) and replace the table's
+//! rows at once (the latest RETAIN_SIZE of them), so a row changed in the
+//! database shows up in later joins, a deleted one goes, and repeated pulls
+//! do not pile up copies. eKuiper's table processor instead appends every
+//! pulled row to a window of the latest RETAIN_SIZE rows (default 1), so a
+//! RETAIN_SIZE above the result size repeats rows; the two agree when
+//! RETAIN_SIZE is the result size. With an index field each pull brings only
+//! the new rows, which are added to the latest RETAIN_SIZE as in eKuiper.
+//!
+//! A failed pull is logged and tried again at the next interval (a table
+//! keeps its rows meanwhile); the pool reconnects by itself.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use weir_planner::StreamDef;
+use weir_planner::{StreamDef, StreamKind};
 use weir_runtime::row::{Payload, PayloadData};
 use weir_runtime::rule::{Source, SourceSender};
 use weir_runtime::{Map, Value};
@@ -58,6 +70,8 @@ pub(crate) struct SqlSource {
     interval: Duration,
     index: Option<Index>,
     store: Option<IndexStore>,
+    /// Each pull is a scan table's whole content (see the module doc).
+    snapshot: bool,
 }
 
 /// The statement to run.
@@ -101,6 +115,7 @@ impl SqlSource {
             }
             s.store = Some(store);
         }
+        s.snapshot = def.kind == StreamKind::Table && !def.is_lookup() && s.index.is_none();
         Ok(s)
     }
 
@@ -150,7 +165,7 @@ impl SqlSource {
                 ));
             }
         }
-        Ok(SqlSource { db: Db::open(&config), query, interval, index, store: None })
+        Ok(SqlSource { db: Db::open(&config), query, interval, index, store: None, snapshot: false })
     }
 
     /// What identifies the query: a persisted index of another query is
@@ -228,6 +243,17 @@ impl SqlSource {
     pub(crate) async fn pump(mut self, mut out: impl Outlet) {
         loop {
             match self.pull().await {
+                // One send, so that the table is swapped whole: an event
+                // never joins part of a pull.
+                Ok(rows) if self.snapshot => {
+                    let ts = out.now_ms();
+                    let mut batch = Vec::with_capacity(rows.len() + 1);
+                    batch.push(Payload::snapshot_marker(ts));
+                    batch.extend(rows.into_iter().map(|r| Payload { data: PayloadData::Object(r), ts, meta: None }));
+                    if !out.send(batch).await {
+                        return;
+                    }
+                }
                 Ok(rows) => {
                     for chunk in rows.chunks(MAX_BATCH) {
                         let ts = out.now_ms();

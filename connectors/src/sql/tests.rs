@@ -194,6 +194,82 @@ async fn postgres_source_pulls_incrementally_and_resumes_after_restart() {
     incremental_pull_and_restart(&db.url).await;
 }
 
+/// A scan table without an index field: every pull is one send, the
+/// snapshot marker first, then the whole query result (more rows than
+/// one stream batch holds, still one send), so the table can replace its
+/// rows. As a stream, or with an index field, there is no marker.
+async fn scan_table_pulls_are_snapshots(url: &str) {
+    execute(url, "CREATE TABLE many (id INTEGER NOT NULL PRIMARY KEY, v INTEGER NOT NULL)").await.unwrap();
+    let values: Vec<String> = (0..600).map(|i| format!("({i}, {i})")).collect();
+    execute(url, &format!("INSERT INTO many VALUES {}", values.join(", "))).await.unwrap();
+    let env = Environment::new(tempfile::tempdir().unwrap().path());
+    let table = |props: serde_json::Value| StreamDef { kind: StreamKind::Table, ..stream("t", "many", props) };
+    let data = |batch: &[Payload]| batch.iter().filter(|p| !p.is_snapshot_marker()).cloned().collect::<Vec<_>>();
+    // (id, v) sorted: without ORDER BY, PostgreSQL returns an updated row last.
+    let pairs = |batch: &[Payload]| {
+        let d = data(batch);
+        let mut p: Vec<(i64, i64)> = ints(&d, "id").into_iter().zip(ints(&d, "v")).collect();
+        p.sort_unstable();
+        p
+    };
+
+    let def = table(json!({"url": url, "interval": "10ms"}));
+    let (outlet, mut rx, stop) = channel(1);
+    let task = tokio::spawn(SqlSource::new(&def, &rule("r"), &env).unwrap().pump(outlet));
+    let first = next(&mut rx).await;
+    assert!(first[0].is_snapshot_marker());
+    assert_eq!(pairs(&first), (0..600).map(|i| (i, i)).collect::<Vec<_>>());
+    execute(url, "UPDATE many SET v = -1 WHERE id = 7; DELETE FROM many WHERE id >= 10").await.unwrap();
+    // A pull may have started before the change: wait for one after it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let batch = next(&mut rx).await;
+        assert!(batch[0].is_snapshot_marker());
+        if batch.len() == 11 {
+            let want: Vec<(i64, i64)> = (0..10).map(|i| (i, if i == 7 { -1 } else { i })).collect();
+            assert_eq!(pairs(&batch), want);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the change never showed up");
+    }
+    execute(url, "DELETE FROM many").await.unwrap();
+    loop {
+        let batch = next(&mut rx).await;
+        if batch.len() == 1 {
+            assert!(batch[0].is_snapshot_marker(), "an empty pull is a lone marker");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the delete never showed up");
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    execute(url, "INSERT INTO many VALUES (1, 1), (2, 2)").await.unwrap();
+    let incremental = table(json!({"url": url, "internalSqlQueryCfg": {"table": "many", "indexField": "id"}}));
+    let as_stream = stream("t", "many", json!({"url": url}));
+    for def in [incremental, as_stream] {
+        let (outlet, mut rx, stop) = channel(1);
+        let task = tokio::spawn(SqlSource::new(&def, &rule("r"), &env).unwrap().pump(outlet));
+        let batch = next(&mut rx).await;
+        assert!(!batch.iter().any(Payload::is_snapshot_marker), "{def:?}");
+        assert_eq!(ints(&batch, "id"), [1, 2]);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sqlite_scan_table_pulls_are_snapshots() {
+    let db = sqlite().await;
+    scan_table_pulls_are_snapshots(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_scan_table_pulls_are_snapshots() {
+    let Some(db) = postgres().await else { return };
+    scan_table_pulls_are_snapshots(&db.url).await;
+}
+
 async fn template_and_datetime_index(url: &str) {
     let env = Environment::new(tempfile::tempdir().unwrap().path());
     let def = stream(

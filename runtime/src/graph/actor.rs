@@ -37,7 +37,7 @@ pub(crate) struct Edge {
 pub(crate) fn rows_of(m: &Message) -> u64 {
     match m {
         Message::Data(b) => b.rows.len() as u64,
-        Message::Payloads(p) => p.len() as u64,
+        Message::Payloads(p) => p.iter().filter(|p| !p.is_snapshot_marker()).count() as u64,
         _ => 0,
     }
 }

@@ -31,10 +31,18 @@ pub struct TableState {
 }
 
 impl TableState {
-    /// A scan table keeps the latest RETAIN_SIZE rows; eKuiper's scan
-    /// tables do not deduplicate by KEY.
-    fn upsert(&mut self, row: Row) {
-        self.rows.push(row);
+    /// Takes a batch of the table's source. A scan table keeps the latest
+    /// RETAIN_SIZE rows (eKuiper's table processor; scan tables do not
+    /// deduplicate by KEY). A snapshot batch (a full pull of a `sql`
+    /// source, see [`crate::row::SNAPSHOT`]) is the table's new content:
+    /// it replaces the rows at once, so an event never joins half of a
+    /// pull, and pulling the same rows again does not duplicate them.
+    fn take(&mut self, batch: Batch) {
+        if batch.snapshot {
+            self.rows = batch.rows;
+        } else {
+            self.rows.extend(batch.rows);
+        }
         if self.rows.len() > self.retain {
             let extra = self.rows.len() - self.retain;
             self.rows.drain(..extra);
@@ -143,9 +151,7 @@ impl Operator for JoinOp {
     fn process(&mut self, input: usize, batch: Batch, now: i64, out: &mut Output) {
         if input > 0 {
             if let Some(t) = self.tables.get_mut(input - 1) {
-                for row in batch.rows {
-                    t.upsert(row);
-                }
+                t.take(batch);
             }
             return;
         }
@@ -167,5 +173,64 @@ impl Operator for JoinOp {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::value::Value;
+
+    /// A stream (source 0, slot 0) cross-joined with a scan table (source
+    /// 1, slot 1) that keeps `retain` rows.
+    fn join(retain: usize) -> JoinOp {
+        let step = JoinStep { kind: JoinKind::Cross, left: 0, source: 1, on: None };
+        let table = TableState { source: 1, retain, rows: Vec::new() };
+        let cx = RuleContext { rule_id: Arc::from("r"), start_ms: 0 };
+        JoinOp::new(vec![step], vec![vec![0], vec![1]], vec![table], cx)
+    }
+
+    fn table_row(v: i64) -> Row {
+        Row { slots: vec![Value::Null, Value::Int(v)], ts: 0, source: 1, nulls: None }
+    }
+
+    /// The table values one event joins.
+    fn joined(op: &mut JoinOp) -> Vec<i64> {
+        let event = Row { slots: vec![Value::Int(0), Value::Null], ts: 0, source: 0, nulls: None };
+        let mut out = Output::default();
+        op.process(0, Batch::events(vec![event]), 0, &mut out);
+        out.messages
+            .iter()
+            .flat_map(|m| match m {
+                crate::row::Message::Data(b) => b.rows.iter().filter_map(|r| r.slots[1].as_i64()).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn feed(op: &mut JoinOp, batch: Batch) {
+        let input = op.table_input(1).unwrap();
+        op.process(input, batch, 0, &mut Output::default());
+    }
+
+    #[test]
+    fn snapshots_replace_a_scan_table_and_events_add_to_it() {
+        let mut op = join(3);
+        feed(&mut op, Batch::snapshot(vec![table_row(1), table_row(2)]));
+        assert_eq!(joined(&mut op), [1, 2]);
+        // The same pull again, one row changed: no duplicates, new value.
+        feed(&mut op, Batch::snapshot(vec![table_row(1), table_row(20)]));
+        assert_eq!(joined(&mut op), [1, 20]);
+        // Rows of other sources add to the latest RETAIN_SIZE.
+        feed(&mut op, Batch::events(vec![table_row(3), table_row(4)]));
+        assert_eq!(joined(&mut op), [20, 3, 4]);
+        // A snapshot larger than RETAIN_SIZE keeps its last rows.
+        feed(&mut op, Batch::snapshot((5..10).map(table_row).collect()));
+        assert_eq!(joined(&mut op), [7, 8, 9]);
+        // An empty pull empties the table.
+        feed(&mut op, Batch::snapshot(Vec::new()));
+        assert_eq!(joined(&mut op), Vec::<i64>::new());
     }
 }

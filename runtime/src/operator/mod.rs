@@ -45,7 +45,8 @@ impl Output {
     /// Queues a batch unless it is empty independent events (an empty
     /// window emission is meaningful and is kept).
     pub fn data(&mut self, batch: Batch) {
-        if batch.window.is_some() || !batch.rows.is_empty() {
+        // An empty snapshot still empties its table.
+        if batch.window.is_some() || batch.snapshot || !batch.rows.is_empty() {
             self.messages.push(Message::Data(batch));
         }
     }

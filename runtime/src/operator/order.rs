@@ -123,7 +123,7 @@ impl Operator for OrderOp {
         };
         let keyed: Vec<(Vec<Value>, Row)> = keys.into_iter().zip(batch.rows).collect();
         let sorted = merge_sort(keyed, &|a, b| self.less(&a.0, &b.0));
-        out.data(Batch { rows: sorted.into_iter().map(|(_, r)| r).collect(), window: batch.window });
+        out.data(Batch { rows: sorted.into_iter().map(|(_, r)| r).collect(), ..batch });
     }
 }
 
