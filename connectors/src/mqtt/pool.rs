@@ -12,6 +12,14 @@
 //! took it), or dropped it while the connection stays open. When the last
 //! subscription goes, the connection disconnects without acking what is
 //! still queued, so a persistent session gets it redelivered.
+//!
+//! Redeliveries: after a reconnect (a broker restart, a network cut) the
+//! broker sends again, flagged DUP and under the same packet id, every
+//! message it has no ack for, including those already handed to a
+//! stream and waiting in its queue or in the rule. Such a copy is not
+//! handed on again: the first copy's ack (sent on the new connection)
+//! acknowledges it, or, if that ack already went out and was lost with
+//! the connection, the copy is acknowledged at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,6 +60,25 @@ struct Shared {
     connects: AtomicU64,
     errors: AtomicU64,
     pool: Weak<Conns>,
+    /// QoS >= 1 messages of the session handed on, by packet id (the
+    /// broker reuses an id only after our ack).
+    handed: Mutex<HashMap<u16, Handed>>,
+}
+
+/// A message handed to the streams.
+struct Handed {
+    /// Hash of topic and payload: a DUP copy under the same id matches.
+    fingerprint: u64,
+    /// Set once its ack was asked for.
+    acked: Arc<AtomicBool>,
+}
+
+fn fingerprint(topic: &str, payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    topic.hash(&mut h);
+    payload.hash(&mut h);
+    h.finish()
 }
 
 struct Sub {
@@ -96,6 +123,8 @@ struct AckGuard {
     shared: Arc<Shared>,
     /// A delivery was dropped unprocessed (its rule stopping).
     orphaned: AtomicBool,
+    /// Set when the ack is asked for.
+    acked: Arc<AtomicBool>,
 }
 
 impl Drop for AckGuard {
@@ -106,15 +135,17 @@ impl Drop for AckGuard {
         }
         let handle = self.handle.clone();
         if !self.orphaned.load(Ordering::Relaxed) && shared.client.try_ack(&handle).is_ok() {
+            self.acked.store(true, Ordering::Release);
             return;
         }
+        let acked = self.acked.clone();
         // An orphan is dropped while its subscription is being torn down
         // (the subscription may go right after it): decide after that.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 tokio::task::yield_now().await;
-                if !shared.closing.load(Ordering::Acquire) {
-                    let _ = shared.client.ack(&handle).await;
+                if !shared.closing.load(Ordering::Acquire) && shared.client.ack(&handle).await.is_ok() {
+                    acked.store(true, Ordering::Release);
                 }
             });
         }
@@ -214,6 +245,7 @@ impl Pool {
                         connects: AtomicU64::new(0),
                         errors: AtomicU64::new(0),
                         pool: Arc::downgrade(&self.conns),
+                        handed: Mutex::new(HashMap::new()),
                     });
                     conns.insert(config.clone(), Arc::downgrade(&shared));
                     tokio::spawn(run(shared.clone(), event_loop));
@@ -248,6 +280,7 @@ async fn run(shared: Arc<Shared>, mut event_loop: EventLoop) {
                 shared.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(host = %shared.config.host, port = shared.config.port, session_present, "mqtt connected");
                 if !session_present {
+                    lock(&shared.handed).clear();
                     resubscribe(&shared);
                 }
             }
@@ -288,13 +321,36 @@ fn resubscribe(shared: &Arc<Shared>) {
 }
 
 async fn dispatch(shared: &Arc<Shared>, m: Incoming) {
+    let acked = Arc::new(AtomicBool::new(false));
+    if let Some(handle) = &m.ack {
+        let fingerprint = fingerprint(&m.topic, &m.payload);
+        let mut handed = lock(&shared.handed);
+        match handed.get(&m.pkid) {
+            Some(first) if m.dup && first.fingerprint == fingerprint => {
+                // Already handed on: not again. Its first copy's ack
+                // covers this id, unless it was asked for already (and
+                // lost with the old connection): then ack now.
+                if first.acked.load(Ordering::Acquire) && shared.client.try_ack(handle).is_err() {
+                    let (client, handle) = (shared.client.clone(), handle.clone());
+                    tokio::spawn(async move {
+                        let _ = client.ack(&handle).await;
+                    });
+                }
+                return;
+            }
+            _ => {
+                handed.insert(m.pkid, Handed { fingerprint, acked: acked.clone() });
+            }
+        }
+    }
     let targets: Vec<mpsc::Sender<Delivery>> = lock(&shared.subs)
         .iter()
         .filter(|s| s.filters.iter().any(|f| topic::matches(f, &m.topic)))
         .map(|s| s.tx.clone())
         .collect();
-    let guard =
-        m.ack.map(|handle| Arc::new(AckGuard { handle, shared: shared.clone(), orphaned: AtomicBool::new(false) }));
+    let guard = m
+        .ack
+        .map(|handle| Arc::new(AckGuard { handle, shared: shared.clone(), orphaned: AtomicBool::new(false), acked }));
     let payload = Arc::new(m.payload);
     for tx in targets {
         let d = Delivery {

@@ -68,7 +68,9 @@ pub(crate) struct Publisher {
 impl Publisher {
     pub(crate) fn new(port: u16, id: &str) -> Publisher {
         let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30));
+        // 20 in flight at most: mosquitto drops an MQTT 3.1.1 client that
+        // has more unfinished QoS 2 publishes (`max_inflight_messages`).
+        o.set_keep_alive(Duration::from_secs(30)).set_inflight(20);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 1000);
         let (tx, acked) = watch::channel(0u64);
         tokio::spawn(async move {
@@ -572,6 +574,50 @@ async fn mosquitto_restart_mid_stream_loses_no_qos1_message() {
 
     collect_until(&mut rx, &mut got, |g| numbers(g).len() >= 120).await;
     assert_eq!(numbers(&got), (0..120).collect::<BTreeSet<_>>());
+    terminate(&mut broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_restart_hands_the_stream_no_redelivery_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(mut broker) = start_mosquitto(dir.path(), port) else {
+        eprintln!("mosquitto not installed: skipped");
+        return;
+    };
+    let env = env();
+    for qos in [1, 2] {
+        let config =
+            source_config(port, "dup/+", serde_json::json!({"clientid": format!("weir-dup-{qos}"), "qos": qos}));
+        let (mut rx, stop, task) = start_source(&env, config, 4);
+        let mut publisher = Publisher::new(port, &format!("pub-dup-{qos}"));
+        let mut got = wait_subscribed(&publisher, "dup/probe", &mut rx).await;
+        let q = if qos == 1 { rumqttc::QoS::AtLeastOnce } else { rumqttc::QoS::ExactlyOnce };
+        for i in 0..200 {
+            publisher.publish("dup/a", q, i.to_string()).await;
+        }
+        publisher.wait_acked(200).await;
+        // Most of it waits, taken but not acknowledged, when the broker
+        // goes: the broker sends it all again (DUP) on the resumed session.
+        collect_until(&mut rx, &mut got, |g| numbers(g).len() >= 10).await;
+        terminate(&mut broker);
+        broker = start_mosquitto(dir.path(), port).expect("mosquitto restarts");
+        collect_until(&mut rx, &mut got, |g| numbers(g).len() >= 200).await;
+        // Late copies would come now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while let Ok(more) = rx.try_recv() {
+            got.extend(more.into_iter().filter(|p| text(p) != "\"probe\""));
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for n in got.iter().filter_map(|p| text(p).parse::<i64>().ok()) {
+            *seen.entry(n).or_insert(0) += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(twice.is_empty(), "QoS {qos}: handed twice: {twice:?}");
+        assert_eq!(seen.len(), 200);
+        stop.send_replace(true);
+        let _ = task.await;
+    }
     terminate(&mut broker);
 }
 
