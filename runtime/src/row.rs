@@ -173,3 +173,25 @@ pub enum Message {
     /// The input has ended.
     End,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::codec;
+
+    #[test]
+    fn a_snapshot_marker_survives_the_ingest_log_encoding() {
+        let sent =
+            vec![Payload::snapshot_marker(5), Payload { data: PayloadData::Bytes(b"{}".to_vec()), ts: 5, meta: None }];
+        let back: Vec<Payload> = codec::decode(&codec::encode(&sent).unwrap(), "test").unwrap();
+        assert_eq!(back, sent);
+        assert!(back[0].is_snapshot_marker());
+        assert!(!back[1].is_snapshot_marker());
+        // Data with a `snapshot` meta key is still data.
+        let mut meta = crate::value::Map::new();
+        meta.insert(SNAPSHOT.into(), crate::value::Value::Bool(true));
+        let mut row = crate::value::Map::new();
+        row.insert("a".into(), crate::value::Value::Int(1));
+        assert!(!Payload { data: PayloadData::Object(row), ts: 0, meta: Some(meta) }.is_snapshot_marker());
+    }
+}
