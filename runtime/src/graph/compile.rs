@@ -184,11 +184,7 @@ pub(crate) fn compile_plan(
             .iter()
             .enumerate()
             .filter(|(_, s)| s.is_table() && !s.def.is_lookup())
-            .map(|(i, s)| TableState {
-                source: i as u16,
-                retain: s.def.retain_size().max(1) as usize,
-                rows: Vec::new(),
-            })
+            .map(|(i, s)| TableState::new(i as u16, s.def.name.as_str(), s.def.retain_size().max(1) as usize))
             .collect();
         let join = JoinOp::new(steps, source_slots, tables, cx.clone());
         let stage_idx = stages.len();

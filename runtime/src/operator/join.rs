@@ -24,13 +24,22 @@ pub struct JoinStep {
 pub struct TableState {
     /// Source index of the table.
     pub source: u16,
+    /// The table's name, for logs.
+    pub name: String,
     /// Rows kept (RETAIN_SIZE).
     pub retain: usize,
     /// Current rows, oldest first.
     pub rows: Vec<Row>,
+    /// A snapshot was cut to RETAIN_SIZE and this was logged.
+    cut_logged: bool,
 }
 
 impl TableState {
+    /// An empty table `name` of source `source` keeping `retain` rows.
+    pub fn new(source: u16, name: impl Into<String>, retain: usize) -> TableState {
+        TableState { source, name: name.into(), retain, rows: Vec::new(), cut_logged: false }
+    }
+
     /// Takes a batch of the table's source. A scan table keeps the latest
     /// RETAIN_SIZE rows (eKuiper's table processor; scan tables do not
     /// deduplicate by KEY). A snapshot batch (a full pull of a `sql`
@@ -39,6 +48,18 @@ impl TableState {
     /// pull, and pulling the same rows again does not duplicate them.
     fn take(&mut self, batch: Batch) {
         if batch.snapshot {
+            // A full pull larger than RETAIN_SIZE (1 by default for sql
+            // tables, as in eKuiper) loses rows: say so once, since the
+            // join then quietly misses them.
+            if batch.rows.len() > self.retain && !self.cut_logged {
+                self.cut_logged = true;
+                tracing::warn!(
+                    table = %self.name,
+                    rows = batch.rows.len(),
+                    retain_size = self.retain,
+                    "a pull of the scan table has more rows than RETAIN_SIZE; only the last are kept"
+                );
+            }
             self.rows = batch.rows;
         } else {
             self.rows.extend(batch.rows);
@@ -187,7 +208,7 @@ mod tests {
     /// 1, slot 1) that keeps `retain` rows.
     fn join(retain: usize) -> JoinOp {
         let step = JoinStep { kind: JoinKind::Cross, left: 0, source: 1, on: None };
-        let table = TableState { source: 1, retain, rows: Vec::new() };
+        let table = TableState::new(1, "t", retain);
         let cx = RuleContext { rule_id: Arc::from("r"), start_ms: 0 };
         JoinOp::new(vec![step], vec![vec![0], vec![1]], vec![table], cx)
     }
