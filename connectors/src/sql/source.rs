@@ -38,7 +38,10 @@
 //! pulled row to a window of the latest RETAIN_SIZE rows (default 1), so a
 //! RETAIN_SIZE above the result size repeats rows; the two agree when
 //! RETAIN_SIZE is the result size. With an index field each pull brings only
-//! the new rows, which are added to the latest RETAIN_SIZE as in eKuiper.
+//! the new rows, which are added to the latest RETAIN_SIZE as in eKuiper: a
+//! row updated in the database (with a new index value) is then in the
+//! table twice, old and new, until RETAIN_SIZE pushes the old one out, so
+//! reference data that changes in place is better pulled without an index.
 //!
 //! A failed pull is logged and tried again at the next interval (a table
 //! keeps its rows meanwhile); the pool reconnects by itself.
