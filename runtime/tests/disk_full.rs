@@ -100,13 +100,15 @@ fn full_disk_stops_acknowledging_then_recovers_exactly_once() {
 /// tmpfs (needs root for `mount`), writes until the store refuses, then
 /// space is freed and writes must succeed again.
 ///
-/// Ignored: with the system librocksdb 7.8.3 this build links
-/// (`ROCKSDB_LIB_DIR`, built with assertions), the first write that hits
-/// ENOSPC aborts the process (`WritableFileWriter::
-/// AssertFalseAndGetStatusForPrevError: Assertion sync_without_flush_called_
-/// failed`) instead of returning an error. Run it with `--ignored` as root.
+/// The system librocksdb 7.8.3 this build links (`ROCKSDB_LIB_DIR`, built
+/// with assertions) aborts the process on a write that hits ENOSPC
+/// (`WritableFileWriter::AssertFalseAndGetStatusForPrevError`), so
+/// `RocksBackend` keeps a reserve of free space and refuses writes before
+/// RocksDB meets a full disk (here a 1 MiB reserve on an 8 MiB tmpfs).
+///
+/// Ignored because it needs root and `mount`; run it with `--ignored`.
 #[test]
-#[ignore = "aborts: the system librocksdb asserts on ENOSPC"]
+#[ignore = "needs root to mount a tmpfs"]
 fn rocksdb_on_a_full_tmpfs_returns_errors() {
     use weir_runtime::state::RocksBackend;
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +127,7 @@ fn rocksdb_on_a_full_tmpfs_returns_errors() {
     let _unmount = Unmount(mnt.clone());
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![1u8; 5 << 20]).unwrap();
-    let db = RocksBackend::open(&mnt.join("db")).unwrap();
+    let db = RocksBackend::open_with_reserve(&mnt.join("db"), 1 << 20).unwrap();
     let put =
         |i: u64| db.write(vec![Write::Put(Space::IngestLog, i.to_be_bytes().to_vec(), vec![7u8; 64 << 10])], true);
     let mut i = 0;
@@ -136,7 +138,7 @@ fn rocksdb_on_a_full_tmpfs_returns_errors() {
         }
         assert!(i < 1000, "the file system never filled up");
     };
-    assert!(err.to_string().contains("No space left"), "{err}");
+    assert!(err.to_string().contains("disk full"), "{err}");
     std::fs::remove_file(&filler).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while put(i).is_err() {
