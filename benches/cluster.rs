@@ -89,12 +89,7 @@ fn main() {
     let test = std::env::args().any(|a| a == "--test");
     let (failovers, writes) = if test { (1, 5) } else { (5, 50) };
     let root = tempfile::tempdir().unwrap();
-    let broker_dir = root.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("cluster bench: mosquitto not installed, skipped");
-        return;
-    };
+    let Some(broker) = Mosquitto::start_in(root.path()) else { return };
     let mut nodes: Vec<Node> = ["a", "b", "c"]
         .iter()
         .map(|n| Node::start(root.path().join(n), broker.port, format!("127.0.0.1:{}", free_port())))

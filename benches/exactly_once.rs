@@ -132,12 +132,7 @@ fn seq_of(payload: &[u8]) -> Option<i64> {
 
 fn recovery(kills: usize) {
     let root = tempfile::tempdir().unwrap();
-    let broker_dir = root.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("exactly_once bench: mosquitto not installed, recovery skipped");
-        return;
-    };
+    let Some(broker) = Mosquitto::start_in(root.path()) else { return };
     let port = broker.port;
     let rt = runtime();
     let mut sub = rt.block_on(Subscriber::start(port, "recovery-sub", "kill/out/pass", 1, false));

@@ -45,12 +45,7 @@ fn broker_restart_loop_at_qos_2_outputs_deduplicated_by_id_equal_a_failure_free_
 /// The loop with input published at `qos`.
 fn broker_restart_loop(qos: u8) {
     let dir = tempfile::tempdir().unwrap();
-    let broker_dir = dir.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(mut broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("mosquitto not installed: skipped");
-        return;
-    };
+    let Some(mut broker) = Mosquitto::start_in(dir.path()) else { return };
     let port = broker.port;
     let started = Instant::now();
     let mut rng = Rng::new(&format!("broker restart loop at QoS {qos}"), "WEIR_RESTART_SEED");

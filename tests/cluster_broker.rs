@@ -25,12 +25,7 @@ fn exactly_once_across_broker_restarts_under_the_cluster() {
     const EVENTS: u64 = 600;
     const RESTARTS: u64 = 3;
     let root = tempfile::tempdir().unwrap();
-    let broker_dir = root.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(mut broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("mosquitto not installed: skipped");
-        return;
-    };
+    let Some(mut broker) = Mosquitto::start_in(root.path()) else { return };
     let port = broker.port;
     let members: Vec<Option<Member>> =
         ["a", "b", "c"].iter().map(|n| Some(start_member(root.path(), n, port))).collect();

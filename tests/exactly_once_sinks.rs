@@ -65,12 +65,7 @@ fn publish_range(rt: &tokio::runtime::Runtime, publisher: &Publisher, from: i64,
 #[test]
 fn file_sink_parts_after_kill_9_equal_a_failure_free_run() {
     let dir = tempfile::tempdir().unwrap();
-    let broker_dir = dir.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("mosquitto not installed: skipped");
-        return;
-    };
+    let Some(broker) = Mosquitto::start_in(dir.path()) else { return };
     let port = broker.port;
     let out = dir.path().join("sink/out.txt");
     let mut rng = Rng::new("file sink kill -9", "WEIR_KILL_SEED");
@@ -129,12 +124,7 @@ fn damage_window_snapshot(data: &Path) {
 #[test]
 fn damaged_checkpoint_stops_the_rule_with_a_status_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let broker_dir = dir.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).unwrap();
-    let Some(broker) = Mosquitto::start(&broker_dir) else {
-        eprintln!("mosquitto not installed: skipped");
-        return;
-    };
+    let Some(broker) = Mosquitto::start_in(dir.path()) else { return };
     let rt = runtime();
     let publisher = rt.block_on(async { Publisher::new(broker.port, "corrupt-pub") });
     let server = serve(dir.path(), &source_yaml(broker.port));
