@@ -159,12 +159,16 @@ impl LogFeed {
             p.meta.as_ref().is_some_and(|m| m.get(crate::row::REDELIVERED) == Some(&crate::Value::Bool(true)))
         };
         if payloads.iter().any(redelivered) {
+            // By packet id, however far back the first copy was logged;
+            // the newest entries as well, for a log written before the
+            // packet-id index existed.
             let tail = self.log.tail(REDELIVERY_WINDOW).unwrap_or_default();
             let same = |a: &Payload, b: &Payload| {
                 let key = |x: &Payload, k: &str| x.meta.as_ref().and_then(|m| m.get(k).cloned());
                 a.data == b.data && key(a, "topic") == key(b, "topic") && key(a, "messageId") == key(b, "messageId")
             };
-            payloads.retain(|p| !(redelivered(p) && tail.iter().any(|t| same(t, p))));
+            let held = |p: &Payload| self.log.holds_delivery(p).unwrap_or(false) || tail.iter().any(|t| same(t, p));
+            payloads.retain(|p| !(redelivered(p) && held(p)));
         }
         payloads
     }

@@ -102,6 +102,7 @@ impl IngestLog {
                     codec::decode::<Vec<Payload>>(&v, &format!("ingest log of {rule}/{source}, entry {seq}"))?;
                     seqs.push(seq);
                 }
+                tail if super::deliveries::is_index_key(tail) => {}
                 NEXT_KEY => {
                     stored_next = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| StateError::Corrupt {
                         key: format!("ingest log of {rule}/{source}"),
@@ -211,6 +212,16 @@ impl IngestLog {
         self.inner.capacity
     }
 
+    /// Whether the log holds a delivery with `p`'s packet id, topic and
+    /// bytes: the last one logged under that id, however far back (see
+    /// the `deliveries` module). False for payloads without a packet id.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn holds_delivery(&self, p: &Payload) -> StateResult<bool> {
+        super::deliveries::holds(self.inner.backend.as_ref(), &self.inner.prefix, p)
+    }
+
     /// Entries not released by a truncation (what counts against the
     /// capacity).
     pub fn used(&self) -> u64 {
@@ -280,6 +291,8 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Append>) {
                     let mut k = inner.prefix.clone();
                     k.extend_from_slice(&seq.to_be_bytes());
                     writes.push(Write::Put(Space::IngestLog, k, bytes));
+                    // Durable with the entry: which deliveries it holds.
+                    writes.extend(super::deliveries::writes(&inner.prefix, &a.payloads));
                     seq += 1;
                 }
                 Err(e) => encode_err = Some(e),
@@ -384,5 +397,42 @@ mod tests {
         log.truncate(1).unwrap();
         blocked.await.unwrap().unwrap();
         assert_eq!(log.end(), 3);
+    }
+
+    /// An MQTT delivery: packet id `id` on `topic` with `data`.
+    fn delivery(id: i64, topic: &str, data: &str) -> Payload {
+        let mut meta = crate::value::Map::new();
+        meta.insert("topic".into(), crate::Value::str(topic));
+        meta.insert("messageId".into(), crate::Value::Int(id));
+        Payload { data: PayloadData::Bytes(data.as_bytes().to_vec()), ts: 0, meta: Some(meta) }
+    }
+
+    /// A redelivery is recognised by its packet id however far back its
+    /// first copy was logged (truncated away, or beyond any tail window),
+    /// across a reopen; a reused packet id replaces the old delivery.
+    #[tokio::test]
+    async fn deliveries_are_known_by_packet_id_however_far_back() {
+        let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
+        let log = IngestLog::open(backend.clone(), "r", 0, 10_000).unwrap();
+        log.append(vec![delivery(7, "t/a", "first")]).await.unwrap();
+        for i in 0..(REDELIVERY_KEEP * 3) {
+            log.append(vec![p(i as u8)]).await.unwrap();
+        }
+        log.truncate(log.end()).unwrap();
+        assert!(log.tail(REDELIVERY_KEEP).unwrap().iter().all(|t| t.meta.is_none()), "the first copy is gone");
+        let log = IngestLog::open(backend.clone(), "r", 0, 10_000).unwrap();
+        assert!(log.holds_delivery(&delivery(7, "t/a", "first")).unwrap());
+        assert!(!log.holds_delivery(&delivery(7, "t/a", "other")).unwrap(), "other bytes");
+        assert!(!log.holds_delivery(&delivery(7, "t/b", "first")).unwrap(), "another topic");
+        assert!(!log.holds_delivery(&delivery(8, "t/a", "first")).unwrap(), "another id");
+        assert!(!log.holds_delivery(&p(1)).unwrap(), "no packet id");
+        // The broker reused id 7 (it had our ack): the old message is no
+        // longer what a DUP with id 7 repeats.
+        log.append(vec![delivery(7, "t/a", "second")]).await.unwrap();
+        assert!(log.holds_delivery(&delivery(7, "t/a", "second")).unwrap());
+        assert!(!log.holds_delivery(&delivery(7, "t/a", "first")).unwrap());
+        // Other sources of the rule have their own index.
+        let other = IngestLog::open(backend, "r", 1, 10).unwrap();
+        assert!(!other.holds_delivery(&delivery(7, "t/a", "second")).unwrap());
     }
 }

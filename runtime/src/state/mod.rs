@@ -7,6 +7,7 @@
 //! are encoded with [`codec`] (bincode over serde).
 
 pub mod codec;
+mod deliveries;
 mod ingest_log;
 mod memory;
 mod rocks;
