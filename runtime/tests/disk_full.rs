@@ -83,6 +83,10 @@ fn full_disk_stops_acknowledging_then_recovers_exactly_once() {
         assert_eq!(acked.load(Ordering::Acquire), 3, "nothing is acknowledged that is not in the log");
         assert_eq!(rule.committed_epoch(), committed, "no epoch commits on a full disk");
         assert_eq!(sink.deduplicated().0.len(), 1, "no output is released");
+        // The refused appends are counted on the source's ingest log (the
+        // rule status shows them as the source's exceptions).
+        let (failures, last) = rule.ingest_logs()[0].1.failures();
+        assert!(failures >= 1 && last.contains("No space left"), "{failures}: {last}");
 
         // Space comes back: the held input goes through, exactly once.
         s.full.store(false, Ordering::Release);

@@ -73,6 +73,13 @@ fn metric_entries(st: &RuleState) -> Vec<(String, Value)> {
     out
 }
 
+/// Replaces the value of `key` in `values`.
+fn set(values: &mut [(String, Value)], key: &str, v: Value) {
+    if let Some(slot) = values.iter_mut().find(|(k, _)| k == key) {
+        slot.1 = v;
+    }
+}
+
 /// Every node's metrics in topology order: sources, operators, sinks.
 pub(crate) fn node_metrics(st: &RuleState) -> Vec<NodeMetrics> {
     let Some(plan) = &st.plan else { return Vec::new() };
@@ -107,8 +114,14 @@ pub(crate) fn node_metrics(st: &RuleState) -> Vec<NodeMetrics> {
             ("last_exception_time".into(), 0.into()),
         ];
         // With checkpoints, what the durable ingest log holds behind the
-        // committed checkpoint; a full log holds the source back.
+        // committed checkpoint; a full log holds the source back, and so
+        // does a store that refuses appends (they count as exceptions).
         if let Some((_, log)) = st.ingest_logs.iter().find(|(at, _)| *at == i) {
+            let (failures, last) = log.failures();
+            if failures > 0 {
+                set(&mut v, "exceptions_total", failures.into());
+                set(&mut v, "last_exception", format!("cannot append to the ingest log: {last}").into());
+            }
             v.push(("ingest_log_entries".into(), log.used().into()));
             v.push(("ingest_log_capacity".into(), log.capacity().into()));
             v.push(("ingest_log_appended_total".into(), log.appended_total().into()));

@@ -41,6 +41,10 @@ struct Inner {
     appended: Notify,
     truncated: Notify,
     appended_total: AtomicU64,
+    /// Appends the store refused (a full disk, a standby being re-synced),
+    /// and the last reason, for the rule's status.
+    failures: AtomicU64,
+    last_failure: std::sync::Mutex<String>,
 }
 
 /// Key suffix of the stored `next` position.
@@ -129,6 +133,8 @@ impl IngestLog {
             appended: Notify::new(),
             truncated: Notify::new(),
             appended_total: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_failure: std::sync::Mutex::new(String::new()),
         });
         let (appends, rx) = mpsc::channel(1024);
         tokio::spawn(group_commit(inner.clone(), rx));
@@ -204,6 +210,13 @@ impl IngestLog {
         let end = self.end();
         let from = end.saturating_sub(window).max(self.start());
         Ok(self.read(from, (end - from) as usize)?.into_iter().flat_map(|(_, p)| p).collect())
+    }
+
+    /// Appends the store refused so far, and the last reason (empty if
+    /// none): the source waits and acknowledges nothing meanwhile.
+    pub fn failures(&self) -> (u64, String) {
+        let last = self.inner.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (self.inner.failures.load(Ordering::Relaxed), last)
     }
 
     /// How many entries (source batches) the log holds at most behind the
@@ -308,6 +321,10 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Append>) {
                 .await
                 .unwrap_or_else(|e| Err(StateError::Store(e.to_string()))),
         };
+        if let Err(e) = &result {
+            inner.failures.fetch_add(1, Ordering::Relaxed);
+            *inner.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+        }
         if result.is_ok() {
             inner.next.store(seq, Ordering::Release);
             inner.appended_total.fetch_add(seq - start, Ordering::Relaxed);
