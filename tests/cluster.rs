@@ -227,6 +227,17 @@ fn a_rule_moves_to_another_node_after_kill_9() {
     wait_until(Duration::from_secs(10), "the status from every node", || running_everywhere(&members, "fwd"));
     eprintln!("failover: first output from the new node {} ms after kill -9", moved_after.as_millis());
     assert_placements_agree(&members);
+
+    // A restart asked of a node that does not run the rule restarts it
+    // where it runs.
+    let started = |m: &Member| m.server.call("GET", "/rules/fwd/status", None).json()["lastStartTimestamp"].clone();
+    let other = members.iter().enumerate().find_map(|(i, m)| m.as_ref().filter(|_| i != now)).unwrap();
+    let before = started(other);
+    std::thread::sleep(Duration::from_millis(20));
+    let r = other.server.call("POST", "/rules/fwd/restart", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = started(other);
+    assert!(after.as_i64() > before.as_i64(), "restarted on its node: {before} -> {after}");
 }
 
 /// Every live member reports the same placement and metadata index

@@ -116,8 +116,35 @@ async fn stop(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpRespon
     Ok(text(StatusCode::OK, format!("Rule {id} was stopped.")))
 }
 
-async fn restart(node: web::Data<Node>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn restart(
+    node: web::Data<Node>,
+    id: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     node.restart_rule(&id).await.map_err(prefixed("restart rule error"))?;
+    // In a cluster the rule runs on one node: that node restarts it.
+    if !req.headers().contains_key(FORWARDED) {
+        if let Some(url) = node.rule_home(&id).await {
+            let asked = reqwest::Client::new()
+                .post(format!("{url}/rules/{id}/restart"))
+                .header(FORWARDED, "1")
+                .timeout(std::time::Duration::from_secs(30))
+                .send()
+                .await;
+            match asked {
+                Ok(resp) if resp.status().is_success() => {}
+                Ok(resp) => {
+                    let reason = resp.text().await.unwrap_or_default();
+                    return Err(Error::Cluster(format!("node {url} could not restart the rule: {reason}")))
+                        .map_err(prefixed("restart rule error"));
+                }
+                Err(e) => {
+                    return Err(Error::Cluster(format!("node {url} running the rule did not answer: {e}")))
+                        .map_err(prefixed("restart rule error"));
+                }
+            }
+        }
+    }
     Ok(text(StatusCode::OK, format!("Rule {id} was restarted")))
 }
 
