@@ -2,18 +2,19 @@
 //! ingest-log position come back from the last committed checkpoint, so no
 //! event is lost or counted twice.
 
+mod support;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weir_planner::{parse_statement, plan, Catalog, PhysicalPlan, RuleOptions, Statement};
+use support::{rule_plan, Collect};
 use weir_runtime::clock::SystemClock;
-use weir_runtime::connector::{BoxFuture, Sink, SinkError};
 use weir_runtime::row::{Payload, PayloadData};
 use weir_runtime::rule::{RunningRule, Source, SourceSender};
 use weir_runtime::state::{MemoryBackend, StateBackend};
-use weir_runtime::{Registry, Value};
+use weir_runtime::Registry;
 
 /// Sends the given events, then waits for the rule to stop.
 struct Events(Vec<i64>);
@@ -30,54 +31,11 @@ impl Source for Events {
     }
 }
 
-/// Records (id, payload) of every emission, duplicates included.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<(String, String)>>>);
-
-impl Sink for Collect {
-    fn emit<'a>(&'a mut self, rows: &'a [Value]) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.emit_with_id(rows, "")
-    }
-
-    fn emit_with_id<'a>(&'a mut self, rows: &'a [Value], id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.0.lock().unwrap().push((id.to_string(), Value::array(rows.to_vec()).to_json()));
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
-
-impl Collect {
-    /// Outputs deduplicated by id, checking that an id never carries two
-    /// different payloads.
-    fn deduplicated(&self) -> Vec<String> {
-        let mut seen = std::collections::BTreeMap::new();
-        let mut out = Vec::new();
-        for (id, payload) in self.0.lock().unwrap().iter() {
-            match seen.insert(id.clone(), payload.clone()) {
-                Some(prev) => assert_eq!(&prev, payload, "id {id} carried two payloads"),
-                None => out.push(payload.clone()),
-            }
-        }
-        out
-    }
-}
-
 /// Runs the rule on `events` until a checkpoint covering all of them has
 /// committed, then drops it without a clean stop.
 fn run_until_committed(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect) {
     let n = events.len() as u64;
     run(backend, Box::new(Events(events)), n, out, false)
-}
-
-/// Rule `r1`: exactly-once count windows of 3 over stream `s`.
-fn rule_plan() -> PhysicalPlan {
-    let mut catalog = Catalog::new();
-    let Statement::Create(def) = parse_statement(r#"CREATE STREAM s (v BIGINT) WITH (DATASOURCE="s")"#).unwrap() else {
-        unreachable!()
-    };
-    catalog.insert(*def);
-    let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
-    plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
-        .unwrap()
 }
 
 /// Runs the rule on `events` until they are decoded, then stops it cleanly
@@ -134,11 +92,11 @@ fn count_window_resumes_from_checkpoint_without_loss_or_duplicates() {
     let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
     let out = Collect::default();
     run_until_committed(backend.clone(), vec![1, 2, 3, 4, 5], out.clone());
-    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#]);
+    assert_eq!(out.deduplicated().0, vec![r#"[{"vs":[1,2,3]}]"#]);
     // Restarted: events 4 and 5 are in the restored window, 6..9 are new.
     // Outputs of the restored epoch may come again, with the same ids.
     run_until_committed(backend, vec![6, 7, 8, 9], out.clone());
-    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#, r#"[{"vs":[7,8,9]}]"#]);
+    assert_eq!(out.deduplicated().0, vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#, r#"[{"vs":[7,8,9]}]"#]);
     assert!(out.0.lock().unwrap().iter().all(|(id, _)| id.starts_with("r1/")), "every output carries an id");
 }
 
@@ -180,9 +138,9 @@ fn clean_stop_then_restart_is_exactly_once() {
     let backend: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
     let out = Collect::default();
     run_and_stop(backend.clone(), vec![1, 2, 3, 4], out.clone());
-    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#]);
+    assert_eq!(out.deduplicated().0, vec![r#"[{"vs":[1,2,3]}]"#]);
     run_and_stop(backend, vec![5, 6, 7], out.clone());
-    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#]);
+    assert_eq!(out.deduplicated().0, vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#]);
 }
 
 /// A rewindable source over a fixed input (like a file): it starts where
@@ -223,7 +181,7 @@ fn rewindable_source_resumes_from_its_checkpointed_position() {
     let first = Rewindable { input: input.clone(), upto: 5, started_at: started_at.clone() };
     run(backend.clone(), Box::new(first), 5, out.clone(), false);
     assert_eq!(*started_at.lock().unwrap(), Some(0));
-    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#]);
+    assert_eq!(out.deduplicated().0, vec![r#"[{"vs":[1,2,3]}]"#]);
     assert!(
         backend.scan(weir_runtime::state::Space::IngestLog, b"").unwrap().is_empty(),
         "nothing goes through the ingest log"
@@ -233,5 +191,5 @@ fn rewindable_source_resumes_from_its_checkpointed_position() {
     // committed checkpoint (the kill waits for two commits after it).
     run(backend, Box::new(second), 4, out.clone(), false);
     assert_eq!(*started_at.lock().unwrap(), Some(5));
-    assert_eq!(out.deduplicated(), vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#, r#"[{"vs":[7,8,9]}]"#]);
+    assert_eq!(out.deduplicated().0, vec![r#"[{"vs":[1,2,3]}]"#, r#"[{"vs":[4,5,6]}]"#, r#"[{"vs":[7,8,9]}]"#]);
 }

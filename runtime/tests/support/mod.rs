@@ -1,5 +1,8 @@
-//! Sources, a sink and the rule shared by the state-fault tests
-//! (`disk_full.rs`, `corrupt_state.rs`).
+//! Sources, a sink and the rule shared by the state tests (`recovery.rs`,
+//! `disk_full.rs`, `corrupt_state.rs`).
+
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::pin::Pin;
