@@ -14,4 +14,5 @@ mod recovery;
 mod replay;
 mod rest;
 mod sql;
+mod sql_scan;
 mod util;

@@ -12,7 +12,7 @@ use weir_connectors::sql_testing::{execute, mes, query, sqlite_url, Postgres};
 
 use crate::util::Server;
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
@@ -104,15 +104,15 @@ fn postgres_orders_flow_through_a_rule_and_resume_after_restart() {
 
 /// A `weir serve` with an `etc/sources/sql.yaml` and the HTTP push
 /// server on a port of its own.
-struct PushNode {
-    server: Server,
+pub(crate) struct PushNode {
+    pub(crate) server: Server,
     push_port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl PushNode {
     /// Starts a node whose `sql` source configuration is `sql_conf`.
-    fn start(sql_conf: &serde_json::Value) -> PushNode {
+    pub(crate) fn start(sql_conf: &serde_json::Value) -> PushNode {
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir_all(etc.join("sources")).unwrap();
@@ -129,7 +129,7 @@ impl PushNode {
 
     /// Kills the node (SIGKILL), runs `while_down`, and starts it again on
     /// the same configuration, data and push port.
-    fn restart(self, while_down: impl FnOnce()) -> PushNode {
+    pub(crate) fn restart(self, while_down: impl FnOnce()) -> PushNode {
         let PushNode { server, push_port, _dir: dir } = self;
         server.kill();
         while_down();
@@ -145,7 +145,7 @@ impl PushNode {
 
     /// Posts `body` to push path `path`, waiting (up to 60 s) for the
     /// endpoint to exist: it does once a rule's source started.
-    fn push(&self, path: &str, body: &serde_json::Value) {
+    pub(crate) fn push(&self, path: &str, body: &serde_json::Value) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = crate::util::http("POST", &self.endpoint(path), Some(body.to_string().into_bytes()));
@@ -281,187 +281,6 @@ fn postgres_out_of_spec_parts_are_flagged_into_the_quality_table() {
     out_of_spec_parts_are_flagged_into_the_quality_table(&url);
 }
 
-/// `(part_id, verdict)` of `spec_check`, sorted (duplicates kept).
-fn verdicts(url: &str) -> Vec<(String, String)> {
-    let rows = block_on(query(url, "SELECT part_id, verdict FROM spec_check ORDER BY part_id, verdict")).unwrap();
-    let s = |r: &weir_runtime::Map, k: &str| r.get(k).and_then(|v| v.as_str()).map(str::to_string).unwrap_or_default();
-    rows.iter().map(|r| (s(r, "part_id"), s(r, "verdict"))).collect()
-}
-
-/// The verdicts given to part `id` (one unless it was joined twice).
-fn verdict_of(v: &[(String, String)], id: &str) -> Vec<String> {
-    v.iter().filter(|(p, _)| p == id).map(|(_, v)| v.clone()).collect()
-}
-
-/// A measurement of a diameter.
-fn diameter(id: &str, product: &str, value: f64) -> serde_json::Value {
-    json!({"part_id": id, "product": product, "characteristic": "diameter", "value": value})
-}
-
-/// Pushes probes (12.07 mm, P-100) until one is judged `verdict`: the
-/// scan table then holds the pull that gives it. The probes' ids go to
-/// `probes`.
-fn probe_until(node: &PushNode, url: &str, probes: &mut Vec<String>, verdict: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let id = format!("probe-{:03}", probes.len());
-        node.push("/measure", &json!([diameter(&id, "P-100", 12.07)]));
-        probes.push(id.clone());
-        std::thread::sleep(Duration::from_millis(100));
-        if verdicts(url).iter().any(|(p, v)| *p == id && v == verdict) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no probe judged {verdict}: {:?}", verdicts(url));
-    }
-}
-
-/// Waits (up to 60 s) until `ids` were all judged; the rows of
-/// `spec_check`.
-fn judged(url: &str, ids: &[&str]) -> Vec<(String, String)> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = verdicts(url);
-        if ids.iter().all(|id| v.iter().any(|(p, _)| p == id)) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{ids:?} not all judged: {v:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A node judging diameters against the product specs of `url`, read as a
-/// scan table (pulled every 200 ms, RETAIN_SIZE 100) by rule `check`
-/// with `options`; verdicts go to `spec_check` (no primary key: an event
-/// joined twice shows up twice).
-fn spec_check_node(url: &str, options: serde_json::Value) -> PushNode {
-    block_on(async {
-        mes::install(url).await?;
-        execute(url, "CREATE TABLE spec_check (part_id VARCHAR(64), verdict VARCHAR(16))").await
-    })
-    .unwrap();
-    let node = PushNode::start(&json!({"mes": {"url": url, "interval": 200}}));
-    let s = &node.server;
-    crate::util::created(
-        s,
-        "/streams",
-        r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/measure\", FORMAT=\"json\")"}"#,
-    );
-    crate::util::created(
-        s,
-        "/tables",
-        r#"{"sql":"CREATE TABLE spec () WITH (TYPE=\"sql\", DATASOURCE=\"product_spec\", CONF_KEY=\"mes\", RETAIN_SIZE=\"100\")"}"#,
-    );
-    let rule = json!({"id": "check",
-        "sql": "SELECT m.part_id AS part_id, \
-                CASE WHEN m.value > spec.upper_limit OR m.value < spec.lower_limit THEN 'NOK' ELSE 'OK' END AS verdict \
-                FROM m INNER JOIN spec ON m.product = spec.product_id AND m.characteristic = spec.characteristic",
-        "actions": [{"sql": {"url": url, "table": "spec_check"}}],
-        "options": options});
-    crate::util::created(s, "/rules", &rule.to_string());
-    node
-}
-
-/// Widens the tolerance of P-100 diameter to 12.10 and adds a spec for
-/// P-300 diameter (2.9..3.1).
-fn change_specs(url: &str) {
-    block_on(execute(
-        url,
-        "UPDATE product_spec SET upper_limit = 12.10 WHERE product_id = 'P-100' AND characteristic = 'diameter';
-         INSERT INTO product_spec VALUES ('P-300', 'diameter', 3.0, 2.9, 3.1, 'mm');",
-    ))
-    .unwrap();
-}
-
-/// The product specs as a scan table (issue 7 item 3): `CREATE TABLE spec
-/// () WITH (TYPE="sql", ...)` loads `product_spec` into the rule and
-/// pulls it again every `interval`; measurements pushed over HTTP join it
-/// without a window. The tolerance of P-100 diameter is widened and a
-/// spec for P-300 is added in the database while the rule runs: later
-/// events join the new rows, and no event ever joins a spec twice, though
-/// the table has been pulled many times and RETAIN_SIZE leaves room for
-/// every copy.
-fn scan_table_follows_the_database(url: &str) {
-    let node = spec_check_node(url, json!({}));
-    let mut probes = Vec::new();
-    // The table is loaded once a probe is judged (12.07 > 12.05: NOK).
-    probe_until(&node, url, &mut probes, "NOK");
-    let parts = [diameter("A-1", "P-100", 12.07), diameter("A-2", "P-100", 12.01), diameter("A-3", "P-300", 3.0)];
-    node.push("/measure", &json!(parts));
-    let v = judged(url, &["A-1", "A-2"]);
-    assert_eq!(verdict_of(&v, "A-1"), ["NOK"]);
-    assert_eq!(verdict_of(&v, "A-2"), ["OK"]);
-
-    change_specs(url);
-    // A later pull brings the wider band: the same 12.07 mm is OK now.
-    probe_until(&node, url, &mut probes, "OK");
-    let parts = [diameter("B-1", "P-100", 12.07), diameter("B-2", "P-300", 3.0), diameter("B-3", "P-300", 3.5)];
-    node.push("/measure", &json!(parts));
-    let v = judged(url, &["B-1", "B-2", "B-3"]);
-    assert_eq!(verdict_of(&v, "B-1"), ["OK"]);
-    assert_eq!(verdict_of(&v, "B-2"), ["OK"]);
-    assert_eq!(verdict_of(&v, "B-3"), ["NOK"]);
-    // A-3 came before P-300 had a spec: the inner join dropped it.
-    assert!(verdict_of(&v, "A-3").is_empty(), "{v:?}");
-
-    // Let more pulls happen, then check that every event was judged once.
-    std::thread::sleep(Duration::from_millis(600));
-    node.push("/measure", &json!([diameter("C-1", "P-100", 12.2)]));
-    let v = judged(url, &["C-1"]);
-    assert_eq!(verdict_of(&v, "C-1"), ["NOK"]);
-    let mut ids: Vec<String> = v.iter().map(|(p, _)| p.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), v.len(), "an event joined a spec twice: {v:?}");
-    // Probes pushed before the first pull found no spec; all later ones
-    // were judged.
-    let parts: Vec<&String> = ids.iter().filter(|p| !p.starts_with("probe-")).collect();
-    assert_eq!(parts, ["A-1", "A-2", "B-1", "B-2", "B-3", "C-1"]);
-    assert!(probes.iter().skip_while(|p| !ids.contains(p)).all(|p| ids.contains(p)), "{probes:?} {ids:?}");
-    let st = node.server.call("GET", "/rules/check/status", None).json();
-    assert_eq!(st["status"], "running", "{st}");
-    assert_eq!(status_sum(&st, "exceptions_total"), 0, "{st}");
-}
-
-#[test]
-fn sqlite_scan_table_follows_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    scan_table_follows_the_database(&sqlite_url(dir.path(), "mes.db"));
-}
-
-#[test]
-fn postgres_scan_table_follows_the_database() {
-    let Some(pg) = Postgres::start() else { return };
-    let url = block_on(pg.create_database("mes"));
-    scan_table_follows_the_database(&url);
-}
-
-/// The scan table under exactly-once checkpoints (`qos` 2): its pulls go
-/// through the ingest log and its rows into the checkpoints. The node is
-/// killed (SIGKILL) after some checkpoints, the specs change while it is
-/// down, and after the restart (restored table, replayed pulls, new
-/// pulls) an event joins the new spec once: a replayed pull replaced the
-/// table as the live one did, it was not added to it.
-#[test]
-fn sqlite_scan_table_is_restored_and_refreshed_after_kill() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path(), "mes.db");
-    let node = spec_check_node(&url, json!({"qos": 2, "checkpointInterval": 200}));
-    let mut probes = Vec::new();
-    probe_until(&node, &url, &mut probes, "NOK");
-    // Some checkpoints with the table in them, and pulls in the log after.
-    std::thread::sleep(Duration::from_millis(700));
-    let node = node.restart(|| change_specs(&url));
-    probe_until(&node, &url, &mut probes, "OK");
-    let parts = [diameter("B-1", "P-100", 12.07), diameter("B-2", "P-300", 3.0), diameter("B-3", "P-100", 12.2)];
-    node.push("/measure", &json!(parts));
-    let v = judged(&url, &["B-1", "B-2", "B-3"]);
-    assert_eq!(verdict_of(&v, "B-1"), ["OK"]);
-    assert_eq!(verdict_of(&v, "B-2"), ["OK"]);
-    assert_eq!(verdict_of(&v, "B-3"), ["NOK"]);
-    let st = node.server.call("GET", "/rules/check/status", None).json();
-    assert_eq!(st["status"], "running", "{st}");
-}
-
 /// Rows the rule's sinks have received so far (`/rules/<id>/status`).
 fn sink_rows(s: &Server, rule: &str) -> u64 {
     let status = s.call("GET", &format!("/rules/{rule}/status"), None).json();
@@ -558,7 +377,7 @@ fn lookup_join_throughput() {
 }
 
 /// Sum of the numbers of a rule's status whose key ends with `suffix`.
-fn status_sum(status: &serde_json::Value, suffix: &str) -> u64 {
+pub(crate) fn status_sum(status: &serde_json::Value, suffix: &str) -> u64 {
     let Some(m) = status.as_object() else { return 0 };
     m.iter().filter(|(k, _)| k.ends_with(suffix)).filter_map(|(_, v)| v.as_u64()).sum()
 }
