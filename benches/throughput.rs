@@ -18,6 +18,10 @@
 #[path = "../src/bench.rs"]
 mod bench;
 
+// The allocator the `weir` binary runs with, so the figures are its.
+#[path = "../src/alloc.rs"]
+mod alloc;
+
 use bench::{BenchArgs, Input, Workload};
 
 /// Events per CPU-second the issue asks for.
