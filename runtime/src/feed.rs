@@ -31,6 +31,32 @@ use crate::state::IngestLog;
 /// position it was injected at.
 pub(crate) type BarrierRequest = (u64, tokio::sync::oneshot::Sender<u64>);
 
+/// Positions of each source (by source index) at each injected barrier,
+/// read by the commit of that epoch.
+pub(crate) type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
+
+/// Where a feed records its position at each barrier: the shared map, its
+/// source index and the number of sources.
+#[derive(Clone)]
+pub(crate) struct PositionBook {
+    pub(crate) offsets: EpochOffsets,
+    pub(crate) source: usize,
+    pub(crate) sources: usize,
+}
+
+impl PositionBook {
+    /// Records this source's position for `epoch`. Called before the
+    /// barrier enters the graph: once a sink has seen barrier `epoch`, its
+    /// commit must find every source's position for it.
+    fn record(&self, epoch: u64, position: u64) {
+        let mut m = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        let positions = m.entry(epoch).or_insert_with(|| vec![0; self.sources]);
+        if let Some(p) = positions.get_mut(self.source) {
+            *p = position;
+        }
+    }
+}
+
 /// How many of the newest log entries (source batches) a redelivered
 /// message is checked against: a broker redelivers at most its in-flight
 /// window.
@@ -76,6 +102,7 @@ impl Positioned {
         self,
         to: Recipient<Msg>,
         mut barriers: mpsc::Receiver<BarrierRequest>,
+        book: PositionBook,
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
@@ -84,6 +111,7 @@ impl Positioned {
                 _ = stop.changed() => return,
             };
             let sent = self.sent.lock().await;
+            book.record(epoch, *sent);
             if to.send(Msg { input: 0, message: Message::Barrier(epoch) }).await.is_err() {
                 return;
             }

@@ -18,7 +18,7 @@ use weir_planner::PhysicalPlan;
 use crate::checkpoint::{self, CommitRecord, Coordinator};
 use crate::clock::{Clock, Timers};
 use crate::connector::{Lookup, Sink};
-use crate::feed::{BarrierRequest, LogFeed, Positioned};
+use crate::feed::{BarrierRequest, EpochOffsets, LogFeed, PositionBook, Positioned};
 use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
 use crate::row::{Message, Payload};
@@ -189,6 +189,7 @@ impl RunningRule {
         // Per fed source (by source index): where barriers are asked for,
         // and the ingest log to truncate after commits, if it has one.
         let mut readers: Vec<(usize, mpsc::Sender<BarrierRequest>)> = Vec::new();
+        let offsets: EpochOffsets = Arc::default();
         let mut logs = Vec::new();
         let source_count = sources.len();
         for (i, source) in sources.into_iter().enumerate() {
@@ -200,7 +201,8 @@ impl RunningRule {
                 let from = record.as_ref().and_then(|r| r.offsets.get(i).copied()).unwrap_or(0);
                 let (tx, rx) = mpsc::channel(16);
                 let feed = Positioned::new(from);
-                tasks.push(actix::spawn(feed.clone().serve_barriers(to.clone(), rx, stop_rx.clone())));
+                let book = PositionBook { offsets: offsets.clone(), source: i, sources: source_count };
+                tasks.push(actix::spawn(feed.clone().serve_barriers(to.clone(), rx, book, stop_rx.clone())));
                 if source.rewindable() {
                     out.feed = Feed::Positioned(feed);
                 } else {
@@ -220,10 +222,9 @@ impl RunningRule {
         let commits = match state {
             Some(backend) => {
                 let interval = plan.options.checkpoint_interval_ms.max(1);
-                let offsets = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
                 let (tx, last_call) = mpsc::channel(1);
                 final_checkpoint = Some(tx);
-                let barriers = Barriers { readers, sources: source_count, offsets: offsets.clone() };
+                let barriers = Barriers { readers };
                 tasks.push(actix::spawn(inject_barriers(clock, interval, committed, barriers, stop_rx, last_call)));
                 let logs = logs.clone();
                 Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
@@ -344,9 +345,6 @@ struct CommitContext {
     logs: Vec<(usize, IngestLog)>,
 }
 
-/// Positions of each source (by source index) at each injected barrier.
-type EpochOffsets = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u64>>>>;
-
 /// How long a stop waits for its last checkpoint.
 const STOP_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -372,9 +370,16 @@ async fn watch_sinks(
                 let (Some(epoch), Some(ctx)) = (coordinator.ack(n), &commits) else { continue };
                 let offsets = {
                     let mut m = ctx.offsets.lock().unwrap_or_else(|e| e.into_inner());
-                    let o = m.get(&epoch).cloned().unwrap_or_default();
+                    let o = m.get(&epoch).cloned();
                     m.retain(|e, _| *e > epoch);
                     o
+                };
+                // Every source recorded its position before its barrier
+                // entered the graph; without them a restore would replay
+                // from the start, so such an epoch is never committed.
+                let Some(offsets) = offsets else {
+                    tracing::error!(rule = %ctx.rule, epoch, "no source positions for the epoch; not committed");
+                    continue;
                 };
                 let record = CommitRecord { epoch, rule_start_ms: ctx.rule_start, offsets: offsets.clone() };
                 let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
@@ -405,16 +410,14 @@ async fn watch_sinks(
 }
 
 /// Where the barrier injector asks each fed source's reader (by source
-/// index) for a barrier, and where it records their positions.
+/// index) for a barrier; each records its position itself (a
+/// `PositionBook`) before the barrier enters the graph.
 struct Barriers {
     readers: Vec<(usize, mpsc::Sender<BarrierRequest>)>,
-    /// All sources of the plan, fed or not (positions are by index).
-    sources: usize,
-    offsets: EpochOffsets,
 }
 
 /// Every `interval` ms of the clock, has every source's reader inject the
-/// next barrier and records where each did.
+/// next barrier.
 async fn inject_barriers(
     clock: Arc<dyn Clock>,
     interval: i64,
@@ -433,18 +436,12 @@ async fn inject_barriers(
             _ = stop.changed() => return,
         }
         epoch += 1;
-        let mut positions = vec![0; barriers.sources];
-        for (i, r) in &barriers.readers {
+        for (_, r) in &barriers.readers {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            if r.send((epoch, tx)).await.is_err() {
+            if r.send((epoch, tx)).await.is_err() || rx.await.is_err() {
                 return;
             }
-            match rx.await {
-                Ok(p) => positions[*i] = p,
-                Err(_) => return,
-            }
         }
-        barriers.offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(epoch, positions);
         if let Some(r) = reply {
             let _ = r.send(epoch);
         }
