@@ -267,6 +267,14 @@ impl RunningRule {
         }
     }
 
+    /// Stops the rule without a last checkpoint: for a rule this node no
+    /// longer owns (its state store would refuse the checkpoint, and the
+    /// new owner restores the last committed one anyway).
+    pub async fn abandon(mut self) {
+        self.final_checkpoint = None;
+        self.stop().await
+    }
+
     /// Stops the rule: sources and clock stop, `End` flows through the
     /// graph, and this returns once every sink has flushed.
     pub async fn stop(mut self) {

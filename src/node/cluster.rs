@@ -240,7 +240,7 @@ impl Node {
         for rule in self.rules.list() {
             if rule.is_live().await {
                 tracing::warn!(rule = %rule.state().def.id, "{why}: stopping");
-                self.rules.stop(&rule, why).await;
+                self.rules.abandon(&rule, why).await;
             }
         }
     }
@@ -415,11 +415,12 @@ impl Node {
             tracing::info!(rule = %id, "placed here: starting");
             let _ = self.rules.start(&rule, self.plan_of(&rule)).await;
         } else if running && !(here && triggered) {
-            let why = match primary {
-                Some(p) if triggered => format!("moved to node {p}"),
-                _ => "canceled manually".to_string(),
-            };
-            self.rules.stop(&rule, &why).await;
+            match primary {
+                // The new primary has fenced this node's copy of the state:
+                // no last checkpoint (it would be refused).
+                Some(p) if triggered => self.rules.abandon(&rule, &format!("moved to node {p}")).await,
+                _ => self.rules.stop(&rule, "canceled manually").await,
+            }
         }
     }
 }

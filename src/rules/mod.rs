@@ -199,7 +199,7 @@ impl Rules {
         let rule = self.map().remove(id).ok_or_else(|| Error::not_found("rule", id))?;
         let mut life = rule.life.lock().await;
         if let Some(live) = life.take() {
-            live.stop().await;
+            live.stop(true).await;
         }
         self.runner.forget(id);
         Ok(())
@@ -254,10 +254,21 @@ impl Rules {
 
     /// Stops `rule` if it runs; `message` becomes its status message.
     pub(crate) async fn stop(&self, rule: &Rule, message: &str) {
+        self.stop_with(rule, message, true).await
+    }
+
+    /// Stops `rule` without a last checkpoint: it runs on another node now
+    /// (or this node is cut off from the cluster), whose fence refuses this
+    /// node's writes.
+    pub(crate) async fn abandon(&self, rule: &Rule, message: &str) {
+        self.stop_with(rule, message, false).await
+    }
+
+    async fn stop_with(&self, rule: &Rule, message: &str, checkpoint: bool) {
         let mut life = rule.life.lock().await;
         let was_running = life.is_some();
         if let Some(live) = life.take() {
-            if !live.stop().await {
+            if !live.stop(checkpoint).await {
                 tracing::warn!(rule = %rule.lock().def.id, "sinks did not flush in time; rule abandoned");
             }
         }
@@ -294,7 +305,7 @@ impl Rules {
     pub(crate) async fn shutdown(&self) {
         for rule in self.list() {
             if let Some(live) = rule.life.lock().await.take() {
-                live.stop().await;
+                live.stop(true).await;
             }
         }
         self.runner.shutdown();

@@ -39,7 +39,8 @@ pub(crate) struct Runner {
 
 /// A started rule, running on one of the runner's arbiters.
 pub(crate) struct Live {
-    stop: oneshot::Sender<oneshot::Sender<()>>,
+    /// Asks the rule to stop: with a last checkpoint (true) or not.
+    stop: oneshot::Sender<(bool, oneshot::Sender<()>)>,
     /// Metrics of every node, shared with the running actors.
     pub(crate) metrics: Vec<Arc<OpMetrics>>,
     /// The sources' durable ingest logs, by source index (`qos` 1/2).
@@ -50,9 +51,9 @@ impl Live {
     /// Stops the rule and waits until its sinks have flushed. Returns false
     /// when that took longer than [`STOP_TIMEOUT`] (the rule is abandoned:
     /// its sources no longer read).
-    pub(crate) async fn stop(self) -> bool {
+    pub(crate) async fn stop(self, checkpoint: bool) -> bool {
         let (ack, done) = oneshot::channel();
-        if self.stop.send(ack).is_err() {
+        if self.stop.send((checkpoint, ack)).is_err() {
             return true;
         }
         tokio::time::timeout(STOP_TIMEOUT, done).await.is_ok()
@@ -119,7 +120,7 @@ impl Runner {
         let state = self.state.clone();
         let functions = self.functions.current();
         let (reply, started) = oneshot::channel();
-        let (stop, stop_rx) = oneshot::channel::<oneshot::Sender<()>>();
+        let (stop, stop_rx) = oneshot::channel::<(bool, oneshot::Sender<()>)>();
         let spawned = self.arbiter().spawn_fn(move || {
             actix::spawn(async move {
                 let running = match start(&plan, &actions, &env, state, &functions) {
@@ -135,8 +136,15 @@ impl Runner {
                 }
                 // A dropped handle (rule removed, node shutting down) stops
                 // the rule as well.
-                let ack = stop_rx.await.ok();
-                running.stop().await;
+                let (checkpoint, ack) = match stop_rx.await {
+                    Ok((checkpoint, ack)) => (checkpoint, Some(ack)),
+                    Err(_) => (true, None),
+                };
+                if checkpoint {
+                    running.stop().await;
+                } else {
+                    running.abandon().await;
+                }
                 if let Some(ack) = ack {
                     let _ = ack.send(());
                 }
