@@ -30,6 +30,14 @@ pub(crate) fn start_member(root: &std::path::Path, name: &str, broker: u16) -> M
     start_on(root, name, broker, format!("127.0.0.1:{}", free_port()), None)
 }
 
+/// The names of the three members the cluster tests start.
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// Starts the three members `a`, `b` and `c` (not yet a cluster).
+pub(crate) fn start_members(root: &std::path::Path, broker: u16) -> Vec<Option<Member>> {
+    NAMES.iter().map(|n| Some(start_member(root, n, broker))).collect()
+}
+
 /// Restarts member `name` on its data directory and cluster address (it
 /// rejoins by itself) and waits until the others see it live.
 fn start_member_at(root: &std::path::Path, name: &str, broker: u16, members: &[Option<Member>]) -> Member {
@@ -155,8 +163,7 @@ fn a_rule_moves_to_another_node_after_kill_9() {
     let broker = free_port();
     start_rumqttd(broker);
     let root = tempfile::tempdir().unwrap();
-    let mut members: Vec<Option<Member>> =
-        ["a", "b", "c"].iter().map(|n| Some(start_member(root.path(), n, broker))).collect();
+    let mut members = start_members(root.path(), broker);
     // Form the cluster with the CLI, joining through different members.
     let [Some(a), Some(b), Some(c)] = &members[..] else { unreachable!() };
     cli(a, &["init"]);
@@ -346,8 +353,7 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
     let root = tempfile::tempdir().unwrap();
     let Some(broker) = Mosquitto::start_in(root.path()) else { return };
     let port = broker.port;
-    let names = ["a", "b", "c"];
-    let mut members: Vec<Option<Member>> = names.iter().map(|n| Some(start_member(root.path(), n, port))).collect();
+    let mut members = start_members(root.path(), port);
     form(&members);
     // One source client id wherever the rule runs (`start_on`): the broker
     // keeps the session (and what is not acknowledged yet) across nodes.
@@ -388,7 +394,7 @@ fn exactly_once_across_kill_9_of_the_rules_node_and_the_leader() {
         wait_until(Duration::from_secs(30), "the rule running after the kill", || {
             placed_on(&members, "eo").is_some_and(|n| n != on) && running_everywhere(&members, "eo")
         });
-        let back = start_member_at(root.path(), names[on], port, &members);
+        let back = start_member_at(root.path(), NAMES[on], port, &members);
         members[on] = Some(back);
     }
     // Every round waited for its acknowledgements already.
@@ -411,8 +417,7 @@ fn a_wiped_node_rejoins_as_a_new_member() {
     let broker = free_port();
     start_rumqttd(broker);
     let root = tempfile::tempdir().unwrap();
-    let mut members: Vec<Option<Member>> =
-        ["a", "b", "c"].iter().map(|n| Some(start_member(root.path(), n, broker))).collect();
+    let mut members = start_members(root.path(), broker);
     form(&members);
     {
         let Some(a) = &members[0] else { unreachable!() };

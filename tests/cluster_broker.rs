@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::brokers::{runtime, Mosquitto, Publisher, Subscriber};
 use crate::cluster::{
     assert_placements_agree, create_exactly_once_rule, form, one_at_a_time, placed_on, running_everywhere,
-    start_member, wait_until, Member, Outputs,
+    start_members, wait_until, Outputs,
 };
 
 #[test]
@@ -27,8 +27,7 @@ fn exactly_once_across_broker_restarts_under_the_cluster() {
     let root = tempfile::tempdir().unwrap();
     let Some(mut broker) = Mosquitto::start_in(root.path()) else { return };
     let port = broker.port;
-    let members: Vec<Option<Member>> =
-        ["a", "b", "c"].iter().map(|n| Some(start_member(root.path(), n, port))).collect();
+    let members = start_members(root.path(), port);
     form(&members);
     let [Some(a), _, Some(c)] = &members[..] else { unreachable!() };
     create_exactly_once_rule(c, a, "br", port);

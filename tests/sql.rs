@@ -138,6 +138,12 @@ impl PushNode {
         PushNode { server, push_port, _dir: dir }
     }
 
+    /// Creates stream `name` (schemaless JSON) fed by HTTP pushes to `path`.
+    pub(crate) fn create_push_stream(&self, name: &str, path: &str) {
+        let sql = format!(r#"CREATE STREAM {name} () WITH (TYPE="httppush", DATASOURCE="{path}", FORMAT="json")"#);
+        crate::util::created(&self.server, "/streams", &json!({ "sql": sql }).to_string());
+    }
+
     /// The URL of push path `path`.
     fn endpoint(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.push_port)
@@ -194,9 +200,7 @@ fn out_of_spec_parts_are_flagged_into_the_quality_table(url: &str) {
     let conf = json!({"mes": {"url": url, "lookup": {"cache": true, "cacheTtl": 600, "cacheMissingKey": true}}});
     let node = PushNode::start(&conf);
     let s = &node.server;
-    let stream = r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/measure\", FORMAT=\"json\")"}"#;
-    let r = s.call("POST", "/streams", Some(stream));
-    assert_eq!(r.status, 201, "{}", r.body);
+    node.create_push_stream("m", "/measure");
     let table = r#"{"sql":"CREATE TABLE spec () WITH (TYPE=\"sql\", KIND=\"lookup\", DATASOURCE=\"product_spec\", CONF_KEY=\"mes\")"}"#;
     let r = s.call("POST", "/tables", Some(table));
     assert_eq!(r.status, 201, "{}", r.body);
@@ -307,8 +311,7 @@ fn lookup_join_throughput() {
         let lookup = json!({"cache": cache.unwrap_or(false), "cacheTtl": 600, "cacheMissingKey": true});
         let node = PushNode::start(&json!({"mes": {"url": url, "lookup": lookup}}));
         let s = &node.server;
-        let stream = r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/m\", FORMAT=\"json\")"}"#;
-        assert_eq!(s.call("POST", "/streams", Some(stream)).status, 201);
+        node.create_push_stream("m", "/m");
         let table = r#"{"sql":"CREATE TABLE spec () WITH (TYPE=\"sql\", KIND=\"lookup\", DATASOURCE=\"bench_spec\", CONF_KEY=\"mes\")"}"#;
         assert_eq!(s.call("POST", "/tables", Some(table)).status, 201);
         let sql = match cache {
@@ -436,11 +439,7 @@ fn postgres_outage_is_counted_and_rules_recover() {
     let conf = json!({"mes": {"url": url, "connectTimeout": "1s", "queryTimeout": "5s", "lookup": {"cache": false}}});
     let node = PushNode::start(&conf);
     let s = &node.server;
-    crate::util::created(
-        s,
-        "/streams",
-        r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/measure\", FORMAT=\"json\")"}"#,
-    );
+    node.create_push_stream("m", "/measure");
     crate::util::created(
         s,
         "/tables",
@@ -555,12 +554,8 @@ fn memory_lookup_table_fed_by_a_rule() {
     .unwrap();
     let node = PushNode::start(&json!({}));
     let s = &node.server;
-    let stream = |name: &str, path: &str| {
-        json!({"sql": format!(r#"CREATE STREAM {name} () WITH (TYPE="httppush", DATASOURCE="{path}", FORMAT="json")"#)})
-            .to_string()
-    };
-    crate::util::created(s, "/streams", &stream("assignments", "/assign"));
-    crate::util::created(s, "/streams", &stream("m", "/measure"));
+    node.create_push_stream("assignments", "/assign");
+    node.create_push_stream("m", "/measure");
     crate::util::created(
         s,
         "/streams",
@@ -656,11 +651,7 @@ fn sql_sink_insert_throughput() {
         .unwrap();
         let node = PushNode::start(&json!({}));
         let s = &node.server;
-        crate::util::created(
-            s,
-            "/streams",
-            r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/m\", FORMAT=\"json\")"}"#,
-        );
+        node.create_push_stream("m", "/m");
         let rule = json!({"id": "bench", "sql": sql,
             "actions": [{"sql": {"url": url, "table": "sink_bench", "sendSingle": single}}]});
         crate::util::created(s, "/rules", &rule.to_string());

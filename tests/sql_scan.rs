@@ -70,11 +70,7 @@ fn spec_check_node(url: &str, options: serde_json::Value) -> PushNode {
     .unwrap();
     let node = PushNode::start(&json!({"mes": {"url": url, "interval": 200}}));
     let s = &node.server;
-    crate::util::created(
-        s,
-        "/streams",
-        r#"{"sql":"CREATE STREAM m () WITH (TYPE=\"httppush\", DATASOURCE=\"/measure\", FORMAT=\"json\")"}"#,
-    );
+    node.create_push_stream("m", "/measure");
     crate::util::created(
         s,
         "/tables",

@@ -10,12 +10,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use support::{rule_plan, wait_for, Collect, Fed};
+use support::{start_rule, wait_for, Collect, Fed};
 use tokio::sync::mpsc;
-use weir_runtime::clock::SystemClock;
-use weir_runtime::rule::RunningRule;
 use weir_runtime::state::{rule_prefix, RocksBackend, Space, StateBackend, Write};
-use weir_runtime::Registry;
 
 /// Operator id of the first sink's held outputs (`graph::SINK_STATE_ID`).
 const SINK_STATE: u32 = 1 << 20;
@@ -27,18 +24,9 @@ fn run_and_kill(dir: &Path) {
     let backend: Arc<dyn StateBackend> = Arc::new(RocksBackend::open(dir).unwrap());
     let (tx, input) = mpsc::unbounded_channel();
     let out = Collect::default();
-    let p = rule_plan();
     actix::System::new().block_on(async move {
-        let rule = RunningRule::start_with(
-            &p,
-            Registry::builtins(),
-            Arc::new(SystemClock),
-            vec![Box::new(Fed { input, acked: Arc::new(AtomicU64::new(0)) })],
-            vec![("sink_collect_0".into(), Box::new(out.clone()))],
-            Some(backend),
-            Vec::new(),
-        )
-        .unwrap();
+        let rule =
+            start_rule(Box::new(Fed { input, acked: Arc::new(AtomicU64::new(0)) }), out.clone(), backend).unwrap();
         for v in 1..=5 {
             tx.send(v).unwrap();
         }
@@ -69,17 +57,9 @@ fn flip(dir: &Path, space: Space, pick: impl Fn(&[u8]) -> bool) {
 fn start_error(dir: &Path) -> String {
     let backend: Arc<dyn StateBackend> = Arc::new(RocksBackend::open(dir).unwrap());
     let (_tx, input) = mpsc::unbounded_channel();
-    let p = rule_plan();
     actix::System::new().block_on(async move {
-        let started = RunningRule::start_with(
-            &p,
-            Registry::builtins(),
-            Arc::new(SystemClock),
-            vec![Box::new(Fed { input, acked: Arc::new(AtomicU64::new(0)) })],
-            vec![("sink_collect_0".into(), Box::new(Collect::default()))],
-            Some(backend),
-            Vec::new(),
-        );
+        let started =
+            start_rule(Box::new(Fed { input, acked: Arc::new(AtomicU64::new(0)) }), Collect::default(), backend);
         match started {
             Ok(_) => panic!("a rule on damaged state started"),
             Err(e) => {

@@ -14,12 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{rule_plan, wait_for, Collect, Fed};
+use support::{start_rule, wait_for, Collect, Fed};
 use tokio::sync::mpsc;
-use weir_runtime::clock::SystemClock;
-use weir_runtime::rule::RunningRule;
 use weir_runtime::state::{MemoryBackend, Space, StateBackend, StateError, StateResult, Write};
-use weir_runtime::Registry;
 
 /// A store whose writes fail like a full disk while `full` is set.
 #[derive(Debug, Default)]
@@ -53,19 +50,10 @@ fn full_disk_stops_acknowledging_then_recovers_exactly_once() {
     let out = Collect::default();
     let acked = Arc::new(AtomicU64::new(0));
     let (tx, input) = mpsc::unbounded_channel();
-    let (p, backend, sink, a) = (rule_plan(), store.clone() as Arc<dyn StateBackend>, out.clone(), acked.clone());
+    let (backend, sink, a) = (store.clone() as Arc<dyn StateBackend>, out.clone(), acked.clone());
     let s = store.clone();
     actix::System::new().block_on(async move {
-        let rule = RunningRule::start_with(
-            &p,
-            Registry::builtins(),
-            Arc::new(SystemClock),
-            vec![Box::new(Fed { input, acked: a })],
-            vec![("sink_collect_0".into(), Box::new(sink.clone()))],
-            Some(backend),
-            Vec::new(),
-        )
-        .unwrap();
+        let rule = start_rule(Box::new(Fed { input, acked: a }), sink.clone(), backend).unwrap();
         for v in 1..=3 {
             tx.send(v).unwrap();
         }

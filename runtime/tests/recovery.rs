@@ -9,12 +9,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{rule_plan, Collect};
-use weir_runtime::clock::SystemClock;
+use support::{start_rule, Collect};
 use weir_runtime::row::{Payload, PayloadData};
 use weir_runtime::rule::{RunningRule, Source, SourceSender};
 use weir_runtime::state::{MemoryBackend, StateBackend};
-use weir_runtime::Registry;
 
 /// Sends the given events, then waits for the rule to stop.
 struct Events(Vec<i64>);
@@ -48,18 +46,8 @@ fn run_and_stop(backend: Arc<dyn StateBackend>, events: Vec<i64>, out: Collect) 
 /// Runs the rule until `n` events are decoded, then stops it cleanly or
 /// kills it once two more checkpoints have committed.
 fn run(backend: Arc<dyn StateBackend>, source: Box<dyn Source>, n: u64, out: Collect, clean_stop: bool) {
-    let p = rule_plan();
     actix::System::new().block_on(async move {
-        let rule = RunningRule::start_with(
-            &p,
-            Registry::builtins(),
-            Arc::new(SystemClock),
-            vec![source],
-            vec![("sink_collect_0".into(), Box::new(out))],
-            Some(backend),
-            Vec::new(),
-        )
-        .unwrap();
+        let rule = start_rule(source, out, backend).unwrap();
         // Wait until the events are through the decoder and a checkpoint
         // taken after them has committed.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -114,19 +102,10 @@ fn corrupt_checkpoint_is_a_clear_error() {
     backend
         .write(snapshots.into_iter().map(|(k, _)| Write::Put(Space::Checkpoints, k, vec![0xff, 0xfe])).collect(), true)
         .unwrap();
-    let p = rule_plan();
     let err = actix::System::new().block_on(async move {
-        RunningRule::start_with(
-            &p,
-            Registry::builtins(),
-            Arc::new(SystemClock),
-            vec![Box::new(Events(vec![]))],
-            vec![("sink_collect_0".into(), Box::new(Collect::default()))],
-            Some(backend),
-            Vec::new(),
-        )
-        .err()
-        .expect("a corrupt checkpoint must not start")
+        start_rule(Box::new(Events(vec![])), Collect::default(), backend)
+            .err()
+            .expect("a corrupt checkpoint must not start")
     });
     assert!(err.message.contains("cannot restore") && err.message.contains("corrupt"), "{}", err.message);
 }

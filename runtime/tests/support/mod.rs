@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use weir_planner::{parse_statement, plan, Catalog, PhysicalPlan, RuleOptions, Statement};
+use weir_runtime::clock::SystemClock;
 use weir_runtime::connector::{BoxFuture, Sink, SinkError};
+use weir_runtime::graph::BuildError;
 use weir_runtime::row::{Payload, PayloadData};
-use weir_runtime::rule::{Source, SourceSender};
+use weir_runtime::rule::{RunningRule, Source, SourceSender};
+use weir_runtime::state::StateBackend;
 use weir_runtime::{Registry, Value};
 
 /// Sends `{"v": n}` for each value it is given; counts those the rule
@@ -81,6 +84,24 @@ pub(crate) fn rule_plan() -> PhysicalPlan {
     let options = RuleOptions::from_json(&serde_json::json!({"qos": 2, "checkpointInterval": 20})).unwrap();
     plan("r1", "SELECT collect(v) AS vs FROM s GROUP BY COUNTWINDOW(3)", &catalog, &options, Registry::builtins())
         .unwrap()
+}
+
+/// Starts rule `r1` ([`rule_plan`]) from `source` into `out` with
+/// checkpoints in `backend`; on the current actix system.
+pub(crate) fn start_rule(
+    source: Box<dyn Source>,
+    out: Collect,
+    backend: Arc<dyn StateBackend>,
+) -> Result<RunningRule, BuildError> {
+    RunningRule::start_with(
+        &rule_plan(),
+        Registry::builtins(),
+        Arc::new(SystemClock),
+        vec![source],
+        vec![("sink_collect_0".into(), Box::new(out))],
+        Some(backend),
+        Vec::new(),
+    )
 }
 
 /// Polls `ok` every 5 ms for up to 20 s.
