@@ -188,8 +188,8 @@ impl LogFeed {
         };
         if payloads.iter().any(redelivered) {
             // By packet id, however far back the first copy was logged;
-            // the newest entries as well, for a log written before the
-            // packet-id index existed.
+            // the newest entries as well, for what the index does not
+            // cover (payloads that are not raw bytes).
             let tail = self.log.tail(REDELIVERY_WINDOW).unwrap_or_default();
             let same = |a: &Payload, b: &Payload| {
                 let key = |x: &Payload, k: &str| x.meta.as_ref().and_then(|m| m.get(k).cloned());

@@ -61,20 +61,13 @@ async fn list(node: web::Data<Node>, req: actix_web::HttpRequest) -> HttpRespons
 /// again). A node that does not answer leaves its rules' local status.
 async fn remote_summaries(node: &Node, req: &actix_web::HttpRequest) -> std::collections::HashMap<String, Value> {
     let mut out = std::collections::HashMap::new();
-    if req.headers().contains_key(FORWARDED) {
+    if forwarded(req) {
         return out;
     }
     let homes = node.rule_homes().await;
     let urls: std::collections::BTreeSet<&String> = homes.values().collect();
-    let client = reqwest::Client::new();
     for url in urls {
-        let asked = client
-            .get(format!("{url}/rules/status/all"))
-            .header(FORWARDED, "1")
-            .timeout(std::time::Duration::from_secs(5))
-            .send()
-            .await;
-        let Ok(resp) = asked else { continue };
+        let Ok(resp) = ask_node(reqwest::Method::GET, &format!("{url}/rules/status/all"), 5).await else { continue };
         let Ok(all) = resp.json::<serde_json::Map<String, Value>>().await else { continue };
         out.extend(all.into_iter().filter(|(rule, _)| homes.get(rule) == Some(url)));
     }
@@ -123,15 +116,9 @@ async fn restart(
 ) -> Result<HttpResponse, ApiError> {
     node.restart_rule(&id).await.map_err(prefixed("restart rule error"))?;
     // In a cluster the rule runs on one node: that node restarts it.
-    if !req.headers().contains_key(FORWARDED) {
+    if !forwarded(&req) {
         if let Some(url) = node.rule_home(&id).await {
-            let asked = reqwest::Client::new()
-                .post(format!("{url}/rules/{id}/restart"))
-                .header(FORWARDED, "1")
-                .timeout(std::time::Duration::from_secs(30))
-                .send()
-                .await;
-            match asked {
+            match ask_node(reqwest::Method::POST, &format!("{url}/rules/{id}/restart"), 30).await {
                 Ok(resp) if resp.status().is_success() => {}
                 Ok(resp) => {
                     let reason = resp.text().await.unwrap_or_default();
@@ -156,16 +143,9 @@ async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let st = node.rule_state(&id).map_err(prefixed("get rule status error"))?;
     // In a cluster the rule runs on one node: ask that node (once).
-    if !req.headers().contains_key(FORWARDED) {
+    if !forwarded(&req) {
         if let Some(url) = node.rule_home(&id).await {
-            let client = reqwest::Client::new();
-            let asked = client
-                .get(format!("{url}/rules/{id}/status"))
-                .header(FORWARDED, "1")
-                .timeout(std::time::Duration::from_secs(5))
-                .send()
-                .await;
-            if let Ok(resp) = asked {
+            if let Ok(resp) = ask_node(reqwest::Method::GET, &format!("{url}/rules/{id}/status"), 5).await {
                 if resp.status().is_success() {
                     if let Ok(body) = resp.text().await {
                         return Ok(HttpResponse::Ok().content_type("application/json").body(body));
@@ -179,6 +159,22 @@ async fn status(
 
 /// Marks a request one node forwarded to another, so it is not forwarded again.
 const FORWARDED: &str = "x-weir-forwarded";
+
+/// Whether another node forwarded `req` (it is then answered here).
+fn forwarded(req: &actix_web::HttpRequest) -> bool {
+    req.headers().contains_key(FORWARDED)
+}
+
+/// Asks another node of the cluster (`url` is on its REST API), marked as
+/// forwarded, waiting at most `timeout_secs`.
+async fn ask_node(method: reqwest::Method, url: &str, timeout_secs: u64) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .request(method, url)
+        .header(FORWARDED, "1")
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+        .send()
+        .await
+}
 
 /// `GET /rules/status/all`: in a cluster, each rule as the node running it
 /// reports it.

@@ -146,14 +146,7 @@ impl Node {
     /// The REST URL of the node running rule `id`, when that is another
     /// node of the cluster (which then has the rule's live status).
     pub(crate) async fn rule_home(&self, id: &str) -> Option<String> {
-        let cluster = self.cluster()?;
-        let status = cluster.status().await.ok()?;
-        let primary = status.placement.get(id)?.first()?.primary;
-        if primary == cluster.id() {
-            return None;
-        }
-        let rest = &status.members.iter().find(|m| m.id == primary)?.rest;
-        (!rest.is_empty()).then(|| rest.clone())
+        self.rule_homes().await.remove(id)
     }
 
     /// The REST URL of the node running each rule that runs on another
