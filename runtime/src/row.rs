@@ -59,7 +59,7 @@ impl Row {
 }
 
 /// The bounds of a window emission, in ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowRange {
     /// Start (inclusive).
     pub start: i64,
@@ -70,7 +70,7 @@ pub struct WindowRange {
 }
 
 /// Rows moving between operators.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     /// The rows.
     pub rows: Vec<Row>,
@@ -153,8 +153,9 @@ pub enum PayloadData {
 }
 
 /// What travels along an edge, in order: data, time and control share one
-/// channel so that they can never overtake each other.
-#[derive(Debug, Clone, PartialEq)]
+/// channel so that they can never overtake each other. Serializable: rows
+/// of a sharded rule cross nodes (see `exchange`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     /// Raw payloads for a source's decoder.
     Payloads(Vec<Payload>),
