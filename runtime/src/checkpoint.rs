@@ -100,6 +100,40 @@ pub fn commit(backend: &dyn StateBackend, rule: &str, record: &CommitRecord) -> 
     Ok(())
 }
 
+/// State id of a shard's prepared checkpoint records (apart from
+/// operators' and sinks' ids).
+const PREPARED_ID: u32 = 1 << 21;
+
+fn prepared_key(rule: &str, epoch: u64) -> Vec<u8> {
+    crate::state::StateKey { rule: rule.to_string(), operator: PREPARED_ID, shard: 0, key: format!("{epoch:020}") }
+        .encode()
+}
+
+/// Durably records `record` as prepared: a shard of a sharded rule holds
+/// the epoch, which commits once every shard holds it. Stored with the
+/// epoch's snapshots, so the commit's garbage collection removes it.
+///
+/// # Errors
+/// The store fails.
+pub fn prepare(backend: &dyn StateBackend, rule: &str, record: &CommitRecord) -> StateResult<()> {
+    backend.write(vec![Write::Put(Space::Checkpoints, prepared_key(rule, record.epoch), codec::encode(record)?)], true)
+}
+
+/// The record of epoch `epoch` of `rule`: its newest commit if that is the
+/// epoch, else the record it prepared for it.
+///
+/// # Errors
+/// The store fails or the record is corrupt.
+pub fn record_at(backend: &dyn StateBackend, rule: &str, epoch: u64) -> StateResult<Option<CommitRecord>> {
+    if let Some(r) = latest_commit(backend, rule)?.filter(|r| r.epoch == epoch) {
+        return Ok(Some(r));
+    }
+    match backend.get(Space::Checkpoints, &prepared_key(rule, epoch))? {
+        Some(b) => codec::decode(&b, &format!("prepared checkpoint {epoch} of {rule}")).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Deletes everything stored for `rule` (the rule was dropped).
 ///
 /// # Errors

@@ -13,14 +13,15 @@ pub mod clock;
 pub mod connector;
 pub mod decode;
 pub mod expr;
+mod feed;
 pub mod functions;
 pub mod graph;
 pub mod metrics;
 pub mod operator;
 pub mod replay;
-mod feed;
 pub mod row;
 pub mod rule;
+pub mod shard;
 pub mod state;
 pub mod value;
 

@@ -19,9 +19,10 @@ use crate::checkpoint::{self, CommitRecord, Coordinator};
 use crate::clock::{Clock, Timers};
 use crate::connector::{Lookup, Sink};
 use crate::feed::{BarrierRequest, EpochOffsets, LogFeed, PositionBook, Positioned};
-use crate::graph::{BuildError, CheckpointConfig, Msg, RuleGraph, SinkEvent};
+use crate::graph::{BuildError, CheckpointConfig, GraphShard, Msg, RuleGraph, SinkEvent};
 use crate::metrics::OpMetrics;
 use crate::row::{Message, Payload};
+use crate::shard::{ShardCommit, ShardRun, TIME_HEARTBEAT_MS};
 use crate::state::{IngestLog, StateBackend};
 use crate::Registry;
 
@@ -128,6 +129,9 @@ pub struct RunningRule {
     /// The ingest logs by source index (`qos` 1/2, sources that cannot
     /// rewind).
     ingest_logs: Vec<(usize, IngestLog)>,
+    /// A shard: its first stage and the other shards' inputs to end there
+    /// at stop (their links are cut first).
+    shard_inputs: Option<(Recipient<Msg>, Vec<usize>)>,
 }
 
 impl RunningRule {
@@ -164,13 +168,62 @@ impl RunningRule {
         state: Option<Arc<dyn StateBackend>>,
         lookups: Vec<(u16, Box<dyn Lookup>)>,
     ) -> Result<RunningRule, BuildError> {
+        RunningRule::launch(plan, registry, clock, sources, sinks, state, lookups, None)
+    }
+
+    /// Starts one shard of a sharded rule (see [`crate::shard`]): it
+    /// restores the rule-wide committed epoch `shard.restore`, exchanges
+    /// rows with the other shards, reports its checkpoints as prepared and
+    /// releases outputs when the whole rule has committed them. Shard 0
+    /// starts the checkpoints; the others follow its barriers. A shard stops
+    /// without a last checkpoint (the rule restarts from the committed one).
+    ///
+    /// # Errors
+    /// As [`RunningRule::start_with`], a plan that cannot be sharded
+    /// ([`crate::shard::check_shardable`]), or no checkpoint of the epoch
+    /// to restore in `state`.
+    pub fn start_shard(
+        plan: &PhysicalPlan,
+        registry: &Registry,
+        clock: Arc<dyn Clock>,
+        sources: Vec<Box<dyn Source>>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        state: Arc<dyn StateBackend>,
+        shard: ShardRun,
+    ) -> Result<RunningRule, BuildError> {
+        crate::shard::check_shardable(plan).map_err(|message| BuildError { rule: plan.rule_id.clone(), message })?;
+        RunningRule::launch(plan, registry, clock, sources, sinks, Some(state), Vec::new(), Some(shard))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        plan: &PhysicalPlan,
+        registry: &Registry,
+        clock: Arc<dyn Clock>,
+        sources: Vec<Box<dyn Source>>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        state: Option<Arc<dyn StateBackend>>,
+        lookups: Vec<(u16, Box<dyn Lookup>)>,
+        shard: Option<ShardRun>,
+    ) -> Result<RunningRule, BuildError> {
         let rule = plan.rule_id.clone();
         let err = |e: crate::state::StateError| BuildError { rule: rule.clone(), message: e.to_string() };
         let state = state.filter(|_| plan.options.qos > 0);
         let mut config = None;
         let mut record = None;
         if let Some(backend) = &state {
-            record = checkpoint::latest_commit(backend.as_ref(), &rule).map_err(err)?;
+            record = match &shard {
+                None => checkpoint::latest_commit(backend.as_ref(), &rule).map_err(err)?,
+                Some(sh) if sh.restore == 0 => None,
+                Some(sh) => {
+                    Some(checkpoint::record_at(backend.as_ref(), &rule, sh.restore).map_err(err)?.ok_or_else(|| {
+                        BuildError {
+                            rule: rule.clone(),
+                            message: format!("shard {} holds no checkpoint {} to restore", sh.index, sh.restore),
+                        }
+                    })?)
+                }
+            };
             config = Some(CheckpointConfig {
                 backend: backend.clone(),
                 restore: record.as_ref().map(|r| r.epoch),
@@ -179,7 +232,21 @@ impl RunningRule {
         }
         let rule_start = config.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
         let committed = record.as_ref().map_or(0, |r| r.epoch);
-        let mut graph = RuleGraph::start_with(plan, registry, clock.clone(), sinks, config, lookups)?;
+        // A shard other than 0 injects the barriers shard 0's reach it with.
+        let (follow, followed) = match &shard {
+            Some(sh) if sh.index > 0 => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let graph_shard = shard.as_ref().map(|sh| GraphShard {
+            index: sh.index,
+            count: sh.count,
+            peers: sh.peers.clone(),
+            follow: follow.clone(),
+        });
+        let mut graph = RuleGraph::build(plan, registry, clock.clone(), sinks, config, lookups, graph_shard)?;
         let events = std::mem::replace(&mut graph.events, mpsc::unbounded_channel().1);
         let graph = Arc::new(graph);
         let (stop, stop_rx) = watch::channel(false);
@@ -216,18 +283,62 @@ impl RunningRule {
             }
             sources_done.push(actix::spawn(source.run(out)));
         }
-        tasks.push(actix::spawn(drive_clock(graph.clone(), graph.timers.clone(), clock.clone(), stop_rx.clone())));
+        let mut shard_inputs = None;
+        let mut shard_commit = None;
+        if let (Some(sh), Some(entry)) = (shard, graph.exchange()) {
+            let others = (0..sh.count as usize).filter(|i| *i != sh.index as usize).collect();
+            shard_inputs = Some((entry.clone(), others));
+            tasks.push(actix::spawn(forward_inbox(sh.inbox, entry)));
+            shard_commit = Some(sh.commit);
+        }
+        let heartbeat = shard_inputs.as_ref().map(|_| TIME_HEARTBEAT_MS);
+        tasks.push(actix::spawn(drive_clock(
+            graph.clone(),
+            graph.timers.clone(),
+            clock.clone(),
+            heartbeat,
+            stop_rx.clone(),
+        )));
         let (ended_tx, ended) = tokio::sync::oneshot::channel();
         let mut final_checkpoint = None;
         let commits = match state {
             Some(backend) => {
                 let interval = plan.options.checkpoint_interval_ms.max(1);
-                let (tx, last_call) = mpsc::channel(1);
-                final_checkpoint = Some(tx);
+                let trigger = match followed {
+                    Some(rx) => Trigger::Follow(rx),
+                    None => Trigger::Every(interval),
+                };
+                // A shard stops without a last checkpoint: the others would
+                // have to take it too.
+                let last_call = match shard_commit {
+                    None => {
+                        let (tx, rx) = mpsc::channel(1);
+                        final_checkpoint = Some(tx);
+                        Some(rx)
+                    }
+                    Some(_) => None,
+                };
                 let barriers = Barriers { readers };
-                tasks.push(actix::spawn(inject_barriers(clock, interval, committed, barriers, stop_rx, last_call)));
-                let logs = logs.clone();
-                Some(CommitContext { backend, rule, rule_start, committed: committed_epoch.clone(), offsets, logs })
+                tasks.push(actix::spawn(inject_barriers(clock, trigger, committed, barriers, stop_rx, last_call)));
+                let ctx = Arc::new(CommitContext {
+                    backend,
+                    rule,
+                    rule_start,
+                    committed: committed_epoch.clone(),
+                    offsets,
+                    logs: logs.clone(),
+                    graph: graph.clone(),
+                });
+                let mode = match shard_commit {
+                    Some(commit) => {
+                        let (prepared, reports) = mpsc::unbounded_channel();
+                        tasks.push(actix::spawn(report_prepared(commit.clone(), reports)));
+                        tasks.push(actix::spawn(release_committed(ctx.clone(), commit.committed(), committed)));
+                        CommitMode::Sharded(prepared)
+                    }
+                    None => CommitMode::Local,
+                };
+                Some((ctx, mode))
             }
             None => None,
         };
@@ -241,6 +352,7 @@ impl RunningRule {
             committed: committed_epoch,
             final_checkpoint,
             ingest_logs: logs,
+            shard_inputs,
         })
     }
 
@@ -301,6 +413,12 @@ impl RunningRule {
             t.abort();
             let _ = t.await;
         }
+        // A shard's links to the others are cut: end their inputs here.
+        if let Some((entry, others)) = self.shard_inputs.take() {
+            for input in others {
+                let _ = entry.send(Msg { input, message: Message::End }).await;
+            }
+        }
         self.graph.broadcast(Message::End).await;
         if let Some(ended) = self.ended.take() {
             let _ = ended.await;
@@ -308,8 +426,16 @@ impl RunningRule {
     }
 }
 
-/// Sends a tick at rule start and whenever the earliest timer is due.
-async fn drive_clock(graph: Arc<RuleGraph>, timers: Timers, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+/// Sends a tick at rule start and whenever the earliest timer is due, and
+/// at least every `heartbeat` ms when given (a shard's time must reach the
+/// other shards even when it has no timer of its own).
+async fn drive_clock(
+    graph: Arc<RuleGraph>,
+    timers: Timers,
+    clock: Arc<dyn Clock>,
+    heartbeat: Option<i64>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut last = clock.now_ms();
     graph.broadcast(Message::Tick(last)).await;
     loop {
@@ -318,7 +444,10 @@ async fn drive_clock(graph: Arc<RuleGraph>, timers: Timers, clock: Arc<dyn Clock
         }
         // A deadline already ticked for is waiting for its operator to move
         // on; only a later one needs a tick.
-        let next = timers.earliest_after(last);
+        let next = match (timers.earliest_after(last), heartbeat) {
+            (Some(t), Some(h)) => Some(t.min(last + h)),
+            (t, h) => t.or(h.map(|h| last + h)),
+        };
         let changed = timers.changed();
         match next {
             Some(t) => {
@@ -341,7 +470,7 @@ async fn drive_clock(graph: Arc<RuleGraph>, timers: Timers, clock: Arc<dyn Clock
     }
 }
 
-/// What the sink watcher needs to commit checkpoints.
+/// What committing a checkpoint needs.
 struct CommitContext {
     backend: Arc<dyn StateBackend>,
     rule: String,
@@ -351,6 +480,61 @@ struct CommitContext {
     offsets: EpochOffsets,
     /// The ingest logs by source index.
     logs: Vec<(usize, IngestLog)>,
+    graph: Arc<RuleGraph>,
+}
+
+impl CommitContext {
+    /// Makes `record` the rule's committed checkpoint: durably recorded,
+    /// older snapshots deleted, held outputs released, the ingest logs
+    /// truncated behind its positions.
+    async fn commit(&self, record: CommitRecord) {
+        let epoch = record.epoch;
+        let (backend, rule, r) = (self.backend.clone(), self.rule.clone(), record.clone());
+        // RocksDB's fsync must not stall the actor threads.
+        match tokio::task::spawn_blocking(move || checkpoint::commit(backend.as_ref(), &rule, &r)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return tracing::error!(rule = %self.rule, epoch, error = %e, "checkpoint commit failed"),
+            Err(e) => return tracing::error!(rule = %self.rule, epoch, error = %e, "checkpoint commit task failed"),
+        }
+        self.committed.store(epoch, std::sync::atomic::Ordering::Relaxed);
+        // qos 2: the sinks may now send what they held.
+        self.graph.commit(epoch).await;
+        // The log behind the committed positions is no longer needed.
+        for (i, log) in &self.logs {
+            let pos = record.offsets.get(*i).copied().unwrap_or(0);
+            if let Err(e) = log.truncate(pos) {
+                tracing::warn!(rule = %self.rule, error = %e, "cannot truncate the ingest log");
+            }
+        }
+    }
+
+    /// The checkpoint record of the complete epoch `epoch`, with the source
+    /// positions its barriers recorded (`None`, logged, when they are
+    /// missing: such an epoch must never be committed).
+    fn record(&self, epoch: u64) -> Option<CommitRecord> {
+        let offsets = {
+            let mut m = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+            let o = m.get(&epoch).cloned();
+            m.retain(|e, _| *e > epoch);
+            o
+        };
+        // Every source recorded its position before its barrier entered
+        // the graph; without them a restore would replay from the start.
+        let Some(offsets) = offsets else {
+            tracing::error!(rule = %self.rule, epoch, "no source positions for the epoch; not committed");
+            return None;
+        };
+        Some(CommitRecord { epoch, rule_start_ms: self.rule_start, offsets })
+    }
+}
+
+/// What a complete epoch leads to.
+enum CommitMode {
+    /// The rule commits it.
+    Local,
+    /// A shard: it is prepared, reported here in order, and committed when
+    /// every shard has prepared it.
+    Sharded(mpsc::UnboundedSender<u64>),
 }
 
 /// How long a stop waits for its last checkpoint.
@@ -360,12 +544,12 @@ const STOP_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// the committed checkpoint.
 const INGEST_LOG_CAPACITY: u64 = 100_000;
 
-/// Follows the sinks: commits an epoch once every sink has seen its
-/// barrier, and reports when all sinks have ended.
+/// Follows the sinks: commits (or, in a shard, prepares) an epoch once
+/// every sink has seen its barrier, and reports when all sinks have ended.
 async fn watch_sinks(
     graph: Arc<RuleGraph>,
     mut events: mpsc::UnboundedReceiver<SinkEvent>,
-    commits: Option<CommitContext>,
+    commits: Option<(Arc<CommitContext>, CommitMode)>,
     committed: u64,
     ended_tx: tokio::sync::oneshot::Sender<()>,
 ) {
@@ -375,39 +559,26 @@ async fn watch_sinks(
     while ended < sinks {
         match events.recv().await {
             Some(SinkEvent::Barrier { n, .. }) => {
-                let (Some(epoch), Some(ctx)) = (coordinator.ack(n), &commits) else { continue };
-                let offsets = {
-                    let mut m = ctx.offsets.lock().unwrap_or_else(|e| e.into_inner());
-                    let o = m.get(&epoch).cloned();
-                    m.retain(|e, _| *e > epoch);
-                    o
-                };
-                // Every source recorded its position before its barrier
-                // entered the graph; without them a restore would replay
-                // from the start, so such an epoch is never committed.
-                let Some(offsets) = offsets else {
-                    tracing::error!(rule = %ctx.rule, epoch, "no source positions for the epoch; not committed");
-                    continue;
-                };
-                let record = CommitRecord { epoch, rule_start_ms: ctx.rule_start, offsets: offsets.clone() };
-                let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
-                // RocksDB's fsync must not stall the actor threads.
-                let r = tokio::task::spawn_blocking(move || checkpoint::commit(backend.as_ref(), &rule, &record)).await;
-                match r {
-                    Ok(Ok(())) => {
-                        ctx.committed.store(epoch, std::sync::atomic::Ordering::Relaxed);
-                        // qos 2: the sinks may now send what they held.
-                        graph.commit(epoch).await;
-                        // The log behind the committed positions is no longer needed.
-                        for (i, log) in &ctx.logs {
-                            let pos = offsets.get(*i).copied().unwrap_or(0);
-                            if let Err(e) = log.truncate(pos) {
-                                tracing::warn!(rule = %ctx.rule, error = %e, "cannot truncate the ingest log");
+                let (Some(epoch), Some((ctx, mode))) = (coordinator.ack(n), &commits) else { continue };
+                let Some(record) = ctx.record(epoch) else { continue };
+                match mode {
+                    CommitMode::Local => ctx.commit(record).await,
+                    CommitMode::Sharded(report) => {
+                        let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
+                        let r =
+                            tokio::task::spawn_blocking(move || checkpoint::prepare(backend.as_ref(), &rule, &record));
+                        match r.await {
+                            Ok(Ok(())) => {
+                                let _ = report.send(epoch);
+                            }
+                            Ok(Err(e)) => {
+                                tracing::error!(rule = %ctx.rule, epoch, error = %e, "cannot prepare the checkpoint")
+                            }
+                            Err(e) => {
+                                tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint prepare task failed")
                             }
                         }
                     }
-                    Ok(Err(e)) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit failed"),
-                    Err(e) => tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint commit task failed"),
                 }
             }
             Some(SinkEvent::Ended { .. }) => ended += 1,
@@ -417,6 +588,53 @@ async fn watch_sinks(
     let _ = ended_tx.send(());
 }
 
+/// Reports a shard's prepared epochs, in order. A report that fails (no
+/// cluster leader for a moment) is covered by the next one: an epoch is
+/// prepared with every epoch before it.
+async fn report_prepared(commit: Arc<dyn ShardCommit>, mut epochs: mpsc::UnboundedReceiver<u64>) {
+    while let Some(mut epoch) = epochs.recv().await {
+        // Only the newest of what is waiting needs reporting.
+        while let Ok(e) = epochs.try_recv() {
+            epoch = e;
+        }
+        if let Err(e) = commit.prepared(epoch).await {
+            tracing::warn!(epoch, error = %e, "cannot report the prepared checkpoint");
+        }
+    }
+}
+
+/// Commits what every shard has prepared, as the rule-wide committed epoch
+/// advances past `from`.
+async fn release_committed(ctx: Arc<CommitContext>, mut committed: watch::Receiver<u64>, mut from: u64) {
+    loop {
+        let epoch = *committed.borrow_and_update();
+        if epoch > from {
+            let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
+            match tokio::task::spawn_blocking(move || checkpoint::record_at(backend.as_ref(), &rule, epoch)).await {
+                Ok(Ok(Some(record))) => {
+                    ctx.commit(record).await;
+                    from = epoch;
+                }
+                other => {
+                    tracing::error!(rule = %ctx.rule, epoch, "the committed epoch is not prepared here: {other:?}")
+                }
+            }
+        }
+        if committed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Delivers the other shards' messages to this shard's first stage.
+async fn forward_inbox(mut inbox: mpsc::Receiver<(u32, Message)>, entry: Recipient<Msg>) {
+    while let Some((from, message)) = inbox.recv().await {
+        if entry.send(Msg { input: from as usize, message }).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Where the barrier injector asks each fed source's reader (by source
 /// index) for a barrier; each records its position itself (a
 /// `PositionBook`) before the barrier enters the graph.
@@ -424,26 +642,64 @@ struct Barriers {
     readers: Vec<(usize, mpsc::Sender<BarrierRequest>)>,
 }
 
-/// Every `interval` ms of the clock, has every source's reader inject the
-/// next barrier.
+/// When barriers are injected.
+enum Trigger {
+    /// Every so many ms of the clock.
+    Every(i64),
+    /// When shard 0's barrier reaches this shard, with its epoch.
+    Follow(mpsc::UnboundedReceiver<u64>),
+}
+
+/// Has every source's reader inject the next barrier whenever `trigger`
+/// says so.
 async fn inject_barriers(
     clock: Arc<dyn Clock>,
-    interval: i64,
+    mut trigger: Trigger,
     mut epoch: u64,
     barriers: Barriers,
     mut stop: watch::Receiver<bool>,
-    mut last_call: mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>,
+    mut last_call: Option<mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>>,
 ) {
     loop {
-        let due = clock.now_ms() + interval;
         // A stopping rule asks for one last checkpoint, taken at once.
         let mut reply = None;
-        tokio::select! {
-            _ = clock.sleep_until(due) => {}
-            r = last_call.recv() => reply = r,
-            _ = stop.changed() => return,
+        let mut next = epoch + 1;
+        match &mut trigger {
+            Trigger::Every(interval) => {
+                let due = clock.now_ms() + *interval;
+                let last = async {
+                    match &mut last_call {
+                        Some(l) => l.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let mut closed = false;
+                tokio::select! {
+                    _ = clock.sleep_until(due) => {}
+                    r = last => match r {
+                        Some(r) => reply = Some(r),
+                        None => closed = true,
+                    },
+                    _ = stop.changed() => return,
+                }
+                // Nobody can ask for a last checkpoint any more.
+                if closed {
+                    last_call = None;
+                    continue;
+                }
+            }
+            Trigger::Follow(leader) => {
+                tokio::select! {
+                    n = leader.recv() => match n {
+                        Some(n) if n > epoch => next = n,
+                        Some(_) => continue,
+                        None => return,
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
         }
-        epoch += 1;
+        epoch = next;
         for (_, r) in &barriers.readers {
             let (tx, rx) = tokio::sync::oneshot::channel();
             if r.send((epoch, tx)).await.is_err() || rx.await.is_err() {

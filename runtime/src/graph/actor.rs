@@ -8,6 +8,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::align::Aligner;
+use super::exchange::ShardIntake;
 use super::sequence::Sequencer;
 use crate::clock::{Clock, Timers};
 use crate::metrics::OpMetrics;
@@ -48,6 +49,8 @@ pub(crate) enum Intake {
     Align(Aligner),
     /// Inputs are the instances of a parallel stage: restore their order.
     Sequence(Sequencer),
+    /// Inputs are the shards of a sharded rule: align barriers, merge time.
+    Shard(ShardIntake),
 }
 
 impl Intake {
@@ -55,6 +58,7 @@ impl Intake {
         match self {
             Intake::Align(a) => a.push(input, msg),
             Intake::Sequence(s) => s.push(input, msg),
+            Intake::Shard(s) => s.push(input, msg),
         }
     }
 }

@@ -9,6 +9,7 @@
 mod actor;
 mod align;
 mod compile;
+mod exchange;
 mod lookup;
 mod sequence;
 mod sink;
@@ -53,6 +54,18 @@ pub struct RuleGraph {
     arbiters: Vec<Arbiter>,
     /// The sinks, told when an epoch commits (`qos: 2` releases outputs).
     committed: Vec<Recipient<Committed>>,
+    /// A sharded rule: where the other shards' messages go in (the intake
+    /// of the first stage, input = sending shard).
+    exchange: Option<Recipient<Msg>>,
+}
+
+/// What makes a graph one shard of a sharded rule (see [`crate::shard`]).
+pub(crate) struct GraphShard {
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+    pub(crate) peers: Vec<Option<crate::shard::ShardSender>>,
+    /// Shard 0's barriers, announced to the other shards' injectors.
+    pub(crate) follow: Option<mpsc::UnboundedSender<u64>>,
 }
 
 impl Drop for RuleGraph {
@@ -136,6 +149,9 @@ struct Spawner<'a> {
     send_error: bool,
     arbiters: &'a [Arbiter],
     metrics: Vec<Arc<OpMetrics>>,
+    /// The intake of the next single-instance stage spawned, instead of
+    /// plain alignment (a shard's first stage).
+    intake: Option<Intake>,
 }
 
 impl Spawner<'_> {
@@ -241,7 +257,7 @@ impl Spawner<'_> {
             if let Some(spec) = stage.lookup.take() {
                 return self.lookup_stage(stage.name, spec, next);
             }
-            let intake = Intake::Align(Aligner::new(stage.inputs));
+            let intake = self.intake.take().unwrap_or_else(|| Intake::Align(Aligner::new(stage.inputs)));
             let r = self.spawn(stage.name, Some(stage.id), 0, stage.op, intake, &next, false)?;
             return Ok(Next::All(vec![Edge { to: r, input: 0 }]));
         }
@@ -307,6 +323,21 @@ impl RuleGraph {
         checkpoint: Option<CheckpointConfig>,
         lookups: Vec<(u16, Box<dyn Lookup>)>,
     ) -> Result<RuleGraph, BuildError> {
+        RuleGraph::build(plan, registry, clock, sinks, checkpoint, lookups, None)
+    }
+
+    /// [`RuleGraph::start_with`], as one shard of a sharded rule when
+    /// `shard` is given: decoded rows go through an exchange to the shard
+    /// owning their key, and the first stage takes in every shard's rows.
+    pub(crate) fn build(
+        plan: &PhysicalPlan,
+        registry: &Registry,
+        clock: Arc<dyn Clock>,
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        checkpoint: Option<CheckpointConfig>,
+        lookups: Vec<(u16, Box<dyn Lookup>)>,
+        shard: Option<GraphShard>,
+    ) -> Result<RuleGraph, BuildError> {
         let start_ms = checkpoint.as_ref().and_then(|c| c.rule_start_ms).unwrap_or_else(|| clock.now_ms());
         let cx = RuleContext { rule_id: Arc::from(plan.rule_id.as_str()), start_ms };
         let err = |e: FuncError| BuildError { rule: plan.rule_id.clone(), message: e.0 };
@@ -330,6 +361,7 @@ impl RuleGraph {
             send_error: plan.options.send_error,
             arbiters: &arbiters,
             metrics: Vec::new(),
+            intake: None,
         };
 
         let sink_count = sinks.len();
@@ -371,12 +403,37 @@ impl RuleGraph {
         // Start from the sinks backwards so every actor knows its downstream.
         let mut next = Next::All(sink_edges);
         let mut entries: Vec<Edge> = Vec::with_capacity(positions);
-        for group in stage_groups.into_iter().rev() {
+        for (p, group) in stage_groups.into_iter().enumerate().rev() {
+            if let (0, Some(sh)) = (p, &shard) {
+                spawner.intake = Some(Intake::Shard(exchange::ShardIntake::new(sh.count as usize, sh.follow.clone())));
+            }
             next = spawner.position(group, next)?;
             entries.push(first_edge(&next));
         }
         entries.reverse();
-        let first = next;
+        let mut first = next;
+        let mut exchange = None;
+        if let Some(sh) = shard {
+            let (Some(entry), Some(agg)) = (entries.first(), &plan.aggregate) else {
+                return Err(BuildError { rule: plan.rule_id.clone(), message: "a sharded rule needs GROUP BY".into() });
+            };
+            let keys = agg.keys.iter().map(|k| crate::expr::compile(k, registry, &layout)).collect::<Result<_, _>>();
+            let m = Arc::new(OpMetrics::new("exchange".to_string()));
+            spawner.metrics.push(m.clone());
+            let actor = exchange::ExchangeActor {
+                index: sh.index,
+                count: sh.count,
+                keys: keys.map_err(err)?,
+                cx: cx.clone(),
+                local: Edge { to: entry.to.clone(), input: sh.index as usize },
+                peers: sh.peers,
+                mailbox,
+                metrics: m,
+                clock: clock.clone(),
+            };
+            exchange = Some(entry.to.clone());
+            first = Next::All(vec![Edge { to: actor.start().recipient(), input: 0 }]);
+        }
 
         let table_inputs = compiled[0].table_inputs.clone();
         let mut decoders: Vec<Vec<compile::Stage>> = (0..plan.sources.len()).map(|_| Vec::new()).collect();
@@ -425,7 +482,12 @@ impl RuleGraph {
         let mut metrics = spawner.metrics;
         metrics.reverse();
         metrics.extend(sink_metrics);
-        Ok(RuleGraph { sources, timers, events, metrics, sinks: sink_count, arbiters, committed })
+        Ok(RuleGraph { sources, timers, events, metrics, sinks: sink_count, arbiters, committed, exchange })
+    }
+
+    /// A sharded rule's entry for the other shards' messages.
+    pub(crate) fn exchange(&self) -> Option<Recipient<Msg>> {
+        self.exchange.clone()
     }
 
     /// Sends payloads into source `source`; waits while its mailbox is full.
