@@ -22,6 +22,14 @@
 //!    moves to a node without a copy of its state: it gets there by a
 //!    standby move, a sync, then a swap. Every move strictly lowers the
 //!    sum of squared costs, so this stops.
+//! 5. **Roll back sharded rules as a whole**: when any shard of a rule with
+//!    more than one shard gets a fresh epoch (a new shard, a failover, a
+//!    swap), every shard of that rule gets one, keeping its primary and
+//!    standby: the shards exchange rows, so their checkpoints are cuts of
+//!    one run and the whole rule restarts from its global checkpoint (see
+//!    [`crate::metadata`]). A fresh epoch clears `synced`, so until the
+//!    primaries report their standbys synced again a dead primary's shard
+//!    waits for it.
 //!
 //! A node's cost is its reported load plus 2 per primary and 1 per standby.
 //! Ties break by node id, so the result is deterministic, and placing a
@@ -49,7 +57,8 @@ pub struct NodeLoad {
 pub struct PlacementPlan {
     /// The placement of every rule given (rules not given are absent).
     pub placement: Placement,
-    /// The last epoch issued: the input's, plus one per shard that got a new primary.
+    /// The last epoch issued: the input's, plus one per shard that got a
+    /// new primary or was rolled back with its rule.
     pub last_epoch: u64,
 }
 
@@ -159,6 +168,12 @@ pub fn place(
         if !rebalance_once(&mut slots, &mut costs) {
             break;
         }
+    }
+
+    // 5: a sharded rule rolls back as a whole.
+    let bumped: BTreeSet<String> = slots.iter().filter(|s| s.bump).map(|s| s.rule.clone()).collect();
+    for s in slots.iter_mut().filter(|s| rules[&s.rule] > 1 && bumped.contains(&s.rule)) {
+        s.bump = true;
     }
 
     let mut epoch = last_epoch;

@@ -212,7 +212,8 @@ impl Node {
             let rest = self.rest_url.get().cloned().unwrap_or_default();
             let replica = self.replication.as_ref().map(|r| r.addr.clone()).unwrap_or_default();
             if (me.rest != rest || me.replica != replica) && !rest.is_empty() {
-                let report = Command::ReportAddresses { node: id, rest, replica };
+                // The shard-exchange listener's address is reported once nodes run one.
+                let report = Command::ReportAddresses { node: id, rest, replica, exchange: String::new() };
                 if let Err(e) = cluster.propose(report).await {
                     tracing::debug!(error = %e, "cannot report this node's addresses yet");
                 }

@@ -60,19 +60,34 @@ impl Metadata {
                 r.plan = Some(plan.clone());
             }
             Command::ReportLoad { node, load } => self.node_mut(*node)?.load = *load,
-            Command::ReportAddresses { node, rest, replica } => {
+            Command::ReportAddresses { node, rest, replica, exchange } => {
                 let n = self.node_mut(*node)?;
                 n.rest = rest.clone();
                 n.replica = replica.clone();
+                n.exchange = exchange.clone();
             }
             Command::SetNodeLive { node, live } => self.node_mut(*node)?.live = *live,
             Command::SetPlacement { placement } => self.set_placement(placement)?,
             Command::BumpShardEpoch { rule, shard } => {
+                if self.is_sharded(rule) {
+                    self.shard_mut(rule, *shard)?;
+                    self.roll_back(rule);
+                    return Ok(Applied::Epoch(self.shard_mut(rule, *shard)?.epoch));
+                }
                 let next = self.last_epoch + 1;
                 let sp = self.shard_mut(rule, *shard)?;
                 sp.epoch = next;
                 self.last_epoch = next;
                 return Ok(Applied::Epoch(next));
+            }
+            Command::RestartShards { rule, epochs } => {
+                let shards = self.placement.get(rule).ok_or_else(|| not_found(ObjectKind::Rule, rule))?;
+                let current: Vec<u64> = shards.iter().map(|sp| sp.epoch).collect();
+                if current != *epochs {
+                    // Another shard's request (or a placement change) rolled it back already.
+                    return Err(stale(rule, format!("epochs {epochs:?} are not the current {current:?}")));
+                }
+                self.roll_back(rule);
             }
             Command::StandbySynced { rule, shard, epoch, standby } => {
                 let sp = self.shard_mut(rule, *shard)?;
@@ -104,6 +119,7 @@ impl Metadata {
                     load: 0,
                     rest: String::new(),
                     replica: String::new(),
+                    exchange: String::new(),
                 });
                 n.addr = addr.clone();
             }
@@ -124,6 +140,45 @@ impl Metadata {
             .get_mut(rule)
             .and_then(|v| v.get_mut(shard as usize))
             .ok_or_else(|| not_found(ObjectKind::Shard, format!("{rule}/{shard}")))
+    }
+
+    /// Whether the rule has more than one shard (and so rolls back as a whole).
+    fn is_sharded(&self, rule: &str) -> bool {
+        self.rules.get(rule).is_some_and(|r| r.shards > 1)
+    }
+
+    /// Rolls a rule back as a whole: every placed shard gets a fresh epoch
+    /// (in shard order, from the counter), keeps its primary and standby
+    /// and loses `synced` (the standby's copy is of the old run), and the
+    /// checkpoints are reset to the global one.
+    fn roll_back(&mut self, rule: &str) {
+        let global = self.global_checkpoint(rule);
+        let mut epoch = self.last_epoch;
+        for sp in self.placement.get_mut(rule).into_iter().flatten() {
+            epoch += 1;
+            (sp.epoch, sp.synced) = (epoch, false);
+        }
+        self.last_epoch = epoch;
+        self.reset_checkpoints(rule, global);
+    }
+
+    /// Sets every placed shard's checkpoint record to `global` under its
+    /// current epoch, so the new run commits `global + 1, ...` and the
+    /// least record stays a cut every shard has. With `global` 0 nothing
+    /// was committed by all shards: the records go.
+    fn reset_checkpoints(&mut self, rule: &str, global: u64) {
+        let placed = self.placement.get(rule).filter(|_| global > 0);
+        let records = placed
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, sp)| (i as u32, CommittedCheckpoint { checkpoint: global, shard_epoch: sp.epoch }));
+        let records: std::collections::BTreeMap<_, _> = records.collect();
+        if records.is_empty() {
+            self.checkpoints.remove(rule);
+        } else {
+            self.checkpoints.insert(rule.to_string(), records);
+        }
     }
 
     fn put_rule(&mut self, id: &str, json: &str, shards: u32) -> Result<(), Rejection> {
@@ -148,12 +203,15 @@ impl Metadata {
     /// Checks the whole command first, then replaces: all or nothing.
     fn set_placement(&mut self, placement: &super::Placement) -> Result<(), Rejection> {
         let mut fresh = BTreeSet::new();
+        // Sharded rules whose epochs all change, with their global checkpoint.
+        let mut rolled_back = Vec::new();
         for (rule, shards) in placement {
             let info = self.rules.get(rule).ok_or_else(|| not_found(ObjectKind::Rule, rule))?;
             if shards.len() != info.shards as usize {
                 return Err(stale(rule, format!("{} shards given, rule has {}", shards.len(), info.shards)));
             }
             let current = self.placement.get(rule);
+            let mut kept = 0;
             for (i, sp) in shards.iter().enumerate() {
                 let members = [Some(sp.primary), sp.standby];
                 if let Some(n) = members.into_iter().flatten().find(|n| !self.nodes.contains_key(n)) {
@@ -163,17 +221,22 @@ impl Metadata {
                     return Err(stale(rule, format!("shard {i}: standby is the primary")));
                 }
                 match current.and_then(|c| c.get(i)) {
-                    Some(old) if old.primary == sp.primary => {
-                        if old.epoch != sp.epoch {
-                            return Err(stale(rule, format!("shard {i}: epoch {} is not {}", sp.epoch, old.epoch)));
-                        }
-                    }
+                    Some(old) if old.primary == sp.primary && old.epoch == sp.epoch => kept += 1,
+                    // A new primary, or a fencing of the same one.
                     _ => {
                         if sp.epoch <= self.last_epoch || !fresh.insert(sp.epoch) {
                             return Err(stale(rule, format!("shard {i}: epoch {} is not fresh", sp.epoch)));
                         }
                     }
                 }
+            }
+            if info.shards > 1 && kept > 0 && kept < shards.len() {
+                let reason =
+                    format!("{kept} of {} shards keep their epoch: a sharded rule's change together", shards.len());
+                return Err(stale(rule, reason));
+            }
+            if info.shards > 1 && kept == 0 {
+                rolled_back.push((rule, self.global_checkpoint(rule)));
             }
         }
         for (rule, shards) in placement {
@@ -192,6 +255,9 @@ impl Metadata {
         }
         if let Some(max) = fresh.last() {
             self.last_epoch = *max;
+        }
+        for (rule, global) in rolled_back {
+            self.reset_checkpoints(rule, global);
         }
         Ok(())
     }

@@ -18,6 +18,21 @@
 //! [`Command::CommitCheckpoint`] with any other epoch is rejected
 //! ([`Rejection::Fenced`]), so a deposed primary that has not noticed yet
 //! cannot commit.
+//!
+//! # Sharded rules roll back as a whole
+//! The shards of a rule with more than one shard exchange rows (and the
+//! barriers between them), so a checkpoint epoch is a cut across all of
+//! them: the rule's [global checkpoint](Metadata::global_checkpoint) is the
+//! least checkpoint its shards committed, and only that one is restored.
+//! Hence the epochs of such a rule's shards change together: whenever one
+//! shard gets a fresh epoch (failover, a rebalancing swap,
+//! [`Command::BumpShardEpoch`], [`Command::RestartShards`]) every shard of
+//! the rule gets one, which fences every primary of the old run, and the
+//! checkpoint records of all its shards are reset to the global checkpoint
+//! (stamped with the shards' new epochs). The new run then commits from
+//! there, and the least record is always a cut that exists on every shard.
+//! [`Command::SetPlacement`] refuses a placement that changes the epochs of
+//! only some shards of such a rule.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +72,10 @@ pub struct NodeInfo {
     /// empty until then.
     #[serde(default)]
     pub replica: String,
+    /// Where the node accepts the rows sharded rules exchange between
+    /// their shards, as it reported it; empty until then.
+    #[serde(default)]
+    pub exchange: String,
 }
 
 /// A rule as the cluster knows it.
@@ -163,6 +182,9 @@ pub enum Command {
         rest: String,
         /// Its state-replication address.
         replica: String,
+        /// Its shard-exchange address (rows between the shards of a rule).
+        #[serde(default)]
+        exchange: String,
     },
     /// The leader's lease verdict on a node.
     SetNodeLive {
@@ -173,12 +195,18 @@ pub enum Command {
     },
     /// Replaces the placement of the named rules (other rules keep theirs).
     /// A shard whose primary changes must carry a fresh epoch above
-    /// [`Metadata::last_epoch`]; an unchanged primary keeps its epoch.
+    /// [`Metadata::last_epoch`]; an unchanged primary keeps its epoch or
+    /// gets a fresh one. The shards of a rule with more than one shard keep
+    /// their epochs all or none; when they all change, the rule's
+    /// checkpoints are reset to its global one (see the module docs).
     SetPlacement {
         /// New placements by rule.
         placement: Placement,
     },
-    /// Gives a shard a fresh epoch (fencing its current primary's commits).
+    /// Gives a shard a fresh epoch (fencing its current primary's commits);
+    /// for a rule with more than one shard, every shard of the rule gets
+    /// one and the checkpoints are reset (see the module docs). Applies as
+    /// [`Applied::Epoch`] with the named shard's new epoch.
     BumpShardEpoch {
         /// Rule id.
         rule: String,
@@ -208,6 +236,19 @@ pub enum Command {
         shard_epoch: u64,
         /// The checkpoint (barrier) epoch; must not go backwards.
         checkpoint: u64,
+    },
+    /// A running shard asks to roll its rule back (e.g. a link between
+    /// shards broke): every shard gets a fresh epoch, primaries and
+    /// standbys stay, and the checkpoints are reset to the rule's global
+    /// one (see the module docs). Applied only if `epochs` are still the
+    /// rule's shard epochs, so that the same request from several shards
+    /// rolls back once; otherwise [`Rejection::StalePlacement`].
+    RestartShards {
+        /// Rule id.
+        rule: String,
+        /// The epochs of all the rule's shards, by shard index, as the
+        /// requester knows them.
+        epochs: Vec<u64>,
     },
 }
 
@@ -353,6 +394,16 @@ impl Metadata {
     /// The ids of members whose lease is valid, ascending.
     pub fn live_nodes(&self) -> Vec<NodeId> {
         self.nodes.values().filter(|n| n.live).map(|n| n.id).collect()
+    }
+
+    /// The rule's global committed checkpoint: the least checkpoint
+    /// recorded over its shards `0..shards`, i.e. the last cut that every
+    /// shard committed. Outputs are released, logs truncated and state
+    /// restored only up to it. 0 (nothing committed) when some shard has no
+    /// record or the rule is unknown.
+    pub fn global_checkpoint(&self, rule: &str) -> u64 {
+        let (Some(info), Some(records)) = (self.rules.get(rule), self.checkpoints.get(rule)) else { return 0 };
+        (0..info.shards).map(|s| records.get(&s).map_or(0, |c| c.checkpoint)).min().unwrap_or(0)
     }
 
     /// The shard counts of all rules, the input of [`crate::placement::place`].

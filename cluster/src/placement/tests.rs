@@ -48,7 +48,8 @@ fn check_valid(p: &Placement, live: &[NodeLoad], rules: &BTreeMap<String, u32>) 
 }
 
 /// Like [`check_valid`], but a shard of `before` whose primary is dead and
-/// had no live synced standby may keep waiting for that primary.
+/// had no live synced standby may keep waiting for that primary (with a
+/// fresh epoch if its sharded rule rolled back).
 fn check_valid_waiting(p: &Placement, live: &[NodeLoad], rules: &BTreeMap<String, u32>, before: &Placement) {
     let ids: BTreeSet<NodeId> = live.iter().map(|n| n.id).collect();
     for (r, n) in rules {
@@ -56,7 +57,8 @@ fn check_valid_waiting(p: &Placement, live: &[NodeLoad], rules: &BTreeMap<String
         for (i, sp) in p[r].iter().enumerate() {
             if !ids.contains(&sp.primary) {
                 let old = before.get(r).and_then(|b| b.get(i)).expect("a new shard goes to a live node");
-                assert_eq!((old.primary, old.epoch), (sp.primary, sp.epoch), "waits unchanged");
+                assert_eq!(old.primary, sp.primary, "waits for its primary");
+                assert!(old.epoch == sp.epoch || (*n > 1 && sp.epoch > old.epoch && !sp.synced), "waits unchanged");
                 assert!(!(old.synced && old.standby.is_some_and(|b| ids.contains(&b))), "a synced standby takes over");
                 continue;
             }
@@ -95,12 +97,89 @@ fn a_dead_primary_is_replaced_by_its_standby_with_a_fresh_epoch() {
     assert_eq!(s0.primary, standby, "the standby is promoted");
     assert!(s0.epoch > first.last_epoch, "fencing epoch");
     for (old, new) in first.placement["a"].iter().zip(&next.placement["a"]) {
-        if old.primary == new.primary {
-            assert_eq!(old.epoch, new.epoch, "untouched primaries keep their epoch");
-        } else {
+        assert!(new.epoch > first.last_epoch, "the sharded rule rolls back as a whole");
+        assert!(old.primary == new.primary || old.primary == dead, "only the failed primary moves");
+    }
+    assert_eq!(next.last_epoch, first.last_epoch + 3);
+}
+
+#[test]
+fn a_single_shard_rule_fails_over_alone() {
+    let live = nodes(&[1, 2, 3]);
+    let rs = rules(&[("a", 1), ("b", 1), ("c", 1)]);
+    let first = synced(place_on(&live, &rs, &Placement::new(), 0));
+    let dead = first.placement["a"][0].primary;
+    let survivors: Vec<_> = live.iter().copied().filter(|n| n.id != dead).collect();
+    let next = place_on(&survivors, &rs, &first.placement, first.last_epoch);
+    for (rule, shards) in &next.placement {
+        let (old, new) = (&first.placement[rule][0], &shards[0]);
+        if old.primary == dead {
             assert!(new.epoch > first.last_epoch);
+        } else {
+            assert_eq!((old.primary, old.epoch), (new.primary, new.epoch), "other rules keep their epoch");
         }
     }
+}
+
+/// Every shard of a rule with more than one shard keeps its epoch, or
+/// every shard gets a fresh one.
+fn check_rolled_back_together(before: &Placement, after: &Placement, last_epoch: u64) {
+    for (rule, shards) in after {
+        let old = before.get(rule).map(|o| o.as_slice()).unwrap_or_default();
+        let kept = shards.iter().zip(old).filter(|(n, o)| n.epoch == o.epoch).count();
+        let fresh = shards.iter().filter(|sp| sp.epoch > last_epoch).count();
+        if shards.len() > 1 {
+            assert!(kept == shards.len() || fresh == shards.len(), "{rule}: {old:?} -> {shards:?}");
+        }
+    }
+}
+
+#[test]
+fn after_a_rollback_and_new_sync_reports_a_second_failover_works() {
+    let live = nodes(&[1, 2, 3, 4]);
+    let rs = rules(&[("a", 4)]);
+    let first = synced(place_on(&live, &rs, &Placement::new(), 0));
+    // Node of shard 0 dies: its synced standby takes over, the rule rolls back.
+    let dead = first.placement["a"][0].primary;
+    let three: Vec<_> = live.iter().copied().filter(|n| n.id != dead).collect();
+    let rolled = place_on(&three, &rs, &first.placement, first.last_epoch);
+    check_valid(&rolled.placement, &three, &rs);
+    check_rolled_back_together(&first.placement, &rolled.placement, first.last_epoch);
+    assert!(rolled.placement["a"].iter().all(|sp| sp.epoch > first.last_epoch && !sp.synced));
+    let rolled = place_on(&three, &rs, &rolled.placement, rolled.last_epoch);
+    // Before the new run re-synced its standbys, a second death waits.
+    let victim = rolled.placement["a"][1].primary;
+    let two: Vec<_> = three.iter().copied().filter(|n| n.id != victim).collect();
+    let waiting = place_on(&two, &rs, &rolled.placement, rolled.last_epoch);
+    assert_eq!(waiting, rolled, "unsynced standbys are not promoted");
+    // Once the primaries reported StandbySynced, the second failover works.
+    let resynced = synced(rolled.clone());
+    let second = place_on(&two, &rs, &resynced.placement, resynced.last_epoch);
+    check_valid(&second.placement, &two, &rs);
+    check_rolled_back_together(&resynced.placement, &second.placement, resynced.last_epoch);
+    for (old, new) in resynced.placement["a"].iter().zip(&second.placement["a"]) {
+        assert!(new.epoch > resynced.last_epoch && !new.synced);
+        if old.primary == victim {
+            assert_eq!(Some(new.primary), old.standby, "its synced standby is promoted");
+        }
+    }
+    assert_eq!(place_on(&two, &rs, &second.placement, second.last_epoch), second, "stable");
+}
+
+#[test]
+fn a_rebalancing_swap_rolls_the_whole_sharded_rule_back() {
+    // As in the test above: node 3 joins, gets the standbys, they sync.
+    let busy = |id| NodeLoad { id, load: 10 };
+    let rs = rules(&[("a", 2)]);
+    let before = place_on(&[busy(1), busy(2)], &rs, &Placement::new(), 0);
+    let live = [busy(1), busy(2), NodeLoad { id: 3, load: 0 }];
+    let after = synced(place_on(&live, &rs, &before.placement, before.last_epoch));
+    let later = place_on(&live, &rs, &after.placement, after.last_epoch);
+    let moved = after.placement["a"].iter().zip(&later.placement["a"]).filter(|(o, n)| o.primary != n.primary);
+    assert!(moved.count() >= 1, "a primary swaps onto node 3: {:?}", later.placement);
+    check_rolled_back_together(&after.placement, &later.placement, after.last_epoch);
+    assert!(later.placement["a"].iter().all(|sp| sp.epoch > after.last_epoch && !sp.synced));
+    assert_eq!(later.last_epoch, after.last_epoch + 2);
 }
 
 #[test]
@@ -165,11 +244,16 @@ fn random_inputs_give_valid_stable_placements_with_fresh_epochs() {
         for (r, shards) in &plan.placement {
             for (i, sp) in shards.iter().enumerate() {
                 match current.get(r).and_then(|c| c.get(i)) {
-                    Some(old) if old.primary == sp.primary => assert_eq!(old.epoch, sp.epoch),
-                    _ => assert!(sp.epoch > epoch && fresh.insert(sp.epoch)),
+                    Some(old) if old.epoch == sp.epoch => assert_eq!(old.primary, sp.primary),
+                    Some(old) if old.primary == sp.primary => assert!(shards.len() > 1, "only a rollback"),
+                    _ => {}
+                }
+                if current.get(r).and_then(|c| c.get(i)).is_none_or(|old| old.epoch != sp.epoch) {
+                    assert!(sp.epoch > epoch && fresh.insert(sp.epoch));
                 }
             }
         }
+        check_rolled_back_together(&current, &plan.placement, epoch);
         assert_eq!(place_on(&live, &rs, &plan.placement, plan.last_epoch), plan, "stable");
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Checker {
     epoch_owner: BTreeMap<u64, (String, usize, NodeId)>,
     /// (node, incarnation view) -> highest epoch seen per shard.
     shard_epochs: BTreeMap<(NodeId, String, usize), u64>,
+    /// (node, rule) -> the shard epochs that node saw last.
+    rule_epochs: BTreeMap<(NodeId, String), Vec<u64>>,
     pub(crate) elections: u64,
 }
 
@@ -77,8 +79,32 @@ impl Checker {
                 *prev = sp.epoch;
             }
         }
+        for (rule, shards) in &md.placement {
+            let epochs: Vec<u64> = shards.iter().map(|sp| sp.epoch).collect();
+            // A sharded rule rolls back as a whole: over the shards it had
+            // before and has now, either no epoch changed or all did.
+            let sharded = md.rules.get(rule).is_some_and(|r| r.shards > 1);
+            if let Some(prev) = self.rule_epochs.get(&(id, rule.clone())).filter(|_| sharded && !fresh) {
+                let common = prev.len().min(epochs.len());
+                let changed = prev.iter().zip(&epochs).filter(|(a, b)| a != b).count();
+                assert!(
+                    common < 2 || changed == 0 || changed == common,
+                    "seed {seed}: node {id} saw {rule} change {changed} of {common} shard epochs: {prev:?} -> {epochs:?}"
+                );
+            }
+            self.rule_epochs.insert((id, rule.clone()), epochs);
+            // Checkpoint records are stamped with an epoch the shard had.
+            for (shard, c) in md.checkpoints.get(rule).into_iter().flatten() {
+                let current = shards.get(*shard as usize).map(|sp| sp.epoch);
+                assert!(
+                    current.is_some_and(|e| c.shard_epoch <= e),
+                    "seed {seed}: {rule}/{shard} checkpoint record {c:?} is not of a placed epoch ({current:?})"
+                );
+            }
+        }
         if fresh {
             self.shard_epochs.retain(|(n, _, _), _| *n != id);
+            self.rule_epochs.retain(|(n, _), _| *n != id);
         }
     }
 }

@@ -419,7 +419,13 @@ impl Sim {
             35..=44 => {
                 Command::PutStream { name: format!("s{}", self.rng.gen_range(0..3)), sql: "CREATE STREAM".into() }
             }
-            45..=49 => Command::BumpShardEpoch { rule, shard: 0 },
+            45..=47 => Command::BumpShardEpoch { rule, shard: 0 },
+            48..=49 => {
+                // A shard asking its rule to roll back, with the epochs some node sees (maybe stale: then refused).
+                let epochs =
+                    view.placement.get(&rule).map(|s| s.iter().map(|sp| sp.epoch).collect()).unwrap_or_default();
+                Command::RestartShards { rule, epochs }
+            }
             50..=59 => {
                 Command::ReportLoad { node: self.rng.gen_range(1..=self.cfg.max_id), load: self.rng.gen_range(0..3) }
             }
