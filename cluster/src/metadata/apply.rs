@@ -231,8 +231,10 @@ impl Metadata {
                 }
             }
             if info.shards > 1 && kept > 0 && kept < shards.len() {
-                let reason =
-                    format!("{kept} of {} shards keep their epoch: a sharded rule's change together", shards.len());
+                let reason = format!(
+                    "{kept} of {} shards keep their epoch: a sharded rule's epochs change together",
+                    shards.len()
+                );
                 return Err(stale(rule, reason));
             }
             if info.shards > 1 && kept == 0 {

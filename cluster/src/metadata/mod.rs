@@ -13,7 +13,8 @@
 //! issued from one cluster-wide counter ([`Metadata::last_epoch`]), so they
 //! are unique and a shard's epoch only grows, even across a rule's drop and
 //! re-creation. A shard gets a new epoch whenever its primary changes
-//! (failover, rebalancing) or on [`Command::BumpShardEpoch`]. The primary
+//! (failover, rebalancing), on [`Command::BumpShardEpoch`], or when its
+//! sharded rule rolls back (below). The primary
 //! stamps its checkpoint commits with the epoch it was given;
 //! [`Command::CommitCheckpoint`] with any other epoch is rejected
 //! ([`Rejection::Fenced`]), so a deposed primary that has not noticed yet
@@ -101,7 +102,7 @@ pub struct ShardPlacement {
     /// The standby holds a full copy of the shard's state: its primary
     /// copied it over and reported so ([`Command::StandbySynced`]). Only a
     /// synced standby is promoted when the primary dies; a placement
-    /// change of primary or standby clears it.
+    /// change of primary, standby or epoch clears it.
     pub synced: bool,
 }
 
