@@ -20,6 +20,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A sharded rule reads a source that cannot split its input.
+    #[error("{0}")]
+    NotShardable(String),
     /// An I/O failure (file, network).
     #[error("{0}")]
     Io(String),

@@ -57,6 +57,47 @@ pub struct SinkContext {
 pub struct SourceContext {
     /// Rule id; empty for a source built outside a rule.
     pub rule_id: String,
+    /// The shard of a sharded rule this source reads for; `None` (or a
+    /// count of 1) reads the whole input. See [`shardable`].
+    pub shard: Option<ShardOf>,
+}
+
+/// One shard of a rule split over `count` instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShardOf {
+    /// This instance's shard, `0..count`.
+    pub index: u32,
+    /// How many shards the rule has.
+    pub count: u32,
+}
+
+impl SourceContext {
+    /// The shard when the input is actually split (more than one shard).
+    fn split(&self) -> Option<ShardOf> {
+        self.shard.filter(|s| s.count > 1)
+    }
+}
+
+/// Whether a sharded rule can read stream `def`: each shard must get its
+/// own share of the input, which only MQTT streams can do (through
+/// shared subscriptions, `$share/<group>/<filter>`). Other sources would
+/// hand every shard the whole input.
+///
+/// # Errors
+/// Why not, naming the stream and its type.
+pub fn shardable(def: &StreamDef) -> std::result::Result<(), String> {
+    let kind = def.source_type().to_ascii_lowercase();
+    if def.kind != weir_planner::StreamKind::Stream {
+        return Err(format!("a sharded rule reads a stream, and {} is a table", def.name));
+    }
+    if kind == "mqtt" {
+        return Ok(());
+    }
+    Err(format!(
+        "a sharded rule reads its input through MQTT shared subscriptions; stream {} has TYPE={:?}",
+        def.name,
+        def.source_type()
+    ))
 }
 
 /// Deletes what the sources of rule `rule_id` kept between runs (the `sql`
@@ -81,13 +122,23 @@ pub fn source(def: &StreamDef, env: &Environment) -> Result<Box<dyn Source>> {
 /// that are not built in are asked of the node's extensions
 /// ([`Environment::set_extensions`]).
 ///
+/// A sharded context ([`SourceContext::shard`]) makes an MQTT source
+/// read its shard's share of the topics.
+///
 /// # Errors
-/// An unknown `TYPE`, or connector properties that are invalid.
+/// An unknown `TYPE`, connector properties that are invalid, or a shard
+/// of a stream that is not [`shardable`].
 pub fn rule_source(def: &StreamDef, ctx: &SourceContext, env: &Environment) -> Result<Box<dyn Source>> {
     let kind = def.source_type().to_ascii_lowercase();
+    if ctx.split().is_some() {
+        shardable(def).map_err(Error::NotShardable)?;
+    }
     match kind.as_str() {
         "mqtt" => {
-            let config = mqtt::source::SourceConfig::new(def, env, "mqtt", None)?;
+            let mut config = mqtt::source::SourceConfig::new(def, env, "mqtt", None)?;
+            if let Some(shard) = ctx.split() {
+                config.share(&ctx.rule_id, shard.index);
+            }
             Ok(Box::new(mqtt::source::MqttSource::new(config, env, mqtt::source::decode_bytes)))
         }
         "neuron" => Ok(Box::new(neuron::source::new(def, env)?)),

@@ -5,6 +5,10 @@
 //!   sections (via [`crate::Environment`]) and the stream's `EXTRA`.
 //!   Streams with the same [`ConnConfig`] share one connection
 //!   ([`pool::Pool`]), which fans messages out by filter.
+//! * Shards: each shard of a sharded rule subscribes its filters as an
+//!   MQTT shared subscription (`$share/weir-<rule>/<filter>`, see
+//!   [`Share`]) on a connection of its own, so the broker hands every
+//!   message to one shard only.
 //! * Sink ([`sink::MqttSink`]): one connection per action, behind the
 //!   common sink layer ([`crate::transform`]: `sendSingle`,
 //!   `dataTemplate`, `fields`, `format` decide the messages); the topic is
@@ -26,6 +30,8 @@ pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod topic;
 
+#[cfg(test)]
+mod share_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -85,6 +91,42 @@ pub(crate) struct ConnConfig {
     pub(crate) clean_session: bool,
     /// Keep-alive interval, seconds (`keepAlive`, default 60).
     pub(crate) keep_alive_s: u64,
+    /// `Some` for a shard of a sharded rule: its filters are subscribed
+    /// as shared subscriptions. Part of the pool key, so each shard has a
+    /// connection of its own (the broker balances between connections).
+    pub(crate) share: Option<Share>,
+}
+
+/// A shard's membership in its rule's share group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Share {
+    /// The share group: `weir-<rule id>` (characters MQTT forbids in a
+    /// group name replaced by `_`).
+    pub(crate) group: String,
+    /// The shard index; with a `clientid`, the client id ends in
+    /// `-s<index>`.
+    pub(crate) index: u32,
+}
+
+impl Share {
+    /// The share of shard `index` of rule `rule_id`.
+    pub(crate) fn new(rule_id: &str, index: u32) -> Share {
+        // MQTT 5 (4.8.2): a share name must not contain '/', '+' or '#'.
+        let rule: String = rule_id.chars().map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c }).collect();
+        Share { group: format!("weir-{rule}"), index }
+    }
+}
+
+impl ConnConfig {
+    /// What to send in SUBSCRIBE and UNSUBSCRIBE for `filter`: the
+    /// filter, or its shared form. Messages still arrive under their own
+    /// topic, so they are matched against the plain filter.
+    pub(crate) fn wire_filter(&self, filter: &str) -> String {
+        match &self.share {
+            Some(s) => format!("$share/{}/{filter}", s.group),
+            None => filter.to_string(),
+        }
+    }
 }
 
 impl ConnConfig {
@@ -157,6 +199,7 @@ impl ConnConfig {
             version,
             clean_session,
             keep_alive_s: p.duration_ms("keepAlive")?.map(|ms| (ms / 1000).max(5)).unwrap_or(60),
+            share: None,
         })
     }
 }

@@ -181,8 +181,12 @@ impl Drop for Subscription {
                 return;
             };
             let gone = subs.remove(i);
-            let left: Vec<String> =
-                gone.filters.into_iter().filter(|f| !subs.iter().any(|s| s.filters.contains(f))).collect();
+            let left: Vec<String> = gone
+                .filters
+                .into_iter()
+                .filter(|f| !subs.iter().any(|s| s.filters.contains(f)))
+                .map(|f| shared.config.wire_filter(&f))
+                .collect();
             (left, subs.is_empty())
         };
         if last {
@@ -263,7 +267,7 @@ impl Pool {
         };
         let sub = Subscription { shared: shared.clone(), id, rx };
         for f in &new_filters {
-            shared.client.subscribe(f, qos).await?;
+            shared.client.subscribe(&config.wire_filter(f), qos).await?;
         }
         Ok(sub)
     }
@@ -306,8 +310,9 @@ fn resubscribe(shared: &Arc<Shared>) {
     let mut filters: Vec<(String, u8)> = Vec::new();
     for s in lock(&shared.subs).iter() {
         for f in &s.filters {
-            if !filters.iter().any(|(g, _)| g == f) {
-                filters.push((f.clone(), s.qos));
+            let f = shared.config.wire_filter(f);
+            if !filters.iter().any(|(g, _)| *g == f) {
+                filters.push((f, s.qos));
             }
         }
     }

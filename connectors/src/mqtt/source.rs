@@ -9,7 +9,7 @@ use weir_runtime::rule::{Source, SourceSender};
 use weir_runtime::{Map, Value};
 
 use super::pool::{Delivery, Pool};
-use super::{client, qos, topic, ConnConfig, DEFAULT_SERVER};
+use super::{client, qos, topic, ConnConfig, Share, DEFAULT_SERVER};
 use crate::outlet::Outlet;
 use crate::props::{invalid, Props};
 use crate::{Environment, Result};
@@ -60,6 +60,19 @@ impl SourceConfig {
             Some(n) => return Err(invalid("bufferLength", format!("expects a positive number, got {n}"))),
         };
         Ok(SourceConfig { conn, filters, qos: qos(&props, "qos", 1)?, capacity })
+    }
+
+    /// Makes this the source of shard `index` of rule `rule_id`: its
+    /// filters become shared subscriptions of the rule's group, on a
+    /// connection of the shard's own. A fixed `clientid` becomes
+    /// `<clientid>-s<index>`, so the shard's session (and what the broker
+    /// queued in it) is the one a standby taking the shard over resumes;
+    /// generated ids stay generated.
+    pub(crate) fn share(&mut self, rule_id: &str, index: u32) {
+        if let Some(id) = &mut self.conn.client_id {
+            id.push_str(&format!("-s{index}"));
+        }
+        self.conn.share = Some(Share::new(rule_id, index));
     }
 }
 

@@ -136,11 +136,11 @@ pub(crate) fn text(p: &Payload) -> String {
     }
 }
 
-fn env() -> Environment {
+pub(crate) fn env() -> Environment {
     Environment::new(std::env::temp_dir())
 }
 
-fn source_config(port: u16, topics: &str, extra: serde_json::Value) -> SourceConfig {
+pub(crate) fn source_config(port: u16, topics: &str, extra: serde_json::Value) -> SourceConfig {
     let def = weir_planner::StreamDef {
         name: "s".into(),
         kind: weir_planner::StreamKind::Stream,
@@ -158,7 +158,7 @@ fn source_config(port: u16, topics: &str, extra: serde_json::Value) -> SourceCon
 }
 
 /// Starts a source; returns its output and stop switch.
-fn start_source(
+pub(crate) fn start_source(
     env: &Environment,
     config: SourceConfig,
     capacity: usize,
@@ -169,7 +169,7 @@ fn start_source(
 }
 
 /// Collects payload texts until `pred` holds.
-async fn collect_until(
+pub(crate) async fn collect_until(
     rx: &mut mpsc::Receiver<Vec<Payload>>,
     got: &mut Vec<Payload>,
     pred: impl Fn(&[Payload]) -> bool,
@@ -183,7 +183,7 @@ async fn collect_until(
     .unwrap_or_else(|_| panic!("timed out; got {:?}", got.iter().map(text).collect::<Vec<_>>()));
 }
 
-fn numbers(got: &[Payload]) -> BTreeSet<i64> {
+pub(crate) fn numbers(got: &[Payload]) -> BTreeSet<i64> {
     got.iter().filter_map(|p| text(p).parse().ok()).collect()
 }
 
@@ -513,7 +513,7 @@ async fn sink_publishes_again_what_a_lost_session_dropped() {
 }
 
 /// mosquitto with persistence in `dir`, on `port`, in the foreground.
-fn start_mosquitto(dir: &Path, port: u16) -> Option<std::process::Child> {
+pub(crate) fn start_mosquitto(dir: &Path, port: u16) -> Option<std::process::Child> {
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists())?;
     let conf = dir.join("mosquitto.conf");
     // `user root`: mosquitto started as root would otherwise switch to its
@@ -538,7 +538,7 @@ fn start_mosquitto(dir: &Path, port: u16) -> Option<std::process::Child> {
     Some(child)
 }
 
-fn terminate(child: &mut std::process::Child) {
+pub(crate) fn terminate(child: &mut std::process::Child) {
     // SIGTERM: mosquitto saves its persistence file on the way out.
     let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();

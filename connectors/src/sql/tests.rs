@@ -79,7 +79,7 @@ fn text(rows: &[Map], field: &str) -> Vec<String> {
 
 /// The context of a source read by rule `id`.
 fn rule(id: &str) -> SourceContext {
-    SourceContext { rule_id: id.into() }
+    SourceContext { rule_id: id.into(), ..SourceContext::default() }
 }
 
 async fn incremental_pull_and_restart(url: &str) {
