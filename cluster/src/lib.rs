@@ -29,6 +29,7 @@
 
 mod clock;
 mod error;
+pub mod exchange;
 #[cfg(test)]
 mod fuzz;
 mod logger;

@@ -100,7 +100,8 @@ mod link;
 mod server;
 #[cfg(test)]
 mod tests;
-mod wire;
+// The frame helpers are shared with the exchange of sharded rules.
+pub(crate) mod wire;
 
 pub use backend::{ReplicatedBackend, StandbyInfo, SyncStatus};
 pub use config::{ReplicationConfig, MAX_FRAME_LIMIT};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
@@ -13,7 +13,7 @@ use weir_runtime::state::{rule_prefix, StateBackend, Write};
 use super::config::ReplicationConfig;
 use super::error::{Refusal, ReplicationError};
 use super::fence::Gates;
-use super::wire::{check_len, decode_body, encode_frame, prefix_end, Ack, Batch};
+use super::wire::{decode_body, encode_frame, prefix_end, read_body, Ack, Batch};
 
 /// Accepts replication connections and applies their batches to a local
 /// [`StateBackend`], one atomic `write` per batch with the sender's `sync`.
@@ -246,23 +246,4 @@ async fn receive(
 
 fn joined<T>(r: Result<Result<T, Refusal>, tokio::task::JoinError>) -> Result<T, Refusal> {
     r.unwrap_or_else(|e| Err(Refusal::Store { message: format!("apply task failed: {e}") }))
-}
-
-/// Reads one frame body; `None` at a clean end of stream. The length is
-/// checked before reading, and the body grows only as bytes arrive, so a
-/// lying prefix costs no memory.
-async fn read_body<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = check_len(len, max)?;
-    let mut body = Vec::with_capacity(len.min(64 << 10));
-    r.take(len as u64).read_to_end(&mut body).await?;
-    if body.len() != len {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(Some(body))
 }

@@ -14,6 +14,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use weir_runtime::state::{Space, Write};
 
 use super::config::MAX_FRAME_LIMIT;
@@ -220,6 +221,25 @@ pub(crate) fn check_len(len: [u8; 4], max: usize) -> std::io::Result<usize> {
         ));
     }
     Ok(len)
+}
+
+/// Reads one frame body; `None` at a clean end of stream. The length is
+/// checked before reading, and the body grows only as bytes arrive, so a
+/// lying prefix costs no memory.
+pub(crate) async fn read_body<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = check_len(len, max)?;
+    let mut body = Vec::with_capacity(len.min(64 << 10));
+    r.take(len as u64).read_to_end(&mut body).await?;
+    if body.len() != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Some(body))
 }
 
 #[cfg(test)]

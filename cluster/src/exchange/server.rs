@@ -1,0 +1,290 @@
+//! [`ExchangeServer`]: the receiving side. Accepts links for the shards
+//! registered on this node and delivers their messages into the shards'
+//! inboxes.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+use weir_runtime::row::Message;
+
+use super::error::ExchangeError;
+use super::wire::{self, Answer, FrameError, Hello, Refusal, HELLO_MAX};
+use super::ExchangeConfig;
+use crate::tls::Stream;
+
+/// A shard's inbox: (sending shard, message).
+type Inbox = mpsc::Sender<(u32, Message)>;
+
+/// One registered shard.
+struct Entry {
+    /// Tells registrations of the same shard apart.
+    id: u64,
+    epochs: Vec<u64>,
+    inbox: Inbox,
+    /// Its sender lives in the [`Registration`]; closed when it drops.
+    stop: watch::Receiver<()>,
+    /// Sending shards with an open connection.
+    connected: Arc<Mutex<HashSet<u32>>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    shards: HashMap<(String, u32), Entry>,
+}
+
+type Shared = Arc<Mutex<Registry>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Listens for exchange links and delivers their messages to registered
+/// shards. A connection is accepted when its [`Hello`] names a registered
+/// shard (`rule`, `to`) with equal epochs; its messages go to that
+/// registration's inbox as `(hello.from, message)`, in order, awaiting a
+/// full inbox (the socket is not read meanwhile, so the sender slows down).
+///
+/// A frame too long or that does not decode closes its connection (the
+/// sending link then fails); the server never panics on input. Stops, with
+/// all connections, on [`ExchangeServer::shutdown`] or drop.
+#[derive(Debug)]
+pub struct ExchangeServer {
+    addr: SocketAddr,
+    registry: Shared,
+    stop: Arc<Notify>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.shards.keys()).finish()
+    }
+}
+
+impl ExchangeServer {
+    /// Listens on `addr` (port 0 picks a free one:
+    /// [`ExchangeServer::local_addr`]) with default limits and serves on the
+    /// current tokio runtime.
+    ///
+    /// # Errors
+    /// [`ExchangeError::Bind`].
+    pub async fn bind(addr: SocketAddr, tls: Option<crate::tls::ClusterTls>) -> Result<ExchangeServer, ExchangeError> {
+        ExchangeServer::bind_with(addr, ExchangeConfig { tls, ..ExchangeConfig::default() }).await
+    }
+
+    /// [`ExchangeServer::bind`] with explicit settings.
+    ///
+    /// # Errors
+    /// [`ExchangeError::InvalidConfig`], [`ExchangeError::Bind`].
+    pub async fn bind_with(addr: SocketAddr, config: ExchangeConfig) -> Result<ExchangeServer, ExchangeError> {
+        config.validate()?;
+        let bind = |e| ExchangeError::Bind { addr: addr.to_string(), source: Arc::new(e) };
+        let listener = TcpListener::bind(addr).await.map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
+        let registry = Shared::default();
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(serve(listener, registry.clone(), Arc::new(config), stop.clone()));
+        tracing::info!(%addr, "exchange server listening");
+        Ok(ExchangeServer { addr, registry, stop, task: Some(task) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accepts links to shard `shard` of `rule` in the generation `epochs`
+    /// from now on, delivering into `inbox`, until the returned
+    /// [`Registration`] is dropped (which also closes its connections).
+    /// Registering the same shard again replaces the earlier registration
+    /// for new connections; the earlier one's open connections stay until
+    /// it is dropped.
+    pub fn register(&self, rule: &str, shard: u32, epochs: Vec<u64>, inbox: Inbox) -> Registration {
+        let (stop_tx, stop) = watch::channel(());
+        let mut reg = lock(&self.registry);
+        reg.next_id += 1;
+        let id = reg.next_id;
+        let connected = Arc::default();
+        reg.shards.insert((rule.to_string(), shard), Entry { id, epochs, inbox, stop, connected });
+        Registration { registry: self.registry.clone(), key: (rule.to_string(), shard), id, _stop: stop_tx }
+    }
+
+    /// Stops accepting, closes every connection and waits until they are
+    /// gone. Dropping the server stops it too, without waiting.
+    pub async fn shutdown(mut self) {
+        self.stop.notify_one();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        tracing::info!(addr = %self.addr, "exchange server stopped");
+    }
+}
+
+impl Drop for ExchangeServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A shard registered with an [`ExchangeServer`]. Dropping it refuses new
+/// links to the shard and closes its open connections.
+#[must_use = "dropping the registration unregisters the shard"]
+pub struct Registration {
+    registry: Shared,
+    key: (String, u32),
+    id: u64,
+    _stop: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").field("rule", &self.key.0).field("shard", &self.key.1).finish()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut reg = lock(&self.registry);
+        if reg.shards.get(&self.key).is_some_and(|e| e.id == self.id) {
+            reg.shards.remove(&self.key);
+        }
+        // `_stop` drops after this: the connections see it closed.
+    }
+}
+
+/// What an accepted connection delivers into.
+struct Admitted {
+    inbox: Inbox,
+    stop: watch::Receiver<()>,
+    _slot: Slot,
+}
+
+/// A sending shard's place on a registration, freed with the connection.
+struct Slot {
+    connected: Arc<Mutex<HashSet<u32>>>,
+    from: u32,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.connected).remove(&self.from);
+    }
+}
+
+fn admit(registry: &Shared, hello: &Hello) -> Result<Admitted, Refusal> {
+    let reg = lock(registry);
+    let no_shard = || Refusal::NoShard { rule: hello.rule.clone(), shard: hello.to };
+    let entry = reg.shards.get(&(hello.rule.clone(), hello.to)).ok_or_else(no_shard)?;
+    if entry.epochs != hello.epochs {
+        return Err(Refusal::Generation { here: entry.epochs.clone(), theirs: hello.epochs.clone() });
+    }
+    if entry.inbox.is_closed() || entry.stop.has_changed().is_err() {
+        return Err(no_shard());
+    }
+    if !lock(&entry.connected).insert(hello.from) {
+        return Err(Refusal::Duplicate { from: hello.from });
+    }
+    Ok(Admitted {
+        inbox: entry.inbox.clone(),
+        stop: entry.stop.clone(),
+        _slot: Slot { connected: entry.connected.clone(), from: hello.from },
+    })
+}
+
+/// Accepts connections until stopped or aborted (which also aborts them).
+async fn serve(listener: TcpListener, registry: Shared, config: Arc<ExchangeConfig>, stop: Arc<Notify>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.notified() => {
+                conns.shutdown().await;
+                return;
+            }
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    let (registry, config) = (registry.clone(), config.clone());
+                    conns.spawn(async move {
+                        // The handshake runs here, not in the accept loop.
+                        match crate::tls::accept(config.tls.as_ref(), tcp).await {
+                            Ok(stream) => connection(stream, peer, registry, config).await,
+                            Err(e) => tracing::warn!(%peer, error = %e, "refused an exchange connection"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "exchange accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Serves one link: Hello, answer, then messages into the inbox.
+async fn connection(stream: Box<dyn Stream>, peer: SocketAddr, registry: Shared, config: Arc<ExchangeConfig>) {
+    let mut stream = BufReader::new(stream);
+    let hello: Hello = match tokio::time::timeout(config.hello_timeout, wire::read(&mut stream, HELLO_MAX)).await {
+        Ok(Ok(Some(h))) => h,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return tracing::warn!(%peer, error = ?e, "exchange connection without a valid hello"),
+        Err(_) => return tracing::warn!(%peer, "exchange connection sent no hello in time"),
+    };
+    let admitted = admit(&registry, &hello);
+    let answer = match &admitted {
+        Ok(_) => Answer::Accept,
+        Err(r) => {
+            tracing::debug!(%peer, rule = hello.rule, from = hello.from, to = hello.to, refusal = %r, "exchange link refused");
+            Answer::Refuse(r.clone())
+        }
+    };
+    let sent = async {
+        let frame = wire::encode(&answer, HELLO_MAX).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        stream.write_all(&frame).await?;
+        stream.flush().await
+    };
+    if let Err(e) = tokio::time::timeout(config.hello_timeout, sent)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    {
+        return tracing::debug!(%peer, error = %e, "exchange answer not sent");
+    }
+    let Ok(Admitted { inbox, mut stop, _slot }) = admitted else { return };
+    tracing::debug!(%peer, rule = hello.rule, from = hello.from, to = hello.to, "exchange link accepted");
+    let from = hello.from;
+    let deliver = async {
+        loop {
+            match wire::read::<Message, _>(&mut stream, config.max_frame).await {
+                Ok(Some(msg)) => {
+                    // Awaiting a full inbox is the backpressure.
+                    if inbox.send((from, msg)).await.is_err() {
+                        return tracing::debug!(%peer, "exchange inbox closed; closing the link");
+                    }
+                }
+                Ok(None) => {
+                    return tracing::debug!(%peer, rule = hello.rule, from, "exchange link closed by the sender")
+                }
+                Err(FrameError::Io(e)) => {
+                    return tracing::warn!(%peer, rule = hello.rule, from, error = %e, "exchange link lost")
+                }
+                Err(e) => {
+                    return tracing::warn!(%peer, rule = hello.rule, from, error = ?e, "closing exchange link after a bad frame")
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = deliver => {}
+        // Only ever an error: the registration was dropped.
+        _ = stop.changed() => tracing::debug!(%peer, rule = hello.rule, from, "shard unregistered; closing its exchange link"),
+    }
+}
