@@ -109,6 +109,33 @@ pub fn forget_rule(rule_id: &str, env: &Environment) {
     }
 }
 
+/// Ends the MQTT session that shard `ctx.shard` of rule `ctx.rule_id`
+/// keeps at the broker for stream `def` (client id `<clientid>-s<index>`),
+/// for a shard that is gone for good: a rule deleted, or its shard count
+/// lowered. The broker keeps dealing a member with a persistent session
+/// its share of the messages while it is offline (queued for its return,
+/// as failover needs), so a shard that never returns would hold that
+/// share back from the rule. What its session had queued is dropped.
+/// Nothing to do for a stream without a `clientid`, a context without a
+/// shard, or a type other than MQTT. Must not run while the shard runs.
+///
+/// # Errors
+/// Invalid properties, or the broker cannot be reached within `limit`.
+pub async fn end_shard_session(
+    def: &StreamDef,
+    ctx: &SourceContext,
+    env: &Environment,
+    limit: std::time::Duration,
+) -> Result<()> {
+    let Some(shard) = ctx.shard else { return Ok(()) };
+    if !def.source_type().eq_ignore_ascii_case("mqtt") {
+        return Ok(());
+    }
+    let mut config = mqtt::source::SourceConfig::new(def, env, "mqtt", None)?;
+    config.share(&ctx.rule_id, shard.index);
+    mqtt::source::end_session(&config.conn, limit).await
+}
+
 /// Builds the source of a stream or table outside a rule (tools, tests):
 /// [`rule_source`] with an empty [`SourceContext`].
 ///

@@ -213,3 +213,119 @@ fn only_mqtt_streams_are_shardable() {
     assert!(matches!(err, crate::Error::NotShardable(_)), "{err}");
     assert!(crate::rule_source(&stream("s", Stream, Some("memory")), &cx(1), &env).is_ok());
 }
+
+/// Shard 0 of rule `rule` stops (and its session is ended when `end`);
+/// 100 messages are published at QoS 1; then shard 0 starts again on
+/// another node (environment). Returns what
+/// shard 1 got meanwhile and what shard 0 got once back, asserting that
+/// none came twice and that together they got everything.
+async fn stop_publish_restart(
+    port: u16,
+    rule: &str,
+    extra: serde_json::Value,
+    end: bool,
+) -> (BTreeSet<i64>, BTreeSet<i64>) {
+    let filter = format!("{rule}/+");
+    let (env0, env1) = (env(), env());
+    let mut o0 = start_source(&env0, shard(port, &filter, extra.clone(), rule, 0), 64);
+    let mut o1 = start_source(&env1, shard(port, &filter, extra.clone(), rule, 1), 64);
+    let mut publisher = Publisher::new(port, &format!("pub-{rule}"));
+    let mut got = wait_all_subscribed(&publisher, &format!("{rule}/probe"), &mut [&mut o0.0, &mut o1.0]).await;
+    o0.1.send_replace(true);
+    tokio::time::timeout(LIMIT, o0.2).await.expect("shard 0 stops").unwrap();
+    if end {
+        let def = weir_planner::StreamDef {
+            name: "s".into(),
+            kind: weir_planner::StreamKind::Stream,
+            fields: None,
+            options: weir_planner::StreamOptions {
+                datasource: Some(filter.clone()),
+                extra: Some(extra.to_string()),
+                ..Default::default()
+            },
+            sql: String::new(),
+        };
+        let e = env();
+        e.set_source_conf("mqtt", serde_json::json!({"default": {"server": format!("tcp://127.0.0.1:{port}")}}))
+            .unwrap();
+        let cx = SourceContext { rule_id: rule.into(), shard: Some(ShardOf { index: 0, count: 2 }) };
+        crate::end_shard_session(&def, &cx, &e, LIMIT).await.expect("session ended");
+    }
+    // Its connection is closed before the publishes reach the broker.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..100 {
+        publisher.publish(&format!("{rule}/a"), rumqttc::QoS::AtLeastOnce, i.to_string()).await;
+    }
+    publisher.wait_acked(100).await;
+    let env2 = env();
+    let mut back = start_source(&env2, shard(port, &filter, extra, rule, 0), 64);
+    let mut got_back = Vec::new();
+    // The broker chose each message's shard as it was published: reading
+    // them now rather than before shard 0 is back changes nothing.
+    let without_probes = |b: Vec<Payload>| b.into_iter().filter(|p| text(p) != "\"probe\"");
+    tokio::time::timeout(LIMIT, async {
+        while numbers(&got[1]).len() + numbers(&got_back).len() < 100 {
+            tokio::select! {
+                Some(b) = o1.0.recv() => got[1].extend(without_probes(b)),
+                Some(b) = back.0.recv() => got_back.extend(without_probes(b)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("got {} + {} of 100", numbers(&got[1]).len(), numbers(&got_back).len()));
+    drain(&mut o1.0, &mut got[1], Duration::from_millis(300)).await;
+    drain(&mut back.0, &mut got_back, Duration::from_millis(300)).await;
+    let (s1, s0) = (once(&got[1], "shard 1"), once(&got_back, "shard 0 back"));
+    assert!(s0.is_disjoint(&s1), "both shards got {:?}", s0.intersection(&s1).collect::<Vec<_>>());
+    assert_eq!(s0.union(&s1).copied().collect::<BTreeSet<_>>(), (0..100).collect::<BTreeSet<_>>());
+    eprintln!("{rule}: shard 1 got {}, shard 0 (away, then back) {}", s1.len(), s0.len());
+    for (_, stop, task) in [o1, back] {
+        stop.send_replace(true);
+        let _ = tokio::time::timeout(LIMIT, task).await;
+    }
+    (s1, s0)
+}
+
+/// What failover relies on: mosquitto (2.0) keeps dealing an offline
+/// member with a persistent session its share of the messages, queued in
+/// the session, and hands them to whoever connects with that client id
+/// (the shard's standby), not to the other members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_shard_keeps_its_share_queued_for_its_client_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(mut broker) = start_mosquitto(dir.path(), port) else {
+        eprintln!("mosquitto not installed: skipped");
+        return;
+    };
+    let kept = serde_json::json!({"clientid": "weir-kept", "qos": 1});
+    let (s1, s0) = stop_publish_restart(port, "kept", kept, false).await;
+    assert!(s0.len() >= 30 && s1.len() >= 30, "split {} / {}", s1.len(), s0.len());
+    let kept5 = serde_json::json!({"clientid": "weir-kept5", "qos": 1, "protocolVersion": "5"});
+    let (s1, s0) = stop_publish_restart(port, "kept5", kept5, false).await;
+    assert!(s0.len() >= 30 && s1.len() >= 30, "MQTT 5 split {} / {}", s1.len(), s0.len());
+    // Without a clientid the stopped shard's session ends: the others
+    // get its share.
+    let (s1, s0) = stop_publish_restart(port, "clean", serde_json::json!({"qos": 1}), false).await;
+    assert_eq!((s1.len(), s0.len()), (100, 0));
+    terminate(&mut broker);
+}
+
+/// A shard gone for good: ending its session gives its share back to the
+/// others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_shard_session_gives_its_share_to_the_other_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(mut broker) = start_mosquitto(dir.path(), port) else {
+        eprintln!("mosquitto not installed: skipped");
+        return;
+    };
+    let extra = serde_json::json!({"clientid": "weir-ended", "qos": 1});
+    let (s1, s0) = stop_publish_restart(port, "ended", extra, true).await;
+    assert_eq!((s1.len(), s0.len()), (100, 0));
+    let extra = serde_json::json!({"clientid": "weir-ended5", "qos": 1, "protocolVersion": "5"});
+    let (s1, s0) = stop_publish_restart(port, "ended5", extra, true).await;
+    assert_eq!((s1.len(), s0.len()), (100, 0));
+    terminate(&mut broker);
+}

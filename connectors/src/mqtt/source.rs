@@ -123,6 +123,43 @@ impl Source for MqttSource {
     }
 }
 
+/// Ends the broker-side session of `conn`, which has a fixed client id:
+/// connects with a clean session and disconnects. The broker then drops
+/// the session's subscriptions and what it queued there; for a shard,
+/// its share group stops dealing it messages. A no-op for generated ids
+/// (their sessions end with their connections). Must not run while a
+/// source uses that client id: the broker would disconnect it.
+///
+/// # Errors
+/// The broker cannot be reached or refuses the connection within `limit`.
+pub(crate) async fn end_session(conn: &ConnConfig, limit: std::time::Duration) -> Result<()> {
+    if conn.client_id.is_none() {
+        return Ok(());
+    }
+    let conn = ConnConfig { clean_session: true, ..conn.clone() };
+    let (client, mut event_loop) = client::connect(&conn, false).map_err(crate::Error::Io)?;
+    let fail = |what: String| crate::Error::Io(format!("ending mqtt session of {:?}: {what}", conn.client_id));
+    let connected = tokio::time::timeout(limit, async {
+        loop {
+            match event_loop.poll().await {
+                Ok(client::Event::Connected { .. }) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    match connected {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(fail(e)),
+        Err(_) => return Err(fail(format!("no CONNACK within {limit:?}"))),
+    }
+    client.try_disconnect();
+    // Until the DISCONNECT is out and the broker closed the connection.
+    let _ = tokio::time::timeout(limit, async { while event_loop.poll().await.is_ok() {} }).await;
+    Ok(())
+}
+
 /// The metadata `meta()` reads: `topic`, `qos`, `messageId`.
 pub(crate) fn meta(d: &Delivery) -> Map {
     let mut m = Map::new();
