@@ -10,6 +10,8 @@
 //! - [`RaftNode`] drives one raft-rs `RawNode` without sockets or wall-clock
 //!   time; [`RaftStorage`] persists its log in a `StateBackend` (RocksDB in
 //!   production, memory in tests).
+//! - [`exchange`] carries the rows between the shards of a sharded rule,
+//!   node to node, in order, failing loudly rather than losing any.
 //! - [`Cluster`] is the production shell: a driver thread, a tick clock and
 //!   TCP transport with length-prefixed frames.
 //!

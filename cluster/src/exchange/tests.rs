@@ -143,11 +143,11 @@ async fn a_link_to_a_closed_port_keeps_retrying() {
         matches!(s, LinkState::Connecting { attempts, last: Some(ExchangeError::Connect { .. }) } if *attempts >= 2)
     })
     .await;
-    assert!(s.clone_error_text().contains(&addr.to_string()), "the error names the peer: {s:?}");
+    assert!(s.error_text().contains(&addr.to_string()), "the error names the peer: {s:?}");
 }
 
 impl LinkState {
-    fn clone_error_text(&self) -> String {
+    fn error_text(&self) -> String {
         match self {
             LinkState::Connecting { last: Some(e), .. } | LinkState::Failed(e) => e.to_string(),
             _ => String::new(),
@@ -236,13 +236,13 @@ async fn a_full_inbox_stops_draining_the_sender_queue() {
     let (tx, rx) = mpsc::channel(2);
     let _link = ExchangeLink::spawn(server.local_addr().to_string(), hello("r", 1, 0, &[1]), None, rx);
     // About 1 MiB per frame: 200 MiB cannot hide in socket buffers.
-    let msg = batch(256, 1, 4000);
+    let msg = |i: usize| batch(256, i as i64, 4000);
     let sent = Arc::new(AtomicUsize::new(0));
     let producer = {
-        let (sent, msg) = (sent.clone(), msg.clone());
+        let sent = sent.clone();
         tokio::spawn(async move {
-            for _ in 0..TOTAL {
-                tx.send((1, msg.clone())).await.unwrap();
+            for i in 0..TOTAL {
+                tx.send((1, msg(i))).await.unwrap();
                 sent.fetch_add(1, Ordering::SeqCst);
             }
         })
@@ -261,8 +261,8 @@ async fn a_full_inbox_stops_draining_the_sender_queue() {
     }
     assert!(last < 40, "{last} of {TOTAL} frames left the queue with nobody reading the inbox");
     // Reading the inbox resumes the flow; everything arrives.
-    for _ in 0..TOTAL {
-        assert_eq!(recv(&mut inbox).await, (1, msg.clone()));
+    for i in 0..TOTAL {
+        assert_eq!(recv(&mut inbox).await, (1, msg(i)), "message {i}");
     }
     producer.await.unwrap();
 }
