@@ -7,6 +7,11 @@
 //! (the rule is busy): reading from the socket stops, and the broker's
 //! in-flight window (QoS >= 1) or TCP flow control (QoS 0) holds the rest.
 //!
+//! A shard's connection ([`ConnConfig::share`]) subscribes and
+//! unsubscribes its filters in shared form (`$share/<group>/<filter>`);
+//! messages still arrive under their own topic and are matched against
+//! the plain filters.
+//!
 //! Acknowledgement (manual acks are on): a QoS >= 1 message is acked when
 //! every subscription it went to has acked its [`Delivery`] (after the rule
 //! took it), or dropped it while the connection stays open. When the last
