@@ -3,6 +3,7 @@
 //! inboxes.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,8 +13,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use weir_runtime::row::Message;
 
-use super::error::ExchangeError;
-use super::wire::{self, Answer, FrameError, Hello, Refusal, HELLO_MAX};
+use super::error::{ExchangeError, Route};
+use super::wire::{self, Answer, Hello, Refusal, HELLO_MAX};
 use super::ExchangeConfig;
 use crate::tls::Stream;
 
@@ -30,6 +31,8 @@ struct Entry {
     stop: watch::Receiver<()>,
     /// Sending shards with an open connection.
     connected: Arc<Mutex<HashSet<u32>>>,
+    /// The first accepted connection that broke; the registration watches it.
+    broken: Arc<watch::Sender<Option<ExchangeError>>>,
 }
 
 #[derive(Default)]
@@ -111,8 +114,16 @@ impl ExchangeServer {
         reg.next_id += 1;
         let id = reg.next_id;
         let connected = Arc::default();
-        reg.shards.insert((rule.to_string(), shard), Entry { id, epochs, inbox, stop, connected });
-        Registration { registry: self.registry.clone(), key: (rule.to_string(), shard), id, _stop: stop_tx }
+        let (broken, broken_rx) = watch::channel(None);
+        let broken = Arc::new(broken);
+        reg.shards.insert((rule.to_string(), shard), Entry { id, epochs, inbox, stop, connected, broken });
+        Registration {
+            registry: self.registry.clone(),
+            key: (rule.to_string(), shard),
+            id,
+            broken: broken_rx,
+            _stop: stop_tx,
+        }
     }
 
     /// Stops accepting, closes every connection and waits until they are
@@ -141,7 +152,27 @@ pub struct Registration {
     registry: Shared,
     key: (String, u32),
     id: u64,
+    broken: watch::Receiver<Option<ExchangeError>>,
     _stop: watch::Sender<()>,
+}
+
+impl Registration {
+    /// Resolves when an accepted connection to this shard breaks: a socket
+    /// error or a frame that is too long or does not decode (at once if one
+    /// has). The sending link fails too, but its node may be the only one
+    /// to know without this. A sender closing cleanly between frames, the
+    /// inbox closing or the registration being dropped do not count.
+    /// Independent of `self` once created.
+    pub fn broken(&self) -> impl Future<Output = ExchangeError> + Send + 'static {
+        let mut broken = self.broken.clone();
+        async move {
+            let e = broken.wait_for(Option::is_some).await.map(|e| e.clone());
+            match e {
+                Ok(Some(e)) => e,
+                _ => std::future::pending().await,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Registration {
@@ -164,6 +195,7 @@ impl Drop for Registration {
 struct Admitted {
     inbox: Inbox,
     stop: watch::Receiver<()>,
+    broken: Arc<watch::Sender<Option<ExchangeError>>>,
     _slot: Slot,
 }
 
@@ -195,6 +227,7 @@ fn admit(registry: &Shared, hello: &Hello) -> Result<Admitted, Refusal> {
     Ok(Admitted {
         inbox: entry.inbox.clone(),
         stop: entry.stop.clone(),
+        broken: entry.broken.clone(),
         _slot: Slot { connected: entry.connected.clone(), from: hello.from },
     })
 }
@@ -258,7 +291,7 @@ async fn connection(stream: Box<dyn Stream>, peer: SocketAddr, registry: Shared,
     {
         return tracing::debug!(%peer, error = %e, "exchange answer not sent");
     }
-    let Ok(Admitted { inbox, mut stop, _slot }) = admitted else { return };
+    let Ok(Admitted { inbox, mut stop, broken, _slot }) = admitted else { return };
     tracing::debug!(%peer, rule = hello.rule, from = hello.from, to = hello.to, "exchange link accepted");
     let from = hello.from;
     let deliver = async {
@@ -267,24 +300,30 @@ async fn connection(stream: Box<dyn Stream>, peer: SocketAddr, registry: Shared,
                 Ok(Some(msg)) => {
                     // Awaiting a full inbox is the backpressure.
                     if inbox.send((from, msg)).await.is_err() {
-                        return tracing::debug!(%peer, "exchange inbox closed; closing the link");
+                        tracing::debug!(%peer, "exchange inbox closed; closing the link");
+                        return None;
                     }
                 }
                 Ok(None) => {
-                    return tracing::debug!(%peer, rule = hello.rule, from, "exchange link closed by the sender")
+                    tracing::debug!(%peer, rule = hello.rule, from, "exchange link closed by the sender");
+                    return None;
                 }
-                Err(FrameError::Io(e)) => {
-                    return tracing::warn!(%peer, rule = hello.rule, from, error = %e, "exchange link lost")
-                }
-                Err(e) => {
-                    return tracing::warn!(%peer, rule = hello.rule, from, error = ?e, "closing exchange link after a bad frame")
-                }
+                Err(e) => return Some(e),
             }
         }
     };
-    tokio::select! {
-        () = deliver => {}
+    let e = tokio::select! {
+        e = deliver => e,
         // Only ever an error: the registration was dropped.
-        _ = stop.changed() => tracing::debug!(%peer, rule = hello.rule, from, "shard unregistered; closing its exchange link"),
+        _ = stop.changed() => {
+            tracing::debug!(%peer, rule = hello.rule, from, "shard unregistered; closing its exchange link");
+            None
+        }
+    };
+    if let Some(e) = e {
+        let route = Route { addr: peer.to_string(), rule: hello.rule, from, to: hello.to };
+        let e = ExchangeError::frame(&route, e, true);
+        tracing::warn!(error = %e, "closing a broken exchange link");
+        broken.send_if_modified(|b| b.is_none() && b.replace(e).is_none());
     }
 }

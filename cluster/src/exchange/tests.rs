@@ -71,7 +71,7 @@ fn refused(s: &LinkState) -> Option<&Refusal> {
 async fn messages_arrive_in_order_with_the_sender_index() {
     let server = server().await;
     let (inbox_tx, mut inbox) = mpsc::channel(16);
-    let _reg = server.register("r1", 1, vec![3, 4, 5], inbox_tx);
+    let reg = server.register("r1", 1, vec![3, 4, 5], inbox_tx);
     let addr = server.local_addr().to_string();
     let script = |from: i64| {
         vec![
@@ -109,6 +109,8 @@ async fn messages_arrive_in_order_with_the_sender_index() {
     for link in links {
         tokio::time::timeout(LIMIT, link.finished()).await.unwrap().unwrap();
     }
+    // A clean close is not a broken link.
+    assert!(tokio::time::timeout(Duration::from_millis(300), reg.broken()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,13 +273,14 @@ async fn a_full_inbox_stops_draining_the_sender_queue() {
 async fn corrupt_and_oversize_frames_close_the_connection_not_the_server() {
     let server = server().await;
     let (inbox_tx, mut inbox) = mpsc::channel(4);
-    let _reg = server.register("r", 0, vec![1], inbox_tx);
+    let reg = server.register("r", 0, vec![1], inbox_tx);
     let addr = server.local_addr();
     let bad_frames: [&[u8]; 3] = [
         &[0xff, 0xff, 0xff, 0xff, 1, 2, 3], // 4 GiB announced
         &[0, 0, 0, 3, 0xff, 0xff, 0xff],    // garbage body
         &[0, 0, 0, 9, 1, 2],                // cut short
     ];
+    let broken = reg.broken();
     for (i, bad) in bad_frames.iter().enumerate() {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(&wire::encode(&hello("r", i as u32, 0, &[1]), 1024).unwrap()).await.unwrap();
@@ -296,6 +299,9 @@ async fn corrupt_and_oversize_frames_close_the_connection_not_the_server() {
     let mut rest = Vec::new();
     assert_eq!(tokio::time::timeout(LIMIT, s.read_to_end(&mut rest)).await.unwrap().unwrap_or(0), 0);
     assert!(inbox.try_recv().is_err(), "nothing was delivered");
+    // The registration learns that a link broke (the first one: too long).
+    let e = tokio::time::timeout(LIMIT, broken).await.unwrap();
+    assert!(e.to_string().contains("exceeds the limit"), "{e}");
     // The server still serves.
     let (tx, rx) = mpsc::channel(4);
     let _link = ExchangeLink::spawn(addr.to_string(), hello("r", 9, 0, &[1]), None, rx);
