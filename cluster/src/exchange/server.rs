@@ -108,7 +108,13 @@ impl ExchangeServer {
     /// Registering the same shard again replaces the earlier registration
     /// for new connections; the earlier one's open connections stay until
     /// it is dropped.
-    pub fn register(&self, rule: &str, shard: u32, epochs: Vec<u64>, inbox: Inbox) -> Registration {
+    pub fn register(
+        &self,
+        rule: &str,
+        shard: u32,
+        epochs: Vec<u64>,
+        inbox: mpsc::Sender<(u32, Message)>,
+    ) -> Registration {
         let (stop_tx, stop) = watch::channel(());
         let mut reg = lock(&self.registry);
         reg.next_id += 1;
