@@ -8,7 +8,10 @@
 //! * Shards: each shard of a sharded rule subscribes its filters as an
 //!   MQTT shared subscription (`$share/weir-<rule>/<filter>`, see
 //!   [`Share`]) on a connection of its own, so the broker hands every
-//!   message to one shard only.
+//!   message to one shard only. mosquitto 2.0 goes on dealing a shard
+//!   whose persistent session is offline its share, queued in the session
+//!   for whoever resumes it (the shard's standby), up to the broker's
+//!   `max_queued_messages` (default 1000; beyond it mosquitto drops).
 //! * Sink ([`sink::MqttSink`]): one connection per action, behind the
 //!   common sink layer ([`crate::transform`]: `sendSingle`,
 //!   `dataTemplate`, `fields`, `format` decide the messages); the topic is

@@ -67,7 +67,9 @@ impl SourceConfig {
     /// connection of the shard's own. A fixed `clientid` becomes
     /// `<clientid>-s<index>`, so the shard's session (and what the broker
     /// queued in it) is the one a standby taking the shard over resumes;
-    /// generated ids stay generated.
+    /// generated ids stay generated. (Two sharded rules reading one
+    /// stream with a `clientid` would both use `<clientid>-s<index>` and
+    /// take the connection from each other: give each its own `clientid`.)
     pub(crate) fn share(&mut self, rule_id: &str, index: u32) {
         if let Some(id) = &mut self.conn.client_id {
             id.push_str(&format!("-s{index}"));
