@@ -31,7 +31,7 @@ pub(crate) fn start_member(root: &std::path::Path, name: &str, broker: u16) -> M
 }
 
 /// The names of the three members the cluster tests start.
-const NAMES: [&str; 3] = ["a", "b", "c"];
+pub(crate) const NAMES: [&str; 3] = ["a", "b", "c"];
 
 /// Starts the three members `a`, `b` and `c` (not yet a cluster).
 pub(crate) fn start_members(root: &std::path::Path, broker: u16) -> Vec<Option<Member>> {
@@ -40,7 +40,7 @@ pub(crate) fn start_members(root: &std::path::Path, broker: u16) -> Vec<Option<M
 
 /// Restarts member `name` on its data directory and cluster address (it
 /// rejoins by itself) and waits until the others see it live.
-fn start_member_at(root: &std::path::Path, name: &str, broker: u16, members: &[Option<Member>]) -> Member {
+pub(crate) fn start_member_at(root: &std::path::Path, name: &str, broker: u16, members: &[Option<Member>]) -> Member {
     let addr = std::fs::read_to_string(root.join(name).join("cluster_addr")).unwrap();
     let m = start_on(root, name, broker, addr, None);
     wait_until(Duration::from_secs(30), "the restarted node live again", || {

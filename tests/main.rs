@@ -6,6 +6,7 @@ mod brokers;
 mod cluster;
 mod cluster_broker;
 mod cluster_partition;
+mod cluster_shards;
 mod cluster_tls;
 mod demo;
 mod exactly_once_sinks;

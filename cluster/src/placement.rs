@@ -27,9 +27,9 @@
 //!    swap), every shard of that rule gets one, keeping its primary and
 //!    standby: the shards exchange rows, so their checkpoints are cuts of
 //!    one run and the whole rule restarts from its global checkpoint (see
-//!    [`crate::metadata`]). A fresh epoch clears `synced`, so until the
-//!    primaries report their standbys synced again a dead primary's shard
-//!    waits for it.
+//!    [`crate::metadata`]). Such a rollback keeps `synced`: the standbys
+//!    still hold all their primaries wrote, so a dead primary's shard can
+//!    fail over in the same step.
 //!
 //! A node's cost is its reported load plus 2 per primary and 1 per standby.
 //! Ties break by node id, so the result is deterministic, and placing a
@@ -71,6 +71,9 @@ struct Slot {
     bump: bool,
     /// The standby holds the shard's state (carried over, never set here).
     synced: bool,
+    /// Bumped only because another shard of its rule was: its primary and
+    /// standby are unchanged, so `synced` stays.
+    rolled: bool,
 }
 
 struct Costs(BTreeMap<NodeId, u64>);
@@ -120,7 +123,15 @@ pub fn place(
     for (rule, &n) in rules {
         let cur = current.get(rule);
         for i in 0..n as usize {
-            let mut s = Slot { rule: rule.clone(), primary: None, standby: None, epoch: 0, bump: true, synced: false };
+            let mut s = Slot {
+                rule: rule.clone(),
+                primary: None,
+                standby: None,
+                epoch: 0,
+                bump: true,
+                synced: false,
+                rolled: false,
+            };
             if let Some(sp) = cur.and_then(|c| c.get(i)) {
                 s.epoch = sp.epoch;
                 let standby = sp.standby.filter(|b| is_live(b) && *b != sp.primary);
@@ -172,8 +183,8 @@ pub fn place(
 
     // 5: a sharded rule rolls back as a whole.
     let bumped: BTreeSet<String> = slots.iter().filter(|s| s.bump).map(|s| s.rule.clone()).collect();
-    for s in slots.iter_mut().filter(|s| rules[&s.rule] > 1 && bumped.contains(&s.rule)) {
-        s.bump = true;
+    for s in slots.iter_mut().filter(|s| rules[&s.rule] > 1 && bumped.contains(&s.rule) && !s.bump) {
+        (s.bump, s.rolled) = (true, true);
     }
 
     let mut epoch = last_epoch;
@@ -186,7 +197,7 @@ pub fn place(
         } else {
             s.epoch
         };
-        let synced = s.synced && !s.bump;
+        let synced = s.synced && (!s.bump || s.rolled);
         placement.entry(s.rule).or_default().push(ShardPlacement {
             primary,
             standby: s.standby,

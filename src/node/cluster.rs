@@ -25,6 +25,7 @@ use weir_cluster::{Cluster, ClusterConfig, Command, Metadata, NodeId, ShardPlace
 use weir_planner::{Statement, StreamKind};
 use weir_runtime::state::StateBackend;
 
+use super::shards::ShardHost;
 use super::Node;
 use crate::error::{Error, Result};
 use crate::rules::{self, RuleDef};
@@ -92,7 +93,7 @@ pub(crate) async fn start(
     opts: &ClusterOptions,
     data_dir: &Path,
     state: Arc<dyn StateBackend>,
-) -> Result<(Cluster, Arc<Replication>)> {
+) -> Result<(Cluster, Arc<Replication>, ShardHost)> {
     let cluster = start_raft(opts, data_dir, state.clone()).await?;
     let config = ReplicationConfig { tls: opts.tls.clone(), ..ReplicationConfig::default() };
     let rep_err = |e: weir_cluster::replication::ReplicationError| Error::Cluster(e.to_string());
@@ -106,7 +107,8 @@ pub(crate) async fn start(
     };
     let addr = format!("{host}:{}", server.local_addr().port());
     let backend = Arc::new(ReplicatedBackend::new(state, config).map_err(rep_err)?);
-    Ok((cluster, Arc::new(Replication { server, backend, addr, fenced: Mutex::new(HashMap::new()) })))
+    let shards = ShardHost::start(opts.listen, &host, opts.tls.clone()).await?;
+    Ok((cluster, Arc::new(Replication { server, backend, addr, fenced: Mutex::new(HashMap::new()) }), shards))
 }
 
 async fn start_raft(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn StateBackend>) -> Result<Cluster> {
@@ -197,6 +199,7 @@ impl Node {
     /// Keeps this node in step with the cluster until the process ends.
     pub(crate) async fn follow_cluster(self: Arc<Node>) {
         let Some(cluster) = self.cluster() else { return };
+        actix::spawn(self.clone().propose_shard_changes());
         let id = cluster.id();
         let mut last_read = tokio::time::Instant::now();
         loop {
@@ -211,9 +214,9 @@ impl Node {
             // Tell the others where this node's REST API and replica are.
             let rest = self.rest_url.get().cloned().unwrap_or_default();
             let replica = self.replication.as_ref().map(|r| r.addr.clone()).unwrap_or_default();
-            if (me.rest != rest || me.replica != replica) && !rest.is_empty() {
-                // The shard-exchange listener's address is reported once nodes run one.
-                let report = Command::ReportAddresses { node: id, rest, replica, exchange: String::new() };
+            let exchange = self.shard_host.as_ref().map(|h| h.addr.clone()).unwrap_or_default();
+            if (me.rest != rest || me.replica != replica || me.exchange != exchange) && !rest.is_empty() {
+                let report = Command::ReportAddresses { node: id, rest, replica, exchange };
                 if let Err(e) = cluster.propose(report).await {
                     tracing::debug!(error = %e, "cannot report this node's addresses yet");
                 }
@@ -277,9 +280,13 @@ impl Node {
                     continue;
                 }
             };
+            if info.shards > 1 {
+                self.reconcile_shards(me, def, md).await;
+                continue;
+            }
             let shard = md.placement.get(id).and_then(|shards| shards.first());
             let ready = match shard {
-                Some(sp) => self.replicate(id, sp, md, me).await,
+                Some(sp) => self.replicate(id, 0, sp, md, me).await,
                 None => false,
             };
             let primary = shard.map(|s| s.primary);
@@ -294,15 +301,16 @@ impl Node {
         }
     }
 
-    /// Replication duties for rule `id` placed as `sp`; returns whether the
-    /// rule may start here (this node is its primary, fenced at its epoch,
-    /// and its standby, if any, holds a copy of its state).
+    /// Replication duties for rule `id` (or shard `shard` of a sharded
+    /// rule, whose state is kept under its own `id`) placed as `sp`;
+    /// returns whether it may start here (this node is its primary, fenced
+    /// at its epoch, and its standby, if any, holds a copy of its state).
     ///
     /// As standby, the node fences the rule at the current epoch so that a
     /// deposed primary's late writes are refused; as primary it fences its
     /// own copy before restoring from it, points the backend at the
     /// standby and copies the state over when the standby is new.
-    async fn replicate(&self, id: &str, sp: &ShardPlacement, md: &Metadata, me: NodeId) -> bool {
+    pub(super) async fn replicate(&self, id: &str, shard: u32, sp: &ShardPlacement, md: &Metadata, me: NodeId) -> bool {
         let Some(rep) = self.replication.clone() else { return sp.primary == me };
         if sp.primary != me && sp.standby != Some(me) {
             return false;
@@ -356,7 +364,7 @@ impl Node {
                     _ => false,
                 };
                 if in_sync && !sp.synced {
-                    self.report_synced(id, sp).await;
+                    self.report_synced(id, shard, sp).await;
                 }
                 in_sync
             }
@@ -366,9 +374,11 @@ impl Node {
     /// Tells the cluster that the standby of `sp` holds the rule's state,
     /// so that it may take over if this node dies. A failed proposal (no
     /// leader right now) is retried by the next reconcile.
-    async fn report_synced(&self, id: &str, sp: &ShardPlacement) {
+    async fn report_synced(&self, id: &str, shard: u32, sp: &ShardPlacement) {
         let (Some(cluster), Some(standby)) = (self.cluster(), sp.standby) else { return };
-        let report = Command::StandbySynced { rule: id.to_string(), shard: 0, epoch: sp.epoch, standby };
+        // A shard's state id is `<rule>#<shard>`; the metadata knows the rule.
+        let rule = id.split_once('#').map_or(id, |(r, _)| r);
+        let report = Command::StandbySynced { rule: rule.to_string(), shard, epoch: sp.epoch, standby };
         match tokio::time::timeout(REPORT_TIMEOUT, cluster.propose(report)).await {
             Ok(Ok(_)) => tracing::debug!(rule = %id, standby, "standby reported synced"),
             Ok(Err(e)) => tracing::debug!(rule = %id, error = %e, "cannot report the standby synced yet"),
@@ -381,29 +391,8 @@ impl Node {
     /// stopped when placed elsewhere or not triggered.
     async fn reconcile_rule(&self, def: RuleDef, here: bool, ready: bool, primary: Option<NodeId>) {
         let id = def.id.clone();
-        let json = def.to_json();
         let triggered = def.triggered;
-        let rule = match self.rules.get(&id) {
-            Ok(rule) => {
-                if rule.state().def.to_json() != json {
-                    let plan = rules::plan(&def, &self.catalog(), &self.functions.current());
-                    match plan {
-                        Ok(plan) => self.rules.replace(&rule, def, plan).await,
-                        Err(e) => tracing::warn!(rule = %id, error = %e, "replicated rule does not plan here"),
-                    }
-                    let _ = self.store.put_rule(&id, &json);
-                }
-                rule
-            }
-            Err(_) => {
-                let plan = rules::plan(&def, &self.catalog(), &self.functions.current()).ok();
-                let _ = self.store.put_rule(&id, &json);
-                match self.rules.insert(def, plan) {
-                    Ok(r) => r,
-                    Err(_) => return,
-                }
-            }
-        };
+        let Some(rule) = self.ensure_rule(def).await else { return };
         let running = rule.is_live().await;
         if here && triggered && !running && ready {
             tracing::info!(rule = %id, "placed here: starting");
@@ -414,6 +403,32 @@ impl Node {
                 // no last checkpoint (it would be refused).
                 Some(p) if triggered => self.rules.abandon(&rule, &format!("moved to node {p}")).await,
                 _ => self.rules.stop(&rule, "canceled manually").await,
+            }
+        }
+    }
+
+    /// Rule `def` in the local registry and store: added, or replaced when
+    /// its definition changed (which stops it). `None` when it cannot be
+    /// added.
+    pub(super) async fn ensure_rule(&self, def: RuleDef) -> Option<Arc<crate::rules::Rule>> {
+        let id = def.id.clone();
+        let json = def.to_json();
+        match self.rules.get(&id) {
+            Ok(rule) => {
+                if rule.state().def.to_json() != json {
+                    let plan = rules::plan(&def, &self.catalog(), &self.functions.current());
+                    match plan {
+                        Ok(plan) => self.rules.replace(&rule, def, plan).await,
+                        Err(e) => tracing::warn!(rule = %id, error = %e, "replicated rule does not plan here"),
+                    }
+                    let _ = self.store.put_rule(&id, &json);
+                }
+                Some(rule)
+            }
+            Err(_) => {
+                let plan = rules::plan(&def, &self.catalog(), &self.functions.current()).ok();
+                let _ = self.store.put_rule(&id, &json);
+                self.rules.insert(def, plan).ok()
             }
         }
     }

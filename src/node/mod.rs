@@ -15,6 +15,7 @@ use crate::error::{check_name, code, Error, Result};
 use crate::rules::{self, Functions, Rule, RuleDef, RuleState, Rules};
 
 mod cluster;
+mod shards;
 
 use crate::store::Store;
 pub(crate) use cluster::ClusterOptions;
@@ -41,6 +42,8 @@ pub(crate) struct Node {
     cluster: Option<weir_cluster::Cluster>,
     /// Rule-state replication, in a cluster.
     replication: Option<Arc<Replication>>,
+    /// The exchange and checkpoint agreement of sharded rules, in a cluster.
+    shard_host: Option<shards::ShardHost>,
     /// One reconcile with the cluster's metadata at a time.
     reconciling: tokio::sync::Mutex<()>,
     /// The REST API's base URL once it listens (other nodes forward to it).
@@ -97,13 +100,13 @@ impl Node {
         }
         // In a cluster, rules keep their state through the replicating
         // backend; raft keeps its own in the same store.
-        let (cluster, replication, rule_state) = match cluster {
+        let (cluster, replication, shard_host, rule_state) = match cluster {
             Some(opts) => {
-                let (c, r) = cluster::start(opts, store.dir(), state.clone()).await?;
+                let (c, r, h) = cluster::start(opts, store.dir(), state.clone()).await?;
                 let rule_state: Arc<dyn StateBackend> = r.backend.clone();
-                (Some(c), Some(r), rule_state)
+                (Some(c), Some(r), Some(h), rule_state)
             }
-            None => (None, None, state),
+            None => (None, None, None, state),
         };
         let node = Arc::new(Node {
             catalog: RwLock::new(Catalog::new()),
@@ -112,6 +115,7 @@ impl Node {
             functions,
             cluster,
             replication,
+            shard_host,
             reconciling: tokio::sync::Mutex::new(()),
             rest_url: std::sync::OnceLock::new(),
             store,
@@ -316,8 +320,27 @@ impl Node {
     /// In a cluster the caller catches up with the metadata first.
     async fn validate(&self, def: &RuleDef) -> Result<weir_planner::PhysicalPlan> {
         let plan = rules::plan(def, &self.catalog(), &self.functions.current())?;
+        if def.options.shards > 1 {
+            self.check_shardable(def, &plan)?;
+        }
         self.rules.check_sinks(def).await?;
         Ok(plan)
+    }
+
+    /// Whether rule `def` (planned as `plan`) can run split over shards.
+    fn check_shardable(&self, def: &RuleDef, plan: &weir_planner::PhysicalPlan) -> Result<()> {
+        let invalid = |m: String| Error::InvalidRule { message: format!("rule {}: {m}", def.id) };
+        if self.cluster().is_none() {
+            return Err(invalid(format!(
+                "shards: {} needs a cluster (weir serve --cluster-listen, then weir cluster init or join)",
+                def.options.shards
+            )));
+        }
+        weir_runtime::shard::check_shardable(plan).map_err(invalid)?;
+        for s in &plan.sources {
+            weir_connectors::shardable(&s.def).map_err(invalid)?;
+        }
+        Ok(())
     }
 
     /// `POST /rules/validate`: the streams the rule reads.
@@ -421,6 +444,10 @@ impl Node {
         if let Some(c) = self.cluster() {
             // Triggered in the metadata; restarted here if it runs here.
             self.propose(c, put_rule(id, &triggered_json(&rule, true))).await?;
+            if rule.state().def.options.shards > 1 {
+                // All shards restart together, from the committed checkpoint.
+                return self.restart_shards(c, id).await;
+            }
             if rule.is_live().await {
                 self.rules.stop(&rule, "").await;
                 self.rules.start(&rule, self.plan_of(&rule)).await?;
@@ -484,10 +511,12 @@ fn put_stream(kind: StreamKind, name: &str, sql: &str) -> Command {
     }
 }
 
-/// A rule definition as a cluster command (one shard: stateful stages run
-/// as one instance).
+/// A rule definition as a cluster command, with its `shards` option (1
+/// unless it asks for more; validated before).
 fn put_rule(id: &str, json: &Value) -> Command {
-    Command::PutRule { id: id.to_string(), json: json.to_string(), shards: 1 }
+    let options = json.get("options").cloned().unwrap_or(Value::Null);
+    let shards = weir_planner::RuleOptions::from_json(&options).map_or(1, |o| o.shards);
+    Command::PutRule { id: id.to_string(), json: json.to_string(), shards }
 }
 
 /// The rule's JSON with `triggered` set.

@@ -74,6 +74,18 @@ pub(crate) struct RuleState {
 pub(crate) struct Rule {
     state: Mutex<RuleState>,
     life: tokio::sync::Mutex<Option<Live>>,
+    /// The shards of a sharded rule that run here, by index.
+    shards: tokio::sync::Mutex<BTreeMap<u32, LiveShard>>,
+}
+
+/// A shard of a sharded rule running on this node.
+struct LiveShard {
+    live: Live,
+    /// The epochs of all the rule's shards when it started: its run. A
+    /// change of any means the rule rolls back, and the shard restarts.
+    generation: Vec<u64>,
+    /// What connects it to the other shards; dropped once it stopped.
+    links: Box<dyn std::any::Any + Send>,
 }
 
 impl Rule {
@@ -82,14 +94,31 @@ impl Rule {
         self.lock().clone()
     }
 
-    /// Whether the rule runs now.
+    /// Whether the rule (or a shard of it) runs here now.
     pub(crate) async fn is_live(&self) -> bool {
-        self.life.lock().await.is_some()
+        self.life.lock().await.is_some() || !self.shards.lock().await.is_empty()
+    }
+
+    /// The run (see [`LiveShard`]) of each of its shards running here.
+    pub(crate) async fn shard_runs(&self) -> BTreeMap<u32, Vec<u64>> {
+        self.shards.lock().await.iter().map(|(i, s)| (*i, s.generation.clone())).collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, RuleState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The id shard `index` of rule `rule` keeps its state and output ids
+/// under.
+pub(crate) fn shard_id(rule: &str, index: u32) -> String {
+    format!("{rule}#{index}")
+}
+
+/// The status of a sharded rule shows the metrics of its shards here.
+fn shard_metrics(st: &mut RuleState, shards: &BTreeMap<u32, LiveShard>) {
+    st.metrics = shards.values().flat_map(|s| s.live.metrics.clone()).collect();
+    st.ingest_logs = shards.values().flat_map(|s| s.live.ingest_logs.clone()).collect();
 }
 
 /// Plans `def` against `catalog` and the node's `functions`.
@@ -186,7 +215,11 @@ impl Rules {
             metrics: Vec::new(),
             ingest_logs: Vec::new(),
         };
-        let rule = Arc::new(Rule { state: Mutex::new(state), life: tokio::sync::Mutex::new(None) });
+        let rule = Arc::new(Rule {
+            state: Mutex::new(state),
+            life: tokio::sync::Mutex::new(None),
+            shards: tokio::sync::Mutex::new(BTreeMap::new()),
+        });
         map.insert(id, rule.clone());
         Ok(rule)
     }
@@ -201,8 +234,74 @@ impl Rules {
         if let Some(live) = life.take() {
             live.stop(true).await;
         }
+        let shards = std::mem::take(&mut *rule.shards.lock().await);
+        for (i, shard) in shards {
+            shard.live.stop(false).await;
+            self.runner.forget(&shard_id(id, i));
+        }
         self.runner.forget(id);
         Ok(())
+    }
+
+    /// Starts shard `run.index` of `rule` (see [`Runner::launch_shard`]) in
+    /// run `generation`, with the `links` to the other shards. A failure is
+    /// recorded as the rule's status.
+    pub(crate) async fn start_shard(
+        &self,
+        rule: &Rule,
+        plan: PhysicalPlan,
+        run: weir_runtime::shard::ShardRun,
+        generation: Vec<u64>,
+        links: Box<dyn std::any::Any + Send>,
+    ) -> Result<()> {
+        let mut shards = rule.shards.lock().await;
+        let index = run.index;
+        let (id, actions) = {
+            let st = rule.lock();
+            (st.def.id.clone(), st.def.actions.clone())
+        };
+        let mut shard_plan = plan.clone();
+        shard_plan.rule_id = shard_id(&id, index);
+        rule.lock().plan = Some(Arc::new(plan));
+        let launched = self.runner.launch_shard(Arc::new(shard_plan), actions, id, run).await;
+        let now = SystemClock.now_ms();
+        match launched {
+            Ok(live) => {
+                shards.insert(index, LiveShard { live, generation, links });
+                let mut st = rule.lock();
+                st.last_start = now;
+                st.status = Status::Running;
+                st.message.clear();
+                shard_metrics(&mut st, &shards);
+                Ok(())
+            }
+            Err(e) => {
+                let mut st = rule.lock();
+                tracing::warn!(rule = %st.def.id, shard = index, "shard cannot start: {e}");
+                if shards.is_empty() {
+                    st.status = Status::StoppedByError;
+                    st.last_stop = now;
+                }
+                st.message = e.to_string();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops shard `index` of `rule` here, without a last checkpoint (the
+    /// rule rolls back to its committed one).
+    pub(crate) async fn stop_shard(&self, rule: &Rule, index: u32, message: &str) {
+        let mut shards = rule.shards.lock().await;
+        let Some(shard) = shards.remove(&index) else { return };
+        shard.live.stop(false).await;
+        drop(shard.links);
+        let mut st = rule.lock();
+        shard_metrics(&mut st, &shards);
+        if shards.is_empty() {
+            st.status = Status::Stopped;
+            st.message = message.to_string();
+            st.last_stop = SystemClock.now_ms();
+        }
     }
 
     /// Ids of the rules whose last plan reads stream or table `name`.
@@ -265,6 +364,10 @@ impl Rules {
     }
 
     async fn stop_with(&self, rule: &Rule, message: &str, checkpoint: bool) {
+        let indices: Vec<u32> = rule.shards.lock().await.keys().copied().collect();
+        for i in indices {
+            self.stop_shard(rule, i, message).await;
+        }
         let mut life = rule.life.lock().await;
         let was_running = life.is_some();
         if let Some(live) = life.take() {
@@ -306,6 +409,9 @@ impl Rules {
         for rule in self.list() {
             if let Some(live) = rule.life.lock().await.take() {
                 live.stop(true).await;
+            }
+            for (_, shard) in std::mem::take(&mut *rule.shards.lock().await) {
+                shard.live.stop(false).await;
             }
         }
         self.runner.shutdown();

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use actix::Arbiter;
 use tokio::sync::oneshot;
-use weir_connectors::{Environment, SinkContext, SourceContext};
+use weir_connectors::{Environment, ShardOf, SinkContext, SourceContext};
 use weir_planner::PhysicalPlan;
 use weir_runtime::clock::SystemClock;
 use weir_runtime::connector::Sink;
 use weir_runtime::metrics::OpMetrics;
 use weir_runtime::rule::{RunningRule, Source};
+use weir_runtime::shard::ShardRun;
 use weir_runtime::state::{IngestLog, StateBackend};
 use weir_runtime::Registry;
 
@@ -116,6 +117,31 @@ impl Runner {
     /// # Errors
     /// A source or sink cannot be built, or the graph cannot start.
     pub(crate) async fn launch(&self, plan: Arc<PhysicalPlan>, actions: Vec<Action>) -> Result<Live> {
+        self.launch_with(plan, actions, None).await
+    }
+
+    /// Starts shard `shard.index` of a sharded rule: `plan` is the rule's
+    /// plan with the shard's own id (`<rule>#<index>`: its state and output
+    /// ids), `rule` the rule's id (its sources join one MQTT share group).
+    ///
+    /// # Errors
+    /// As [`Runner::launch`].
+    pub(crate) async fn launch_shard(
+        &self,
+        plan: Arc<PhysicalPlan>,
+        actions: Vec<Action>,
+        rule: String,
+        shard: ShardRun,
+    ) -> Result<Live> {
+        self.launch_with(plan, actions, Some((rule, shard))).await
+    }
+
+    async fn launch_with(
+        &self,
+        plan: Arc<PhysicalPlan>,
+        actions: Vec<Action>,
+        shard: Option<(String, ShardRun)>,
+    ) -> Result<Live> {
         let env = self.env.clone();
         let state = self.state.clone();
         let functions = self.functions.current();
@@ -123,7 +149,7 @@ impl Runner {
         let (stop, stop_rx) = oneshot::channel::<(bool, oneshot::Sender<()>)>();
         let spawned = self.arbiter().spawn_fn(move || {
             actix::spawn(async move {
-                let running = match start(&plan, &actions, &env, state, &functions) {
+                let running = match start(&plan, &actions, &env, state, &functions, shard) {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -187,11 +213,18 @@ fn start(
     env: &Environment,
     state: Arc<dyn StateBackend>,
     functions: &Registry,
+    shard: Option<(String, ShardRun)>,
 ) -> Result<RunningRule> {
     let start_err = |message: String| Error::Start { rule: plan.rule_id.clone(), message };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     let mut lookups = Vec::new();
-    let source_cx = SourceContext { rule_id: plan.rule_id.clone() };
+    let source_cx = match &shard {
+        Some((rule, run)) => SourceContext {
+            rule_id: rule.clone(),
+            shard: Some(ShardOf { index: run.index, count: run.count }),
+        },
+        None => SourceContext { rule_id: plan.rule_id.clone(), shard: None },
+    };
     for (i, s) in plan.sources.iter().enumerate() {
         let what = |e: weir_connectors::Error| start_err(format!("{} {}: {e}", s.def.kind.name(), s.name));
         if s.def.is_lookup() {
@@ -202,9 +235,34 @@ fn start(
         }
         sources.push(weir_connectors::rule_source(&s.def, &source_cx, env).map_err(what)?);
     }
-    let sinks = build_sinks(&plan.rule_id, actions, env)?;
-    RunningRule::start_with(plan, functions, Arc::new(SystemClock), sources, sinks, Some(state), lookups)
-        .map_err(|e| start_err(e.message))
+    let clock = Arc::new(SystemClock);
+    match shard {
+        Some((rule, run)) => {
+            let sinks = build_sinks(&rule, &shard_actions(actions, run.index), env)?;
+            RunningRule::start_shard(plan, functions, clock, sources, sinks, state, run)
+        }
+        None => {
+            let sinks = build_sinks(&plan.rule_id, actions, env)?;
+            RunningRule::start_with(plan, functions, clock, sources, sinks, Some(state), lookups)
+        }
+    }
+    .map_err(|e| start_err(e.message))
+}
+
+/// A shard's actions: a fixed MQTT `clientId` gets the shard's suffix
+/// (`<id>-s<index>`, as its sources' client ids do), so that the shards'
+/// sinks do not take each other's connection over at the broker.
+fn shard_actions(actions: &[Action], index: u32) -> Vec<Action> {
+    let mut actions = actions.to_vec();
+    for a in &mut actions {
+        let Some(props) = a.props.as_object_mut() else { continue };
+        for (key, value) in props.iter_mut() {
+            if let Some(id) = value.as_str().filter(|id| key.eq_ignore_ascii_case("clientid") && !id.is_empty()) {
+                *value = serde_json::Value::String(format!("{id}-s{index}"));
+            }
+        }
+    }
+    actions
 }
 
 /// The placeholder source of a lookup table (never run: the runtime skips

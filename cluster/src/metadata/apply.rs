@@ -148,15 +148,17 @@ impl Metadata {
     }
 
     /// Rolls a rule back as a whole: every placed shard gets a fresh epoch
-    /// (in shard order, from the counter), keeps its primary and standby
-    /// and loses `synced` (the standby's copy is of the old run), and the
-    /// checkpoints are reset to the global one.
+    /// (in shard order, from the counter) and keeps its primary, standby
+    /// and `synced` (the standby still holds everything the primary wrote:
+    /// writes are replicated before they return, and the new epoch fences
+    /// the old run's later ones), and the checkpoints are reset to the
+    /// global one.
     fn roll_back(&mut self, rule: &str) {
         let global = self.global_checkpoint(rule);
         let mut epoch = self.last_epoch;
         for sp in self.placement.get_mut(rule).into_iter().flatten() {
             epoch += 1;
-            (sp.epoch, sp.synced) = (epoch, false);
+            sp.epoch = epoch;
         }
         self.last_epoch = epoch;
         self.reset_checkpoints(rule, global);
@@ -244,11 +246,17 @@ impl Metadata {
         for (rule, shards) in placement {
             // `synced` is the primary's report ([`Command::StandbySynced`]):
             // a placement keeps it for an unchanged primary, standby and
-            // epoch and clears it otherwise; it can neither set nor clear it.
+            // epoch (or, for a sharded rule rolling back, any epoch: see
+            // `roll_back`) and clears it otherwise; it can neither set nor
+            // clear it.
             let current = self.placement.get(rule);
+            let sharded = self.is_sharded(rule);
             let shards = shards.iter().enumerate().map(|(i, sp)| {
                 let kept = current.and_then(|c| c.get(i)).is_some_and(|old| {
-                    old.synced && old.primary == sp.primary && old.standby == sp.standby && old.epoch == sp.epoch
+                    old.synced
+                        && old.primary == sp.primary
+                        && old.standby == sp.standby
+                        && (old.epoch == sp.epoch || sharded)
                 });
                 ShardPlacement { synced: kept, ..sp.clone() }
             });

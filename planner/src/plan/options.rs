@@ -29,6 +29,14 @@ pub struct RuleOptions {
     pub restart_attempts: u32,
     /// `debug`.
     pub debug: bool,
+    /// `shards` (weir; eKuiper has none): in a cluster, the rule runs split
+    /// by its GROUP BY key over this many shards on different nodes.
+    #[serde(default = "one")]
+    pub shards: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for RuleOptions {
@@ -45,6 +53,7 @@ impl Default for RuleOptions {
             checkpoint_interval_ms: 300_000,
             restart_attempts: 0,
             debug: false,
+            shards: 1,
         }
     }
 }
@@ -90,6 +99,12 @@ impl RuleOptions {
                     }
                 }
                 "debug" => o.debug = as_bool("debug", val)?,
+                "shards" => {
+                    o.shards = as_count("shards", val)?;
+                    if !(1..=MAX_SHARDS).contains(&o.shards) {
+                        return Err(opt_err("shards", format!("must be 1 to {MAX_SHARDS}, got {}", o.shards)));
+                    }
+                }
                 _ => {}
             }
         }
@@ -99,6 +114,9 @@ impl RuleOptions {
         Ok(o)
     }
 }
+
+/// The most shards a rule may have (the cluster's limit).
+pub(crate) const MAX_SHARDS: u32 = 1024;
 
 fn opt_err(option: &str, message: impl Into<String>) -> Error {
     Error::Option { option: option.to_string(), message: message.into() }
