@@ -33,6 +33,21 @@ fn create_sharded_rule(on: &Member, port: u16) {
     created(&on.server, "/rules", &rule.to_string());
 }
 
+/// A rule that cannot run split is refused, with the reason.
+fn refuses_rules_that_cannot_be_split(on: &Member) {
+    let push = json!({"sql": "CREATE STREAM hp (dev STRING) WITH (TYPE=\"httppush\", DATASOURCE=\"/hp\")"});
+    created(&on.server, "/streams", &push.to_string());
+    for (sql, why) in [
+        ("SELECT dev, count(*) FROM sh GROUP BY dev, SlidingWindow(ss, 1)", "tumbling and hopping"),
+        ("SELECT count(*) FROM sh GROUP BY TumblingWindow(ss, 1)", "GROUP BY keys"),
+        ("SELECT dev, count(*) FROM hp GROUP BY dev, TumblingWindow(ss, 1)", "shared subscriptions"),
+    ] {
+        let rule = json!({"id": "nope", "sql": sql, "actions": [{"log": {}}], "options": {"qos": 2, "shards": 2}});
+        let r = on.server.call("POST", "/rules", Some(&rule.to_string()));
+        assert!(r.status == 400 && r.body.contains(why), "{sql}: {} {}", r.status, r.body);
+    }
+}
+
 /// The primary node id of each shard of rule `id`, as `m` sees it.
 fn shard_primaries(m: &Member, id: &str) -> Vec<u64> {
     let st = m.server.call("GET", "/cluster/status", None).json();
@@ -94,6 +109,7 @@ fn a_sharded_rule_counts_exactly_once_across_kill_9() {
     form(&members);
     wait_until(Duration::from_secs(20), "three live members", || members.iter().flatten().all(|m| sees_all_live(m, 3)));
     create_sharded_rule(members[1].as_ref().unwrap(), port);
+    refuses_rules_that_cannot_be_split(members[2].as_ref().unwrap());
     wait_until(Duration::from_secs(30), "every shard running", || all_shards_running(&members));
     // The shards are spread: with three nodes, each runs one.
     let primaries = shard_primaries(members[0].as_ref().unwrap(), "sh");

@@ -193,6 +193,13 @@ fn bad_bodies_get_4xx_and_the_server_stays_up() {
         400,
         "qos",
     );
+    let sharded = |shards: i64| {
+        json!({"id": "r1", "sql": "SELECT id, count(*) FROM demo GROUP BY id, TumblingWindow(ss, 1)",
+            "actions": [{"log": {}}], "options": {"qos": 2, "shards": shards}})
+        .to_string()
+    };
+    check("POST", "/rules", &sharded(0), 400, "shards");
+    check("POST", "/rules", &sharded(3), 400, "needs a cluster");
     assert_eq!(s.call("POST", "/rules", Some(&rule("r1", "SELECT * FROM demo"))).status, 201);
     check("POST", "/rules", &rule("r1", "SELECT * FROM demo"), 400, "rule r1 already exists");
     check("POST", "/rules/nope/start", "", 404, "nope");
