@@ -50,16 +50,26 @@ async fn scenario() {
     assert!(matches!(a.init().await, Err(Error::AlreadyInitialized)));
     let seed = a.local_addr().to_string();
     let b = Cluster::start(config(2, &dirs[1])).await.unwrap();
+    // A join adds a learner, which the leader promotes once it caught up;
+    // `join` returns when the node is a voter.
+    let started = std::time::Instant::now();
     b.join(&seed).await.unwrap();
+    let joined_b = started.elapsed();
     let c = Cluster::start(config(3, &dirs[2])).await.unwrap();
     // Join through a follower: it forwards the conf change to the leader.
+    let started = std::time::Instant::now();
     c.join(&b.local_addr().to_string()).await.unwrap();
+    let joined_c = started.elapsed();
+    println!("join to voter: {joined_b:?} (via the leader), {joined_c:?} (via a follower), 20 ms ticks");
     c.join(&seed).await.unwrap(); // idempotent
     let nodes = [a, b, c];
 
     let s = status(&nodes[0]).await;
     assert_eq!(s.leader, Some(1));
     assert_eq!(s.members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(s.members.iter().all(|m| !m.learner), "all promoted: {s:?}");
+    let voters = s.progress.iter().filter(|p| !p.learner).count();
+    assert_eq!(voters, 3, "{s:?}");
 
     // A proposal on a follower is forwarded, applied, and visible everywhere.
     let put = Command::PutRule { id: "r1".into(), json: r#"{"sql":"SELECT * FROM s"}"#.into(), shards: 3 };

@@ -105,10 +105,11 @@ impl Metadata {
     }
 
     /// Applies a committed membership change (the conf change itself is
-    /// applied to raft by the node).
+    /// applied to raft by the node, which keeps the two in step: `Add`
+    /// of a new node is a learner, `Promote` makes it a voter).
     ///
     /// # Errors
-    /// Removing a node that is not a member.
+    /// Removing or promoting a node that is not a member.
     pub fn apply_member_change(&mut self, change: &MemberChange) -> Result<Applied, Rejection> {
         match change {
             MemberChange::Add { id, addr } => {
@@ -120,9 +121,11 @@ impl Metadata {
                     rest: String::new(),
                     replica: String::new(),
                     exchange: String::new(),
+                    learner: true,
                 });
                 n.addr = addr.clone();
             }
+            MemberChange::Promote { id } => self.node_mut(*id)?.learner = false,
             MemberChange::Remove { id } => {
                 // Its shards stay put until the leader re-places them with fresh epochs.
                 self.nodes.remove(id).ok_or_else(|| not_found(ObjectKind::Node, id.to_string()))?;
@@ -218,6 +221,9 @@ impl Metadata {
                 let members = [Some(sp.primary), sp.standby];
                 if let Some(n) = members.into_iter().flatten().find(|n| !self.nodes.contains_key(n)) {
                     return Err(stale(rule, format!("shard {i}: node {n} is not a member")));
+                }
+                if let Some(n) = members.into_iter().flatten().find(|n| self.nodes[n].learner) {
+                    return Err(stale(rule, format!("shard {i}: node {n} is a learner, not yet a voter")));
                 }
                 if sp.standby == Some(sp.primary) {
                     return Err(stale(rule, format!("shard {i}: standby is the primary")));

@@ -77,6 +77,13 @@ pub struct NodeInfo {
     /// their shards, as it reported it; empty until then.
     #[serde(default)]
     pub exchange: String,
+    /// A raft learner: it receives the log but does not vote, so it does
+    /// not count towards the quorum. A joining node is one until it has
+    /// caught up with the leader's log and the leader promotes it
+    /// ([`MemberChange::Promote`]). It is shown as a member, but placement
+    /// gives it no shards until it is a voter.
+    #[serde(default)]
+    pub learner: bool,
 }
 
 /// A rule as the cluster knows it.
@@ -257,16 +264,30 @@ pub enum Command {
 pub const MAX_SHARDS: u32 = 1024;
 
 /// A membership change, carried by a raft conf change.
+///
+/// A node joins in two steps (raft thesis §4.2.1): [`Add`](MemberChange::Add)
+/// makes it a learner, which receives the log without counting towards the
+/// quorum, so a fresh node with an empty log cannot stall commits; once it
+/// has caught up, the leader proposes [`Promote`](MemberChange::Promote).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberChange {
-    /// Adds a voter (or updates its address).
+    /// Adds a node as a learner (raft `AddLearnerNode`), or updates the
+    /// address of a member (a voter stays a voter).
     Add {
         /// Its id.
         id: NodeId,
         /// Its address.
         addr: String,
     },
-    /// Removes a voter.
+    /// Makes a learner a voter (raft `AddNode`); proposed by the leader
+    /// once the learner's log is within
+    /// [`NodeConfig::promote_lag`](crate::NodeConfig::promote_lag) entries
+    /// of its own.
+    Promote {
+        /// Its id.
+        id: NodeId,
+    },
+    /// Removes a voter or learner.
     Remove {
         /// Its id.
         id: NodeId,
@@ -392,9 +413,10 @@ impl Metadata {
         Ok(weir_runtime::state::codec::decode(bytes, "cluster metadata snapshot")?)
     }
 
-    /// The ids of members whose lease is valid, ascending.
+    /// The ids of voting members whose lease is valid, ascending: the
+    /// nodes placement may use (learners get no shards).
     pub fn live_nodes(&self) -> Vec<NodeId> {
-        self.nodes.values().filter(|n| n.live).map(|n| n.id).collect()
+        self.nodes.values().filter(|n| n.live && !n.learner).map(|n| n.id).collect()
     }
 
     /// The rule's global committed checkpoint: the least checkpoint

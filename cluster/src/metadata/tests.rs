@@ -4,6 +4,7 @@ fn md_with_rule(shards: u32) -> Metadata {
     let mut m = Metadata::default();
     for id in [1, 2, 3] {
         m.apply_member_change(&MemberChange::Add { id, addr: format!("h{id}:1") }).unwrap();
+        m.apply_member_change(&MemberChange::Promote { id }).unwrap();
     }
     m.apply(&Command::PutRule { id: "r".into(), json: "{}".into(), shards }).unwrap();
     m
@@ -265,6 +266,16 @@ fn members_follow_conf_changes_and_the_state_round_trips() {
     assert!(m.apply_member_change(&MemberChange::Remove { id: 3 }).is_err());
     m.apply_member_change(&MemberChange::Add { id: 1, addr: "moved:2".into() }).unwrap();
     assert_eq!(m.nodes[&1].addr, "moved:2");
+    assert!(!m.nodes[&1].learner, "a new address keeps a voter a voter");
+    // A joining node is a learner: shown, but not placeable until promoted.
+    m.apply_member_change(&MemberChange::Add { id: 4, addr: "h4:1".into() }).unwrap();
+    assert!(m.nodes[&4].learner && m.nodes[&4].live);
+    assert_eq!(m.live_nodes(), vec![1]);
+    let refused = m.apply(&Command::SetPlacement { placement: [("r".into(), vec![sp(1, Some(4), 9)])].into() });
+    assert!(matches!(refused, Err(Rejection::StalePlacement { .. })), "{refused:?}");
+    m.apply_member_change(&MemberChange::Promote { id: 4 }).unwrap();
+    assert_eq!(m.live_nodes(), vec![1, 4]);
+    assert!(m.apply_member_change(&MemberChange::Promote { id: 3 }).is_err(), "not a member");
     let back = Metadata::from_bytes(&m.to_bytes().unwrap()).unwrap();
     assert_eq!(back, m);
     assert!(Metadata::from_bytes(&[0xff, 0x01]).is_err());

@@ -29,6 +29,10 @@ pub struct NodeConfig {
     /// Ticks the leader waits for one of its own placement or liveness
     /// proposals before it proposes again. Default 20.
     pub duty_retry_ticks: u64,
+    /// The leader promotes a learner (a joining node) to voter once its log
+    /// is within this many entries of the leader's and it answered the
+    /// leader within the last `election_ticks`. Default 8.
+    pub promote_lag: u64,
     /// Seed of the election-timeout randomness (the simulation sets it to
     /// be reproducible; the production shell draws it at random).
     pub seed: u64,
@@ -45,6 +49,7 @@ impl NodeConfig {
             snapshot_interval: 128,
             compact_keep: 32,
             duty_retry_ticks: 20,
+            promote_lag: 8,
             seed: id,
         }
     }

@@ -1,4 +1,19 @@
-//! The leader's duties, run on every tick: node leases and shard placement.
+//! The leader's duties, run on every tick: promoting learners, node
+//! leases and shard placement.
+//!
+//! # Promoting learners
+//! A joining node is added as a raft learner (see
+//! [`MemberChange`](crate::MemberChange)): it gets the log but does not
+//! count towards the quorum, so a node with an empty log cannot stall
+//! commits while it catches up. On every tick, the leader (whichever node
+//! leads now, so a promotion cut short by a leader change is redone)
+//! promotes the first learner whose replicated log is within
+//! [`NodeConfig::promote_lag`](super::NodeConfig) entries of its own and
+//! that answered it within `election_ticks`, by a conf change (`AddNode`).
+//! raft allows one pending conf change at a time: while one is in flight
+//! the promotion waits for a later tick. Placement gives learners no
+//! shards (they are not in its live set), so a rule never runs on a node
+//! that does not vote yet.
 //!
 //! # Leases
 //! The leader notes the tick of every message it receives from a member
@@ -31,7 +46,7 @@
 use raft::eraftpb::{Message, MessageType};
 use raft::{ProgressState, SnapshotStatus};
 
-use crate::metadata::{Command, Placement};
+use crate::metadata::{Command, MemberChange, NodeId, Placement};
 use crate::placement::{place, NodeLoad};
 
 use super::RaftNode;
@@ -68,6 +83,7 @@ impl RaftNode {
         if !self.is_leader() {
             return;
         }
+        self.promote_caught_up();
         if let Some((_, deadline)) = self.duty {
             if self.ticks < deadline {
                 return;
@@ -88,6 +104,31 @@ impl RaftNode {
         }
     }
 
+    /// Proposes the promotion of the first caught-up, responsive learner
+    /// (see the module docs).
+    fn promote_caught_up(&mut self) {
+        // Also keeps a new leader from acting before its own no-op (and so
+        // every earlier conf change) is applied: raft counts it as pending.
+        if self.raw.raft.has_pending_conf() {
+            return;
+        }
+        let Some(id) = self.caught_up_learner() else { return };
+        match self.propose_member_change(MemberChange::Promote { id }) {
+            Ok(_) => tracing::info!(leader = self.id(), learner = id, "promoting a caught-up learner to voter"),
+            Err(e) => tracing::debug!(leader = self.id(), learner = id, error = %e, "promotion not proposed"),
+        }
+    }
+
+    fn caught_up_learner(&self) -> Option<NodeId> {
+        let last = self.raw.raft.raft_log.last_index();
+        let recent = self.config.election_ticks as u64;
+        self.conf_state.learners.iter().copied().find(|id| {
+            let caught_up = self.raw.raft.prs().get(*id).is_some_and(|pr| pr.matched + self.config.promote_lag >= last);
+            let answered = self.answered.get(id).is_some_and(|t| self.ticks - t <= recent);
+            caught_up && answered
+        })
+    }
+
     /// The next liveness or placement command, if any is due.
     fn next_duty(&mut self) -> Option<Command> {
         let (me, now, lease) = (self.id(), self.ticks, self.config.lease_ticks);
@@ -99,8 +140,14 @@ impl RaftNode {
                 return Some(Command::SetNodeLive { node: node.id, live });
             }
         }
-        let live: Vec<NodeLoad> =
-            self.metadata.nodes.values().filter(|n| n.live).map(|n| NodeLoad { id: n.id, load: n.load }).collect();
+        // Learners are members (their lease is tracked) but get no shards.
+        let live: Vec<NodeLoad> = self
+            .metadata
+            .nodes
+            .values()
+            .filter(|n| n.live && !n.learner)
+            .map(|n| NodeLoad { id: n.id, load: n.load })
+            .collect();
         let members = self.metadata.nodes.keys().copied().collect();
         let plan =
             place(&live, &members, &self.metadata.shard_counts(), &self.metadata.placement, self.metadata.last_epoch);

@@ -16,6 +16,8 @@ use crate::storage::RaftStorage;
 
 mod config;
 mod duties;
+#[cfg(test)]
+mod learner_tests;
 mod ready;
 #[cfg(test)]
 mod tests;
@@ -79,6 +81,8 @@ pub struct PeerProgress {
     pub matched: u64,
     /// Entries it lacks: the leader's last index minus `matched`.
     pub lag: u64,
+    /// A learner (a joining node, not yet promoted to voter).
+    pub learner: bool,
 }
 
 /// A node's view of the cluster.
@@ -96,7 +100,7 @@ pub struct ClusterStatus {
     pub commit: u64,
     /// Applied index.
     pub applied: u64,
-    /// Replication progress per voter; filled only on the leader (empty on followers).
+    /// Replication progress per voter and learner; filled only on the leader (empty on followers).
     pub progress: Vec<PeerProgress>,
     /// Shard placement.
     pub placement: Placement,
@@ -147,6 +151,10 @@ pub struct RaftNode {
     ticks: u64,
     /// Leader: tick at which each member was last heard from.
     last_heard: BTreeMap<NodeId, u64>,
+    /// Tick at which each peer last answered this node as leader; unlike
+    /// `last_heard` never reset on election (a learner is promoted only if
+    /// it really answered recently).
+    answered: BTreeMap<NodeId, u64>,
     /// Tick of the last message from the leader (follower lease).
     heard_leader: u64,
     /// The leader's in-flight liveness/placement proposal and its deadline.
@@ -183,6 +191,7 @@ impl RaftNode {
         let mut storage = RaftStorage::open(kv)?;
         let mut metadata = Metadata::default();
         let _ = metadata.apply_member_change(&MemberChange::Add { id, addr: addr.to_string() });
+        let _ = metadata.apply_member_change(&MemberChange::Promote { id });
         let mut snap = Snapshot::default();
         snap.set_data(metadata.to_bytes()?.into());
         let meta = snap.mut_metadata();
@@ -227,6 +236,7 @@ impl RaftNode {
             last_role: (u64::MAX, StateRole::Follower),
             ticks: 0,
             last_heard: BTreeMap::new(),
+            answered: BTreeMap::new(),
             heard_leader: 0,
             duty: None,
             reads: Vec::new(),
@@ -251,9 +261,14 @@ impl RaftNode {
     }
 
     /// Whether this node belongs to a cluster (bootstrapped, or joined and
-    /// caught up).
+    /// caught up), as a voter or a learner.
     pub fn is_member(&self) -> bool {
         self.conf_state.voters.contains(&self.id()) || self.metadata.nodes.contains_key(&self.id())
+    }
+
+    /// Whether this node is a voter (not a learner still catching up).
+    pub fn is_voter(&self) -> bool {
+        self.conf_state.voters.contains(&self.id())
     }
 
     /// The metadata as applied on this node (possibly stale on a follower;
@@ -302,7 +317,8 @@ impl RaftNode {
     }
 
     /// Advances the clock by one tick (elections, heartbeats, leases, and
-    /// the leader's placement duties).
+    /// the leader's duties: promoting caught-up learners, liveness,
+    /// placement).
     pub fn tick(&mut self) {
         self.ticks += 1;
         self.raw.tick();
@@ -344,6 +360,9 @@ impl RaftNode {
         if answers_leader && self.metadata.nodes.contains_key(&from) {
             self.last_heard.insert(from, self.ticks);
         }
+        if answers_leader {
+            self.answered.insert(from, self.ticks);
+        }
         let r = self.raw.step(msg);
         self.after_raft_call();
         if from == self.raw.raft.leader_id {
@@ -372,7 +391,11 @@ impl RaftNode {
         Ok(id)
     }
 
-    /// Proposes a membership change as a raft conf change.
+    /// Proposes a membership change as a raft conf change: `Add` as
+    /// `AddLearnerNode` (applied as an address update if the node is a
+    /// voter by then), `Promote` as `AddNode`, `Remove` as `RemoveNode`.
+    /// The leader promotes caught-up learners by itself (see
+    /// [`tick`](RaftNode::tick)).
     ///
     /// # Errors
     /// [`Error::NoLeader`]; [`Error::Busy`] when this node is the leader and
@@ -386,6 +409,10 @@ impl RaftNode {
         let mut cc = ConfChange::default();
         match &change {
             MemberChange::Add { id, .. } => {
+                cc.set_change_type(ConfChangeType::AddLearnerNode);
+                cc.node_id = *id;
+            }
+            MemberChange::Promote { id } => {
                 cc.set_change_type(ConfChangeType::AddNode);
                 cc.node_id = *id;
             }
@@ -430,7 +457,12 @@ impl RaftNode {
             let mut p: Vec<_> = raft
                 .prs()
                 .iter()
-                .map(|(id, pr)| PeerProgress { id: *id, matched: pr.matched, lag: last.saturating_sub(pr.matched) })
+                .map(|(id, pr)| PeerProgress {
+                    id: *id,
+                    matched: pr.matched,
+                    lag: last.saturating_sub(pr.matched),
+                    learner: self.conf_state.learners.contains(id),
+                })
                 .collect();
             p.sort_by_key(|p| p.id);
             p

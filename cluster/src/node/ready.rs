@@ -145,33 +145,49 @@ impl RaftNode {
             }
         };
         let ctx: Option<MemberProposal> = weir_runtime::state::codec::decode(&cc.context, "conf change context").ok();
-        // The metadata follows the conf change itself; the context only adds the address.
-        let change = match cc.get_change_type() {
-            ConfChangeType::AddNode => {
-                let addr = match ctx.as_ref().map(|c| &c.change) {
-                    Some(MemberChange::Add { addr, .. }) => addr.clone(),
-                    _ => String::new(),
+        let addr = match ctx.as_ref().map(|c| &c.change) {
+            Some(MemberChange::Add { addr, .. }) => Some(addr.clone()),
+            _ => None,
+        };
+        // The metadata follows the conf change itself and raft's conf state
+        // before it (the same on every node at this index); the context only
+        // adds the address.
+        let id = cc.node_id;
+        let (voter, learner) = (self.conf_state.voters.contains(&id), self.conf_state.learners.contains(&id));
+        let kind = cc.get_change_type();
+        let changes = match kind {
+            // A voter is never demoted by a join: an `Add` for a node that
+            // became a voter after it was proposed only updates the address
+            // (raft is not told, it would demote).
+            ConfChangeType::AddLearnerNode if voter => {
+                let outcome = match addr {
+                    Some(addr) => self.metadata.apply_member_change(&MemberChange::Add { id, addr }),
+                    None => Ok(crate::metadata::Applied::Done),
                 };
-                MemberChange::Add { id: cc.node_id, addr }
+                tracing::info!(node = self.id(), index = e.index, member = id, "address of a voter updated");
+                return ctx.map(|c| AppliedProposal { id: c.id, index: e.index, outcome });
             }
-            ConfChangeType::RemoveNode => MemberChange::Remove { id: cc.node_id },
-            ConfChangeType::AddLearnerNode => {
-                tracing::warn!(node = self.id(), index = e.index, "ignoring learner conf change");
-                return None;
+            ConfChangeType::AddLearnerNode => vec![MemberChange::Add { id, addr: addr.unwrap_or_default() }],
+            ConfChangeType::AddNode if learner => vec![MemberChange::Promote { id }],
+            ConfChangeType::AddNode if voter => addr.map(|addr| MemberChange::Add { id, addr }).into_iter().collect(),
+            // A voter added directly (a log written before joins went through learners).
+            ConfChangeType::AddNode => {
+                vec![MemberChange::Add { id, addr: addr.unwrap_or_default() }, MemberChange::Promote { id }]
             }
+            ConfChangeType::RemoveNode => vec![MemberChange::Remove { id }],
         };
         let outcome = match self.raw.apply_conf_change(&cc) {
             Ok(cs) => {
                 self.conf_state = cs;
-                self.metadata.apply_member_change(&change)
+                changes.iter().try_fold(crate::metadata::Applied::Done, |_, c| self.metadata.apply_member_change(c))
             }
             Err(err) => {
                 tracing::warn!(node = self.id(), index = e.index, %err, "conf change refused by raft");
                 Err(Rejection::MembershipRefused { reason: err.to_string() })
             }
         };
-        tracing::info!(node = self.id(), index = e.index, ?change, ok = outcome.is_ok(), "membership change applied");
-        if change == (MemberChange::Remove { id: self.id() }) && self.is_leader() {
+        tracing::info!(node = self.id(), index = e.index, ?changes, ok = outcome.is_ok(), "membership change applied");
+        if kind == ConfChangeType::RemoveNode && id == self.id() && self.is_leader() {
             // raft-rs keeps a removed leader leading and then panics looking
             // up its own progress (`on_persist_entries`, `maybe_commit`), so
             // step down now. raft forbids new messages before `advance`: the
@@ -181,7 +197,7 @@ impl RaftNode {
                 .raft
                 .prs()
                 .iter()
-                .filter(|(id, _)| **id != self.id())
+                .filter(|(id, _)| **id != self.id() && self.conf_state.voters.contains(id))
                 .max_by_key(|(id, pr)| (pr.matched, **id));
             self.handoff = best.map(|(id, _)| *id);
             let term = self.raw.raft.term;

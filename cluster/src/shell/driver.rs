@@ -179,8 +179,11 @@ impl Driver {
         Ok(())
     }
 
-    /// Serves a join request: proposes the conf change and answers once it
-    /// is applied here.
+    /// Serves a join request: proposes adding the node as a learner and
+    /// answers once that is applied here (the leader promotes it to voter
+    /// later, once it caught up; the joiner waits for that itself). A node
+    /// already a member at the same address, learner or voter, is answered
+    /// at once.
     fn join(&mut self, id: NodeId, addr: String, reply: oneshot::Sender<Response>) {
         let refuse = |reason: String, retry: bool| Response::Refused { reason, retry };
         if !self.node.is_member() {

@@ -125,12 +125,19 @@ impl Cluster {
     }
 
     /// Joins the cluster that `member` (`host:port` of any member) belongs
-    /// to, and returns once this node holds the cluster's state. Calling it
-    /// again on a member is a no-op.
+    /// to, and returns once this node is a voter. The leader first adds it
+    /// as a learner (it gets the log but does not count towards the
+    /// quorum), then promotes it once it has caught up (see
+    /// [`MemberChange`]); each step gets its own `request_timeout`.
+    /// Calling it again on a member is a no-op, and on a learner waits for
+    /// the promotion again.
     ///
     /// # Errors
     /// [`Error::Refused`] (e.g. the id is taken by another address),
-    /// [`Error::Timeout`] after `request_timeout`, socket errors.
+    /// [`Error::Timeout`] after `request_timeout` (`what` names the step:
+    /// `"join"`, `"the cluster state"`, or `"promotion to voter"`, in which
+    /// case the node is a learner and the leader keeps trying), socket
+    /// errors.
     pub async fn join(&self, member: &str) -> Result<()> {
         let deadline = clock::deadline(self.config.request_timeout);
         let req = Request::Join { id: self.id(), addr: self.advertised() };
@@ -159,7 +166,11 @@ impl Cluster {
             tokio::time::sleep(RETRY).await;
         }
         let me = self.id();
-        self.wait_for("the cluster state", move |s| s.members.iter().any(|m| m.id == me)).await
+        self.wait_for("the cluster state", move |s| s.members.iter().any(|m| m.id == me)).await?;
+        let started = std::time::Instant::now();
+        self.wait_for("promotion to voter", move |s| s.members.iter().any(|m| m.id == me && !m.learner)).await?;
+        tracing::info!(node = me, waited_ms = started.elapsed().as_millis() as u64, "joined as a learner, now a voter");
+        Ok(())
     }
 
     /// Removes this node from the cluster (a conf change through the

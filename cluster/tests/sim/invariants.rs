@@ -23,6 +23,8 @@ pub(crate) struct Checker {
     shard_epochs: BTreeMap<(NodeId, String, usize), u64>,
     /// (node, rule) -> the shard epochs that node saw last.
     rule_epochs: BTreeMap<(NodeId, String), Vec<u64>>,
+    /// Nodes some node's metadata showed as a learner.
+    learners_seen: BTreeSet<NodeId>,
     pub(crate) elections: u64,
 }
 
@@ -60,6 +62,28 @@ impl Checker {
             assert!(md.last_epoch <= *e, "seed {seed}: last_epoch {} at {idx} > {e} at {i}", md.last_epoch);
         }
         self.last_epochs.insert(idx, md.last_epoch);
+        // Joins go through learners: a voter (other than the bootstrapped
+        // node 1) was shown as a learner first, and learners hold no shards.
+        for n in md.nodes.values() {
+            if n.learner {
+                self.learners_seen.insert(n.id);
+            } else {
+                assert!(
+                    n.id == 1 || self.learners_seen.contains(&n.id),
+                    "seed {seed}: node {} voter without learning",
+                    n.id
+                );
+            }
+        }
+        for (rule, shards) in &md.placement {
+            for (i, sp) in shards.iter().enumerate() {
+                let on_learner = [Some(sp.primary), sp.standby]
+                    .into_iter()
+                    .flatten()
+                    .find(|n| md.nodes.get(n).is_some_and(|n| n.learner));
+                assert!(on_learner.is_none(), "seed {seed}: {rule}/{i} placed on learner {on_learner:?}: {sp:?}");
+            }
+        }
         for (rule, shards) in &md.placement {
             for (i, sp) in shards.iter().enumerate() {
                 // Fencing: an epoch names exactly one primary of one shard.
@@ -124,6 +148,9 @@ pub(crate) fn not_converged(nodes: &[&RaftNode]) -> Option<String> {
         if n.applied() != status.commit || n.metadata() != md {
             return Some(format!("node {} at {} vs leader commit {}", n.id(), n.applied(), status.commit));
         }
+    }
+    if let Some(l) = md.nodes.values().find(|n| n.learner) {
+        return Some(format!("node {} still a learner", l.id));
     }
     if let Some(down) = md.nodes.values().find(|n| !n.live) {
         return Some(format!("node {} still marked down", down.id));

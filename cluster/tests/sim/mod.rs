@@ -370,7 +370,8 @@ impl Sim {
         let view = self.view();
         let leader_md = self.leader().and_then(|l| self.nodes[&l].node.as_ref()).map(|n| n.metadata().clone());
         if let Some(md) = &leader_md {
-            self.joining.retain(|id| !md.nodes.contains_key(id));
+            // A join is done once the leader promoted the learner to voter.
+            self.joining.retain(|id| md.nodes.get(id).is_none_or(|n| n.learner));
             let done: Vec<NodeId> = self.leaving.iter().filter(|id| !md.nodes.contains_key(id)).copied().collect();
             for id in done {
                 self.leaving.remove(&id);
