@@ -110,10 +110,7 @@ impl OperatorActor {
                     out.messages.push(Message::Tick(t));
                 }
             }
-            Message::Watermark(wm) => {
-                self.op.on_watermark(wm, out);
-                out.messages.push(Message::Watermark(wm));
-            }
+            Message::Watermark(wm) => self.op.on_input_watermark(input, wm, out),
             Message::Barrier(n) => {
                 if let Err(e) = self.checkpoint(n) {
                     // Without this operator's state the epoch cannot

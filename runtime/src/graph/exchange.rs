@@ -33,6 +33,16 @@ pub(crate) struct ExchangeActor {
     pub(crate) mailbox: usize,
     pub(crate) metrics: Arc<OpMetrics>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Event time: the latest event time read here, and what each shard
+    /// was last told of it (see [`ExchangeActor::progress`]).
+    pub(crate) event_time: Option<EventProgress>,
+}
+
+/// How far this shard's input has come in event time.
+#[derive(Default)]
+pub(crate) struct EventProgress {
+    latest: Option<i64>,
+    told: Vec<i64>,
 }
 
 impl Actor for ExchangeActor {
@@ -44,6 +54,23 @@ impl Actor for ExchangeActor {
 }
 
 impl ExchangeActor {
+    /// With event time, every shard is told how far this shard's input has
+    /// come (as a watermark on this shard's input), also when none of the
+    /// rows went to it: its watermark is the least over its inputs, like
+    /// one rule instance's over its streams. Sent with each tick (at least
+    /// every `TIME_HEARTBEAT_MS`), to the shards not told yet.
+    fn progress(&mut self, sends: &mut Vec<(u32, Message)>) {
+        let Some(p) = &mut self.event_time else { return };
+        let Some(latest) = p.latest else { return };
+        p.told.resize(self.count as usize, i64::MIN);
+        for (to, told) in p.told.iter_mut().enumerate() {
+            if latest > *told {
+                *told = latest;
+                sends.push((to as u32, Message::Watermark(latest)));
+            }
+        }
+    }
+
     /// The rows of `batch` by owning shard. A row whose key does not
     /// evaluate stays here: the aggregation reports its error.
     fn partition(&self, batch: Batch) -> Vec<Vec<crate::row::Row>> {
@@ -70,6 +97,10 @@ impl Handler<Msg> for ExchangeActor {
         let mut sends: Vec<(u32, Message)> = Vec::new();
         match msg.message {
             Message::Data(batch) => {
+                if let Some(p) = &mut self.event_time {
+                    let max = batch.rows.iter().map(|r| r.ts).max();
+                    p.latest = p.latest.max(max);
+                }
                 for (to, part) in self.partition(batch).into_iter().enumerate() {
                     if !part.is_empty() {
                         sends.push((to as u32, Message::Data(Batch::events(part))));
@@ -78,6 +109,10 @@ impl Handler<Msg> for ExchangeActor {
             }
             // An error row is reported where it happened.
             m @ Message::Error(_) => sends.push((self.index, m)),
+            m @ Message::Tick(_) => {
+                self.progress(&mut sends);
+                sends.extend((0..self.count).map(|to| (to, m.clone())));
+            }
             // Time, barriers and the end reach every shard.
             m => sends.extend((0..self.count).map(|to| (to, m.clone()))),
         }
@@ -109,30 +144,23 @@ impl Handler<Msg> for ExchangeActor {
 }
 
 /// Takes in one shard's N inputs (one per shard): barriers aligned, and
-/// time as the earliest of the inputs, so a window closes only when every
-/// shard has passed its end. A barrier from shard 0, which starts every
-/// checkpoint, is announced on `follow` as it arrives, for this shard to
-/// inject it into its own sources.
+/// processing time as the earliest of the inputs, so a window closes only
+/// when every shard has passed its end. (Event time needs no merging here:
+/// the watermark generator after it takes each input's progress.) A
+/// barrier from shard 0, which starts every checkpoint, is announced on
+/// `follow` as it arrives, for this shard to inject it into its own
+/// sources.
 pub(crate) struct ShardIntake {
     aligner: Aligner,
     ticks: Vec<i64>,
     tick: i64,
-    marks: Vec<i64>,
-    mark: i64,
     follow: Option<mpsc::UnboundedSender<u64>>,
 }
 
 impl ShardIntake {
     /// For `count` shards; `follow` is `None` on shard 0.
     pub(crate) fn new(count: usize, follow: Option<mpsc::UnboundedSender<u64>>) -> ShardIntake {
-        ShardIntake {
-            aligner: Aligner::new(count),
-            ticks: vec![i64::MIN; count],
-            tick: i64::MIN,
-            marks: vec![i64::MIN; count],
-            mark: i64::MIN,
-            follow,
-        }
+        ShardIntake { aligner: Aligner::new(count), ticks: vec![i64::MIN; count], tick: i64::MIN, follow }
     }
 
     pub(crate) fn push(&mut self, input: usize, msg: Message) -> Vec<(usize, Message)> {
@@ -142,7 +170,6 @@ impl ShardIntake {
         let mut out = self.aligner.push(input, msg);
         out.retain_mut(|(i, m)| match m {
             Message::Tick(t) => Self::merge(&mut self.ticks, &mut self.tick, *i, t),
-            Message::Watermark(t) => Self::merge(&mut self.marks, &mut self.mark, *i, t),
             _ => true,
         });
         out

@@ -389,6 +389,14 @@ impl RuleGraph {
             sink_edges.push(Edge { to: a.recipient(), input: 0 });
         }
 
+        // A shard's watermark generator (the first stage with event time)
+        // takes every shard's input as one of its streams.
+        if let (Some(sh), true) = (&shard, plan.options.is_event_time) {
+            if let Some(first) = compiled[0].stages.first_mut() {
+                first.op =
+                    Box::new(crate::operator::WatermarkOp::new(sh.count as usize, plan.options.late_tolerance_ms));
+            }
+        }
         // Positions of the pipeline, each with one instance per compiled
         // copy when it may run in parallel.
         let positions = compiled[0].stages.len();
@@ -430,6 +438,7 @@ impl RuleGraph {
                 mailbox,
                 metrics: m,
                 clock: clock.clone(),
+                event_time: plan.options.is_event_time.then(exchange::EventProgress::default),
             };
             exchange = Some(entry.to.clone());
             first = Next::All(vec![Edge { to: actor.start().recipient(), input: 0 }]);

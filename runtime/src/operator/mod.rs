@@ -77,6 +77,16 @@ pub trait Operator: Send {
         let _ = (wm, out);
     }
 
+    /// A watermark arrived on input `input`. By default it is the event
+    /// time of the whole rule: handled by [`Operator::on_watermark`] and
+    /// passed on. The watermark generator of a sharded rule takes it as
+    /// the progress of one source shard instead (see `crate::shard`).
+    fn on_input_watermark(&mut self, input: usize, wm: i64, out: &mut Output) {
+        let _ = input;
+        self.on_watermark(wm, out);
+        out.messages.push(crate::row::Message::Watermark(wm));
+    }
+
     /// The next processing-time instant this operator must be woken at.
     fn next_timer(&self) -> Option<i64> {
         None

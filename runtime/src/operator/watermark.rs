@@ -61,12 +61,33 @@ impl Operator for WatermarkOp {
                 self.late_dropped += 1;
                 continue;
             }
-            if let Some(m) = self.input_max.get_mut(input) {
-                *m = Some(m.map_or(row.ts, |x| x.max(row.ts)));
-            }
+            self.progress(input, row.ts);
             self.pending.insert((row.ts, self.seq), row);
             self.seq += 1;
         }
+        self.advance(out);
+    }
+
+    /// In a sharded rule, the shard that read input `input` has seen
+    /// events up to `ts` (the rows it sent here may be fewer): the same
+    /// progress as a row at `ts`, so each source's watermark follows all
+    /// it read, as one rule instance's would.
+    fn on_input_watermark(&mut self, input: usize, ts: i64, out: &mut Output) {
+        self.progress(input, ts);
+        self.advance(out);
+    }
+}
+
+impl WatermarkOp {
+    fn progress(&mut self, input: usize, ts: i64) {
+        if let Some(m) = self.input_max.get_mut(input) {
+            *m = Some(m.map_or(ts, |x| x.max(ts)));
+        }
+    }
+
+    /// Moves the watermark to the least input's progress minus the
+    /// tolerance, releasing the events it passed, in order.
+    fn advance(&mut self, out: &mut Output) {
         // eKuiper seeds every stream's watermark at zero: nothing is released
         // until every stream has sent something.
         if self.input_max.iter().any(Option::is_none) {
