@@ -80,14 +80,49 @@ fn set(values: &mut [(String, Value)], key: &str, v: Value) {
     }
 }
 
+/// The metrics of a node's instances as one: counts and buffers added up,
+/// the latest times, the highest latency, the latest exception.
+fn merged(instances: &[&Arc<OpMetrics>]) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let mut latest_exception = i64::MIN;
+    for m in instances {
+        let prefix = format!("{}_{}_", m.name, m.instance);
+        let entries: Vec<(String, Value)> = m
+            .status_entries()
+            .into_iter()
+            .map(|(k, v)| (k.strip_prefix(&prefix).unwrap_or(&k).to_string(), v))
+            .collect();
+        let exception_time = entries.iter().find(|(k, _)| k == "last_exception_time").and_then(|(_, v)| v.as_i64());
+        let newer_exception = exception_time.is_some_and(|t| t > latest_exception);
+        if newer_exception {
+            latest_exception = exception_time.unwrap_or(i64::MIN);
+        }
+        for (k, v) in entries {
+            let Some(slot) = out.iter_mut().find(|(name, _)| *name == k) else {
+                out.push((k, v));
+                continue;
+            };
+            slot.1 = match (k.as_str(), slot.1.as_i64(), v.as_i64()) {
+                (k, Some(a), Some(b)) if k.ends_with("_total") || k == "buffer_length" => (a + b).into(),
+                (_, Some(a), Some(b)) => a.max(b).into(),
+                ("last_exception", _, _) if newer_exception => v,
+                _ => slot.1.clone(),
+            };
+        }
+    }
+    out
+}
+
 /// Every node's metrics in topology order: sources, operators, sinks.
 pub(crate) fn node_metrics(st: &RuleState) -> Vec<NodeMetrics> {
     let Some(plan) = &st.plan else { return Vec::new() };
-    let by_name: HashMap<&str, &Arc<OpMetrics>> = st.metrics.iter().map(|m| (m.name.as_str(), m)).collect();
-    let values = |m: &OpMetrics| -> Vec<(String, Value)> {
-        let prefix = format!("{}_0_", m.name);
-        m.status_entries().into_iter().map(|(k, v)| (k.strip_prefix(&prefix).unwrap_or(&k).to_string(), v)).collect()
-    };
+    // Several instances of a node (`concurrency`, or the shards of a
+    // sharded rule running here) show as one.
+    let mut by_name: HashMap<&str, Vec<&Arc<OpMetrics>>> = HashMap::new();
+    for m in &st.metrics {
+        by_name.entry(m.name.as_str()).or_default().push(m);
+    }
+    let values = |ms: &Vec<&Arc<OpMetrics>>| merged(ms);
     let connection = |values: &mut Vec<(String, Value)>| {
         values.push(("connection_status".into(), 1.into()));
         values.push(("connection_last_connected_time".into(), st.last_start.into()));
@@ -184,4 +219,26 @@ pub(crate) fn summary(st: &RuleState) -> Value {
     let last = st.metrics.iter().rev().map(|m| m.last_exception()).find(|e| !e.is_empty()).unwrap_or_default();
     let last = if last.is_empty() && st.status == Status::StoppedByError { st.message.clone() } else { last };
     serde_json::json!({ "status": st.status.as_str(), "last_exception": last, "exceptions_total": total })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_of_a_node_show_as_one() {
+        let a = Arc::new(OpMetrics::new("op_3_window"));
+        let b = Arc::new(OpMetrics::instance("op_3_window", 1));
+        a.processed(10, 2, 5, 100);
+        b.processed(7, 1, 9, 300);
+        a.exception("old", 50);
+        b.exception("new", 250);
+        let v: HashMap<String, Value> = merged(&[&a, &b]).into_iter().collect();
+        assert_eq!(v["records_in_total"], 17);
+        assert_eq!(v["records_out_total"], 3);
+        assert_eq!(v["exceptions_total"], 2);
+        assert_eq!(v["last_invocation"], 300);
+        assert_eq!(v["last_exception"], "new");
+        assert_eq!(v["last_exception_time"], 250);
+    }
 }
