@@ -21,12 +21,20 @@ struct Net {
     nodes: BTreeMap<NodeId, RaftNode>,
     cut: BTreeSet<NodeId>,
     inflight: Vec<Message>,
+    /// Reads that completed: (node, context).
+    reads: Vec<(NodeId, u64)>,
 }
 
 impl Net {
     /// Node 1 bootstrapped and leading, `others` empty (waiting to join).
     fn new(others: &[NodeId]) -> Net {
-        let mut net = Net { kvs: BTreeMap::new(), nodes: BTreeMap::new(), cut: BTreeSet::new(), inflight: Vec::new() };
+        let mut net = Net {
+            kvs: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            inflight: Vec::new(),
+            reads: Vec::new(),
+        };
         let kv: Arc<dyn StateBackend> = Arc::new(MemoryBackend::default());
         RaftNode::bootstrap(kv.clone(), 1, "n1").unwrap();
         net.kvs.insert(1, kv);
@@ -52,6 +60,7 @@ impl Net {
 
     fn flush(&mut self, id: NodeId) {
         let out = self.node(id).process_ready().unwrap();
+        self.reads.extend(out.reads.iter().map(|ctx| (id, *ctx)));
         if !self.cut.contains(&id) {
             self.inflight.extend(out.messages);
         }
@@ -63,6 +72,11 @@ impl Net {
             self.node(id).tick();
             self.flush(id);
         }
+        self.deliver();
+    }
+
+    /// Delivers messages until quiet (no ticks: no promotion either).
+    fn deliver(&mut self) {
         for _ in 0..20 {
             if self.inflight.is_empty() {
                 break;
@@ -206,6 +220,13 @@ fn learners_survive_restarts_and_snapshots() {
     net.until(60, "learner state on node 2", |n| n.nodes[&2].is_member());
     // Promotions are proposed on ticks: it is still a learner here.
     assert!(!net.node(2).is_voter());
+    // A learner serves linearizable reads (the leader confirms the index)
+    // and forwards proposals, as a joining weir node does at once.
+    net.node(2).read_index(9);
+    net.put(2, "via-learner");
+    net.deliver();
+    assert_eq!(net.reads, vec![(2, 9)]);
+    assert!(net.node(1).metadata().streams.contains_key("via-learner"));
     net.nodes.remove(&2);
     net.start(2);
     let n2 = net.node(2);
