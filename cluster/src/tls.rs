@@ -162,6 +162,50 @@ pub(crate) async fn accept(tls: Option<&ClusterTls>, tcp: TcpStream) -> io::Resu
     }
 }
 
+/// Serves `listener` until `stop` is notified (or the future is dropped,
+/// which also drops the connections): each connection's TLS handshake
+/// ([`accept`]) and then `handle` run in a task of their own, so a slow
+/// peer never holds up the accept loop. `service` names the listener in
+/// logs ("replication", "exchange").
+pub(crate) async fn serve<F, Fut>(
+    listener: tokio::net::TcpListener,
+    tls: Option<ClusterTls>,
+    stop: Arc<tokio::sync::Notify>,
+    service: &'static str,
+    handle: F,
+) where
+    F: Fn(Box<dyn Stream>, std::net::SocketAddr) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.notified() => {
+                conns.shutdown().await;
+                return;
+            }
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    tracing::debug!(%peer, service, "connection accepted");
+                    let (tls, handle) = (tls.clone(), handle.clone());
+                    conns.spawn(async move {
+                        match accept(tls.as_ref(), tcp).await {
+                            Ok(stream) => handle(stream, peer).await,
+                            Err(e) => tracing::warn!(%peer, error = %e, service, "refused a connection"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, service, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
 async fn within_handshake_timeout<T>(handshake: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use weir_runtime::row::Message;
 
 use super::error::{ExchangeError, Route};
@@ -240,33 +240,9 @@ fn admit(registry: &Shared, hello: &Hello) -> Result<Admitted, Refusal> {
 
 /// Accepts connections until stopped or aborted (which also aborts them).
 async fn serve(listener: TcpListener, registry: Shared, config: Arc<ExchangeConfig>, stop: Arc<Notify>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.notified() => {
-                conns.shutdown().await;
-                return;
-            }
-            r = listener.accept() => match r {
-                Ok((tcp, peer)) => {
-                    let (registry, config) = (registry.clone(), config.clone());
-                    conns.spawn(async move {
-                        // The handshake runs here, not in the accept loop.
-                        match crate::tls::accept(config.tls.as_ref(), tcp).await {
-                            Ok(stream) => connection(stream, peer, registry, config).await,
-                            Err(e) => tracing::warn!(%peer, error = %e, "refused an exchange connection"),
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "exchange accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+    let tls = config.tls.clone();
+    let handle = move |stream, peer| connection(stream, peer, registry.clone(), config.clone());
+    crate::tls::serve(listener, tls, stop, "exchange", handle).await
 }
 
 /// Serves one link: Hello, answer, then messages into the inbox.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use weir_runtime::state::{rule_prefix, StateBackend, Write};
 
 use super::config::ReplicationConfig;
@@ -112,37 +112,11 @@ impl Drop for ReplicaServer {
     }
 }
 
-/// Accepts connections until stopped or aborted (which also aborts them:
-/// the `JoinSet` is dropped with this future).
+/// Accepts connections until stopped or aborted (which also aborts them).
 async fn serve(listener: TcpListener, gates: Arc<Gates>, config: Arc<ReplicationConfig>, stop: Arc<Notify>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.notified() => {
-                conns.shutdown().await;
-                return;
-            }
-            r = listener.accept() => match r {
-                Ok((tcp, peer)) => {
-                    tracing::debug!(%peer, "replication connection accepted");
-                    let (gates, config) = (gates.clone(), config.clone());
-                    conns.spawn(async move {
-                        // The handshake runs here, not in the accept loop.
-                        match crate::tls::accept(config.tls.as_ref(), tcp).await {
-                            Ok(stream) => connection(stream, peer, gates, config).await,
-                            Err(e) => tracing::warn!(%peer, error = %e, "refused a replication connection"),
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "replica server accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+    let tls = config.tls.clone();
+    let handle = move |stream, peer| connection(stream, peer, gates.clone(), config.clone());
+    crate::tls::serve(listener, tls, stop, "replication", handle).await
 }
 
 /// A chunked batch being received on one connection.
