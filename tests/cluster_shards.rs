@@ -157,5 +157,11 @@ fn a_sharded_rule_counts_exactly_once_across_kill_9() {
     assert!(out.conflicts.is_empty(), "ids with two payloads: {:?}", &out.conflicts[..out.conflicts.len().min(5)]);
     assert_eq!(totals(&out), want, "every event counted exactly once");
     assert_placements_agree(&members);
+    // Dropped on any node, the rule's shards stop everywhere.
+    let any = members.iter().flatten().next().unwrap();
+    assert_eq!(any.server.call("DELETE", "/rules/sh", None).status, 200);
+    wait_until(Duration::from_secs(20), "the rule gone from every node", || {
+        members.iter().flatten().all(|m| m.server.call("GET", "/rules/sh/status", None).status == 404)
+    });
     drop(broker);
 }

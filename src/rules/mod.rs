@@ -234,10 +234,16 @@ impl Rules {
         if let Some(live) = life.take() {
             live.stop(true).await;
         }
-        let shards = std::mem::take(&mut *rule.shards.lock().await);
-        for (i, shard) in shards {
+        for (_, shard) in std::mem::take(&mut *rule.shards.lock().await) {
             shard.live.stop(false).await;
-            self.runner.forget(&shard_id(id, i));
+        }
+        // Every shard's state here: those that ran here and the standby
+        // copies of the others.
+        let shards = rule.lock().def.options.shards;
+        if shards > 1 {
+            for i in 0..shards {
+                self.runner.forget(&shard_id(id, i));
+            }
         }
         self.runner.forget(id);
         Ok(())
