@@ -52,7 +52,14 @@ pub(crate) struct ShardHost {
     /// in one run (the others went on without it: only a rollback of all
     /// of them keeps the rule consistent).
     started: Mutex<std::collections::HashSet<(String, u32, Vec<u64>)>>,
+    /// When a shard of each rule last failed to start here: its rollbacks
+    /// wait [`RETRY_FAILED_START`] (a shard that cannot start must not
+    /// roll its rule back on every reconcile).
+    failed: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long after a shard failed to start its rule may roll back again.
+const RETRY_FAILED_START: Duration = Duration::from_secs(5);
 
 /// A rule's run (its shards' epochs) and its committed checkpoint.
 type RunCommit = (Vec<u64>, watch::Sender<u64>);
@@ -87,6 +94,7 @@ impl ShardHost {
             proposals,
             pending: Mutex::new(Some(pending)),
             started: Mutex::new(Default::default()),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -179,7 +187,11 @@ impl Node {
         for (index, their_run) in rule.shard_runs().await {
             let here = placed.get(index as usize).is_some_and(|s| s.primary == me);
             if !(here && triggered && their_run == run) {
-                let why = if their_run != run { "the rule rolled back" } else { "placed on another node" };
+                let why = match (triggered, their_run == run) {
+                    (false, _) => "canceled manually",
+                    (true, false) => "the rule rolled back",
+                    (true, true) => "placed on another node",
+                };
                 tracing::info!(rule = %id, shard = index, "{why}: stopping the shard");
                 self.rules.stop_shard(&rule, index, why).await;
             }
@@ -205,13 +217,19 @@ impl Node {
                 }
             };
             if !host.first_start(&id, index, &run) {
+                let recent = host.failed.lock().unwrap_or_else(|e| e.into_inner()).get(&id).copied();
+                if recent.is_some_and(|t| t.elapsed() < RETRY_FAILED_START) {
+                    continue;
+                }
                 tracing::warn!(rule = %id, shard = index, "the shard stopped within its run: rolling the rule back");
                 let _ = host.proposals.send(ShardProposal::Rollback { rule: id.clone(), epochs: run.clone() });
                 continue;
             }
             let (shard, links) = self.connect_shard(host, &id, index, &run, addrs, sp.epoch, &follow);
-            tracing::info!(rule = %id, shard = index, restore = committed, "placed here: starting the shard");
-            let _ = self.rules.start_shard(&rule, plan, shard, run.clone(), Box::new(links)).await;
+            tracing::info!(rule = %id, shard = index, restore = *follow.borrow(), "placed here: starting the shard");
+            if self.rules.start_shard(&rule, plan, shard, run.clone(), Box::new(links)).await.is_err() {
+                host.failed.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), std::time::Instant::now());
+            }
         }
     }
 
