@@ -219,10 +219,9 @@ fn start(
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     let mut lookups = Vec::new();
     let source_cx = match &shard {
-        Some((rule, run)) => SourceContext {
-            rule_id: rule.clone(),
-            shard: Some(ShardOf { index: run.index, count: run.count }),
-        },
+        Some((rule, run)) => {
+            SourceContext { rule_id: rule.clone(), shard: Some(ShardOf { index: run.index, count: run.count }) }
+        }
         None => SourceContext { rule_id: plan.rule_id.clone(), shard: None },
     };
     for (i, s) in plan.sources.iter().enumerate() {
