@@ -6,8 +6,10 @@
 //! timeouts, sliding delays). Stopping ends the sources, sends `End`
 //! through the graph and waits for the sinks to flush.
 
-use std::future::Future;
-use std::pin::Pin;
+mod commit;
+mod drivers;
+mod source;
+
 use std::sync::Arc;
 
 use actix::Recipient;
@@ -15,106 +17,20 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weir_planner::PhysicalPlan;
 
-use crate::checkpoint::{self, CommitRecord, Coordinator};
-use crate::clock::{Clock, Timers};
+use crate::checkpoint;
+use crate::clock::Clock;
 use crate::connector::{Lookup, Sink};
 use crate::feed::{BarrierRequest, EpochOffsets, LogFeed, PositionBook, Positioned};
-use crate::graph::{BuildError, CheckpointConfig, GraphShard, Msg, RuleGraph, SinkEvent};
+use crate::graph::{BuildError, CheckpointConfig, GraphShard, Msg, RuleGraph};
 use crate::metrics::OpMetrics;
-use crate::row::{Message, Payload};
-use crate::shard::{ShardCommit, ShardRun, TIME_HEARTBEAT_MS};
+use crate::row::Message;
+use crate::shard::{ShardRun, TIME_HEARTBEAT_MS};
 use crate::state::{IngestLog, StateBackend};
 use crate::Registry;
-
-/// Where a source sends what it reads. Sending waits while the rule is
-/// busy (backpressure): a source should stop reading (an MQTT source stops
-/// acknowledging) until `send` returns.
-#[derive(Clone)]
-pub struct SourceSender {
-    to: Recipient<Msg>,
-    clock: Arc<dyn Clock>,
-    stop: watch::Receiver<bool>,
-    feed: Feed,
-}
-
-/// How a source's payloads reach the graph (see the `feed` module).
-#[derive(Clone)]
-enum Feed {
-    /// No checkpoints (`qos` 0): straight in.
-    Direct,
-    /// Checkpoints, a source that cannot rewind: through the ingest log.
-    Logged(LogFeed),
-    /// Checkpoints, a rewindable source: straight in with its positions.
-    Positioned(Positioned),
-}
-
-impl SourceSender {
-    /// Sends payloads into the rule. Returns false once the rule stops, or
-    /// when they could not be made durable: the source must then not
-    /// acknowledge them. With `qos` 1 or 2 it returns once they are in the
-    /// durable ingest log (a redelivery the log already holds is dropped).
-    pub async fn send(&self, payloads: Vec<Payload>) -> bool {
-        if *self.stop.borrow() {
-            return false;
-        }
-        match &self.feed {
-            Feed::Direct => self.to.send(Msg { input: 0, message: Message::Payloads(payloads) }).await.is_ok(),
-            Feed::Logged(log) => log.send(&self.to, payloads, &self.stop).await,
-            // A rewindable source sends with its position (send_at); this
-            // leaves the position where it was.
-            Feed::Positioned(p) => p.send(&self.to, payloads, None).await,
-        }
-    }
-
-    /// Where a rewindable source starts reading: the position of the
-    /// restored checkpoint, 0 on a fresh start or without checkpoints.
-    pub fn resume_position(&self) -> u64 {
-        match &self.feed {
-            Feed::Positioned(p) => p.start(),
-            _ => 0,
-        }
-    }
-
-    /// What a rewindable source sends with: `payloads` bring it to
-    /// `position` (the position to resume from after them). Returns false
-    /// once the rule stops. Other sources' positions are ignored.
-    pub async fn send_at(&self, payloads: Vec<Payload>, position: u64) -> bool {
-        match &self.feed {
-            Feed::Positioned(p) if !*self.stop.borrow() => p.send(&self.to, payloads, Some(position)).await,
-            Feed::Positioned(_) => false,
-            _ => self.send(payloads).await,
-        }
-    }
-
-    /// The rule clock's time, ms: the arrival time to stamp payloads with.
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    /// Resolves when the rule stops.
-    pub async fn stopped(&mut self) {
-        while !*self.stop.borrow() {
-            if self.stop.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// A source of payloads for one stream or table of a rule.
-pub trait Source: Send + 'static {
-    /// Reads until the input ends or `out.stopped()` resolves, sending what
-    /// it reads with `out.send`.
-    fn run(self: Box<Self>, out: SourceSender) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
-    /// Whether the source can re-read its input from a position: it then
-    /// starts at [`SourceSender::resume_position`] and sends with
-    /// [`SourceSender::send_at`], and with `qos` 1 or 2 it is checkpointed
-    /// by position instead of through the ingest log.
-    fn rewindable(&self) -> bool {
-        false
-    }
-}
+use commit::{release_committed, report_prepared, watch_sinks, CommitContext, CommitMode};
+use drivers::{drive_clock, inject_barriers, Barriers, Trigger};
+use source::Feed;
+pub use source::{Source, SourceSender};
 
 /// A rule running on the current actix system.
 pub struct RunningRule {
@@ -426,117 +342,6 @@ impl RunningRule {
     }
 }
 
-/// Sends a tick at rule start and whenever the earliest timer is due, and
-/// at least every `heartbeat` ms when given (a shard's time must reach the
-/// other shards even when it has no timer of its own).
-async fn drive_clock(
-    graph: Arc<RuleGraph>,
-    timers: Timers,
-    clock: Arc<dyn Clock>,
-    heartbeat: Option<i64>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut last = clock.now_ms();
-    graph.broadcast(Message::Tick(last)).await;
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        // A deadline already ticked for is waiting for its operator to move
-        // on; only a later one needs a tick.
-        let next = match (timers.earliest_after(last), heartbeat) {
-            (Some(t), Some(h)) => Some(t.min(last + h)),
-            (t, h) => t.or(h.map(|h| last + h)),
-        };
-        let changed = timers.changed();
-        match next {
-            Some(t) => {
-                tokio::select! {
-                    _ = clock.sleep_until(t) => {
-                        last = clock.now_ms().max(t);
-                        graph.broadcast(Message::Tick(last)).await;
-                    }
-                    _ = changed => {}
-                    _ = stop.changed() => return,
-                }
-            }
-            None => {
-                tokio::select! {
-                    _ = changed => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
-    }
-}
-
-/// What committing a checkpoint needs.
-struct CommitContext {
-    backend: Arc<dyn StateBackend>,
-    rule: String,
-    rule_start: i64,
-    committed: Arc<std::sync::atomic::AtomicU64>,
-    /// Source positions recorded per epoch by the barrier injector.
-    offsets: EpochOffsets,
-    /// The ingest logs by source index.
-    logs: Vec<(usize, IngestLog)>,
-    graph: Arc<RuleGraph>,
-}
-
-impl CommitContext {
-    /// Makes `record` the rule's committed checkpoint: durably recorded,
-    /// older snapshots deleted, held outputs released, the ingest logs
-    /// truncated behind its positions.
-    async fn commit(&self, record: CommitRecord) {
-        let epoch = record.epoch;
-        let (backend, rule, r) = (self.backend.clone(), self.rule.clone(), record.clone());
-        // RocksDB's fsync must not stall the actor threads.
-        match tokio::task::spawn_blocking(move || checkpoint::commit(backend.as_ref(), &rule, &r)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return tracing::error!(rule = %self.rule, epoch, error = %e, "checkpoint commit failed"),
-            Err(e) => return tracing::error!(rule = %self.rule, epoch, error = %e, "checkpoint commit task failed"),
-        }
-        self.committed.store(epoch, std::sync::atomic::Ordering::Relaxed);
-        // qos 2: the sinks may now send what they held.
-        self.graph.commit(epoch).await;
-        // The log behind the committed positions is no longer needed.
-        for (i, log) in &self.logs {
-            let pos = record.offsets.get(*i).copied().unwrap_or(0);
-            if let Err(e) = log.truncate(pos) {
-                tracing::warn!(rule = %self.rule, error = %e, "cannot truncate the ingest log");
-            }
-        }
-    }
-
-    /// The checkpoint record of the complete epoch `epoch`, with the source
-    /// positions its barriers recorded (`None`, logged, when they are
-    /// missing: such an epoch must never be committed).
-    fn record(&self, epoch: u64) -> Option<CommitRecord> {
-        let offsets = {
-            let mut m = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-            let o = m.get(&epoch).cloned();
-            m.retain(|e, _| *e > epoch);
-            o
-        };
-        // Every source recorded its position before its barrier entered
-        // the graph; without them a restore would replay from the start.
-        let Some(offsets) = offsets else {
-            tracing::error!(rule = %self.rule, epoch, "no source positions for the epoch; not committed");
-            return None;
-        };
-        Some(CommitRecord { epoch, rule_start_ms: self.rule_start, offsets })
-    }
-}
-
-/// What a complete epoch leads to.
-enum CommitMode {
-    /// The rule commits it.
-    Local,
-    /// A shard: it is prepared, reported here in order, and committed when
-    /// every shard has prepared it.
-    Sharded(mpsc::UnboundedSender<u64>),
-}
-
 /// How long a stop waits for its last checkpoint.
 const STOP_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -544,170 +349,11 @@ const STOP_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// the committed checkpoint.
 const INGEST_LOG_CAPACITY: u64 = 100_000;
 
-/// Follows the sinks: commits (or, in a shard, prepares) an epoch once
-/// every sink has seen its barrier, and reports when all sinks have ended.
-async fn watch_sinks(
-    graph: Arc<RuleGraph>,
-    mut events: mpsc::UnboundedReceiver<SinkEvent>,
-    commits: Option<(Arc<CommitContext>, CommitMode)>,
-    committed: u64,
-    ended_tx: tokio::sync::oneshot::Sender<()>,
-) {
-    let sinks = graph.sinks;
-    let mut coordinator = Coordinator::new(sinks, committed);
-    let mut ended = 0;
-    while ended < sinks {
-        match events.recv().await {
-            Some(SinkEvent::Barrier { n, .. }) => {
-                let (Some(epoch), Some((ctx, mode))) = (coordinator.ack(n), &commits) else { continue };
-                let Some(record) = ctx.record(epoch) else { continue };
-                match mode {
-                    CommitMode::Local => ctx.commit(record).await,
-                    CommitMode::Sharded(report) => {
-                        let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
-                        let r =
-                            tokio::task::spawn_blocking(move || checkpoint::prepare(backend.as_ref(), &rule, &record));
-                        match r.await {
-                            Ok(Ok(())) => {
-                                let _ = report.send(epoch);
-                            }
-                            Ok(Err(e)) => {
-                                tracing::error!(rule = %ctx.rule, epoch, error = %e, "cannot prepare the checkpoint")
-                            }
-                            Err(e) => {
-                                tracing::error!(rule = %ctx.rule, epoch, error = %e, "checkpoint prepare task failed")
-                            }
-                        }
-                    }
-                }
-            }
-            Some(SinkEvent::Ended { .. }) => ended += 1,
-            None => break,
-        }
-    }
-    let _ = ended_tx.send(());
-}
-
-/// Reports a shard's prepared epochs, in order. A report that fails (no
-/// cluster leader for a moment) is covered by the next one: an epoch is
-/// prepared with every epoch before it.
-async fn report_prepared(commit: Arc<dyn ShardCommit>, mut epochs: mpsc::UnboundedReceiver<u64>) {
-    while let Some(mut epoch) = epochs.recv().await {
-        // Only the newest of what is waiting needs reporting.
-        while let Ok(e) = epochs.try_recv() {
-            epoch = e;
-        }
-        if let Err(e) = commit.prepared(epoch).await {
-            tracing::warn!(epoch, error = %e, "cannot report the prepared checkpoint");
-        }
-    }
-}
-
-/// Commits what every shard has prepared, as the rule-wide committed epoch
-/// advances past `from`.
-async fn release_committed(ctx: Arc<CommitContext>, mut committed: watch::Receiver<u64>, mut from: u64) {
-    loop {
-        let epoch = *committed.borrow_and_update();
-        if epoch > from {
-            let (backend, rule) = (ctx.backend.clone(), ctx.rule.clone());
-            match tokio::task::spawn_blocking(move || checkpoint::record_at(backend.as_ref(), &rule, epoch)).await {
-                Ok(Ok(Some(record))) => {
-                    ctx.commit(record).await;
-                    from = epoch;
-                }
-                other => {
-                    tracing::error!(rule = %ctx.rule, epoch, "the committed epoch is not prepared here: {other:?}")
-                }
-            }
-        }
-        if committed.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Delivers the other shards' messages to this shard's first stage.
 async fn forward_inbox(mut inbox: mpsc::Receiver<(u32, Message)>, entry: Recipient<Msg>) {
     while let Some((from, message)) = inbox.recv().await {
         if entry.send(Msg { input: from as usize, message }).await.is_err() {
             return;
-        }
-    }
-}
-
-/// Where the barrier injector asks each fed source's reader (by source
-/// index) for a barrier; each records its position itself (a
-/// `PositionBook`) before the barrier enters the graph.
-struct Barriers {
-    readers: Vec<(usize, mpsc::Sender<BarrierRequest>)>,
-}
-
-/// When barriers are injected.
-enum Trigger {
-    /// Every so many ms of the clock.
-    Every(i64),
-    /// When shard 0's barrier reaches this shard, with its epoch.
-    Follow(mpsc::UnboundedReceiver<u64>),
-}
-
-/// Has every source's reader inject the next barrier whenever `trigger`
-/// says so.
-async fn inject_barriers(
-    clock: Arc<dyn Clock>,
-    mut trigger: Trigger,
-    mut epoch: u64,
-    barriers: Barriers,
-    mut stop: watch::Receiver<bool>,
-    mut last_call: Option<mpsc::Receiver<tokio::sync::oneshot::Sender<u64>>>,
-) {
-    loop {
-        // A stopping rule asks for one last checkpoint, taken at once.
-        let mut reply = None;
-        let mut next = epoch + 1;
-        match &mut trigger {
-            Trigger::Every(interval) => {
-                let due = clock.now_ms() + *interval;
-                let last = async {
-                    match &mut last_call {
-                        Some(l) => l.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let mut closed = false;
-                tokio::select! {
-                    _ = clock.sleep_until(due) => {}
-                    r = last => match r {
-                        Some(r) => reply = Some(r),
-                        None => closed = true,
-                    },
-                    _ = stop.changed() => return,
-                }
-                // Nobody can ask for a last checkpoint any more.
-                if closed {
-                    last_call = None;
-                    continue;
-                }
-            }
-            Trigger::Follow(leader) => {
-                tokio::select! {
-                    n = leader.recv() => match n {
-                        Some(n) if n > epoch => next = n,
-                        Some(_) => continue,
-                        None => return,
-                    },
-                    _ = stop.changed() => return,
-                }
-            }
-        }
-        epoch = next;
-        for (_, r) in &barriers.readers {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            if r.send((epoch, tx)).await.is_err() || rx.await.is_err() {
-                return;
-            }
-        }
-        if let Some(r) = reply {
-            let _ = r.send(epoch);
         }
     }
 }

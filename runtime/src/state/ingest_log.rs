@@ -265,7 +265,7 @@ impl IngestLog {
 
     /// Releases the entries before `seq` (they are covered by a committed
     /// checkpoint): they no longer count against the capacity, and are
-    /// deleted except the newest [`REDELIVERY_KEEP`] entries of the log.
+    /// deleted except the newest `REDELIVERY_KEEP` entries of the log.
     ///
     /// # Errors
     /// The store failed.
