@@ -56,55 +56,88 @@ const DEVICES: u64 = 1000;
 const PUBLISHERS: u64 = 2;
 /// Warm-up events (device `warm`), counted before the measured run.
 const WARM: u64 = 30;
+/// How long the nodes' CPU without input is measured.
+const IDLE: Duration = Duration::from_secs(3);
 
 fn main() {
     let test = std::env::args().any(|a| a == "--test");
-    let events: u64 = std::env::var("WEIR_BENCH_SHARD_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(if test {
-        3_000
-    } else {
-        300_000
-    });
-    let order: &[u32] = if test { &[1, 3] } else { &[1, 3, 3, 1] };
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let events = env("WEIR_BENCH_SHARD_EVENTS").unwrap_or(if test { 3_000 } else { 300_000 });
+    let paced = env("WEIR_BENCH_SHARD_PACED").unwrap_or(if test { 3_000 } else { 80_000 });
+    let rate = env("WEIR_BENCH_SHARD_RATE").unwrap_or(if test { 3_000 } else { 8_000 });
     let limit = if test { Duration::from_secs(60) } else { Duration::from_secs(600) };
-    println!("shards bench: {events} events, {DEVICES} devices, {PUBLISHERS} publishers; load average {}", loadavg());
-    let mut results: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
-    for &nodes in order {
-        let Some(run) = run_side(nodes, events, limit) else { return };
-        run.print(events);
-        results.entry(nodes).or_default().push(run);
+    println!("shards bench: {DEVICES} devices, {PUBLISHERS} publishers; load average {}", loadavg());
+    // Sides alternate (one, three, three, one) so a drift of the machine's
+    // load weighs on both.
+    let burst: &[u32] = if test { &[1, 3] } else { &[1, 3, 3, 1] };
+    let loads = burst
+        .iter()
+        .map(|n| (*n, Load { events, rate: None }))
+        .chain([1, 3].map(|n| (n, Load { events: paced, rate: Some(rate) })));
+    let mut results: BTreeMap<(Option<u64>, u32), Vec<Run>> = BTreeMap::new();
+    for (nodes, load) in loads {
+        let Some(run) = run_side(nodes, load, limit) else { return };
+        run.print();
+        results.entry((load.rate, nodes)).or_default().push(run);
     }
-    let mean = |n: u32, f: &dyn Fn(&Run) -> f64| {
-        let r = &results[&n];
+    let mean = |key: (Option<u64>, u32), f: &dyn Fn(&Run) -> f64| {
+        let r = &results[&key];
         r.iter().map(f).sum::<f64>() / r.len() as f64
     };
-    let rate = |r: &Run| events as f64 / r.wall.as_secs_f64();
-    let cpu = |r: &Run| r.weir_cpu.iter().sum::<f64>() / events as f64 * 1e6;
+    let speed = |r: &Run| r.load.events as f64 / r.wall.as_secs_f64();
+    let cpu = |r: &Run| r.weir_cpu.iter().sum::<f64>() / r.load.events as f64 * 1e6;
+    let net = |r: &Run| r.net_cpu() * 1e6;
     println!(
-        "shards summary ({} runs per side): one node {:.0} events/s, {:.1} weir CPU-s per M events; \
-         three nodes {:.0} events/s, {:.1} weir CPU-s per M events; throughput ratio three/one {:.2}, \
-         CPU ratio {:.2}; load average {}",
-        results[&1].len(),
-        mean(1, &rate),
-        mean(1, &cpu),
-        mean(3, &rate),
-        mean(3, &cpu),
-        mean(3, &rate) / mean(1, &rate),
-        mean(3, &cpu) / mean(1, &cpu),
+        "shards summary, as fast as possible ({} runs per side): one node {:.0} events/s, {:.1} weir CPU-s per M \
+         events; three nodes {:.0} events/s, {:.1} weir CPU-s per M events; throughput three/one {:.2}, CPU per \
+         event three/one {:.2}",
+        results[&(None, 1)].len(),
+        mean((None, 1), &speed),
+        mean((None, 1), &cpu),
+        mean((None, 3), &speed),
+        mean((None, 3), &cpu),
+        mean((None, 3), &speed) / mean((None, 1), &speed),
+        mean((None, 3), &cpu) / mean((None, 1), &cpu),
+    );
+    let p = Some(rate);
+    println!(
+        "shards summary, paced at {rate} events/s: weir CPU-s per M events one node {:.1} ({:.1} net of idle), \
+         three nodes {:.1} ({:.1} net of idle); three/one {:.2} ({:.2} net of idle); load average {}",
+        mean((p, 1), &cpu),
+        mean((p, 1), &net),
+        mean((p, 3), &cpu),
+        mean((p, 3), &net),
+        mean((p, 3), &cpu) / mean((p, 1), &cpu),
+        mean((p, 3), &net) / mean((p, 1), &net),
         loadavg()
     );
+}
+
+/// What the publishers send: `events` events, as fast as they can or at
+/// `rate` events/s.
+#[derive(Clone, Copy)]
+struct Load {
+    events: u64,
+    rate: Option<u64>,
 }
 
 /// The figures of one side's run.
 struct Run {
     nodes: u32,
-    /// Publishers alone (to a topic nobody reads), events/s.
-    publish_only: f64,
+    load: Load,
+    /// Publishers alone (to a topic nobody reads), events/s; as fast as
+    /// they can only.
+    publish_only: Option<f64>,
     /// First publish to the last event counted in the outputs.
     wall: Duration,
     /// First publish to the last publish acknowledged by the broker.
     acked: Duration,
     /// CPU seconds per weir node over `wall`.
     weir_cpu: Vec<f64>,
+    /// CPU seconds per second of all weir nodes without input.
+    idle: f64,
+    /// Per weir node, its busiest thread over `wall`: name, CPU seconds.
+    busiest: Vec<(String, f64)>,
     mosquitto_cpu: f64,
     /// This process: publishers and subscriber.
     clients_cpu: f64,
@@ -114,23 +147,38 @@ struct Run {
 }
 
 impl Run {
-    fn print(&self, events: u64) {
-        let w = self.wall.as_secs_f64();
+    /// Weir CPU seconds per event, less what the nodes use without input
+    /// over the same time.
+    fn net_cpu(&self) -> f64 {
+        (self.weir_cpu.iter().sum::<f64>() - self.idle * self.wall.as_secs_f64()) / self.load.events as f64
+    }
+
+    fn print(&self) {
+        let (w, events) = (self.wall.as_secs_f64(), self.load.events);
+        let how = match (self.load.rate, self.publish_only) {
+            (Some(r), _) => format!("paced at {r} events/s"),
+            (None, Some(p)) => format!("as fast as possible; publishers alone {p:.0} events/s"),
+            (None, None) => "as fast as possible".to_string(),
+        };
         let total: f64 = self.weir_cpu.iter().sum();
         let per_node: Vec<String> = self.weir_cpu.iter().map(|c| format!("{c:.2}")).collect();
         let rss: Vec<String> = self.weir_hwm.iter().map(|k| format!("{} MiB", k / 1024)).collect();
+        let busiest: Vec<String> =
+            self.busiest.iter().map(|(name, c)| format!("{name} {:.0}%", c / w * 100.0)).collect();
         println!(
-            "shards {} node(s): {events} events in {w:.2} s = {:.0} events/s (publishers acked at {:.2} s; \
-             publishers alone {:.0} events/s); CPU s: weir {total:.2} [{}] = {:.1} per M events, mosquitto {:.2}, \
-             clients {:.2}; {} output messages; peak RSS [{}]",
+            "shards {} node(s), {how}: {events} events in {w:.2} s = {:.0} events/s (publishers acked at {:.2} s); \
+             CPU s: weir {total:.2} [{}] = {:.1} per M events ({:.1} net of {:.0} ms/s idle), mosquitto {:.2}, \
+             clients {:.2}; busiest thread per node (CPU / wall) [{}]; {} output messages; peak RSS [{}]",
             self.nodes,
             events as f64 / w,
             self.acked.as_secs_f64(),
-            self.publish_only,
             per_node.join(", "),
             total / events as f64 * 1e6,
+            self.net_cpu() * 1e6,
+            self.idle * 1e3,
             self.mosquitto_cpu,
             self.clients_cpu,
+            busiest.join(", "),
             self.outputs,
             rss.join(", ")
         );
@@ -139,7 +187,8 @@ impl Run {
 
 /// Runs one side on a fresh broker and fresh nodes; `None` without
 /// mosquitto.
-fn run_side(nodes: u32, events: u64, limit: Duration) -> Option<Run> {
+fn run_side(nodes: u32, load: Load, limit: Duration) -> Option<Run> {
+    let events = load.events;
     let root = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start_in(root.path())?;
     let port = broker.port;
@@ -147,11 +196,11 @@ fn run_side(nodes: u32, events: u64, limit: Duration) -> Option<Run> {
     let rt = runtime();
 
     // The publisher-and-broker ceiling, before any node runs.
-    let publish_only = {
+    let publish_only = load.rate.is_none().then(|| {
         let t = Instant::now();
-        rt.block_on(publish_all(port, "bench/void", events, "void", limit));
+        rt.block_on(publish_all(port, "bench/void", load, "void", limit));
         events as f64 / t.elapsed().as_secs_f64()
-    };
+    });
 
     let members: Vec<Option<Member>> =
         NAMES[..nodes as usize].iter().map(|n| Some(start_member(root.path(), n, port))).collect();
@@ -187,11 +236,18 @@ fn run_side(nodes: u32, events: u64, limit: Duration) -> Option<Run> {
     });
 
     let pids: Vec<u32> = members.iter().flatten().map(|m| m.server.pid()).collect();
+    // The nodes' CPU with the rule running and no input (raft ticks,
+    // leases, empty checkpoints), to tell the per-event cost from it.
+    let weir_total = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
+    let (idle0, t) = (weir_total(), Instant::now());
+    std::thread::sleep(IDLE);
+    let idle = (weir_total() - idle0) / t.elapsed().as_secs_f64();
     let cpu0: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
+    let threads0: Vec<HashMap<u32, (String, f64)>> = pids.iter().map(|p| thread_cpu(*p)).collect();
     let (mosq0, self0) = (mosquitto_pid.map_or(0.0, cpu_secs), cpu_secs(std::process::id()));
     let start = Instant::now();
     let (wall, acked) = rt.block_on(async {
-        let publishing = tokio::spawn(publish_all(port, "st/in", events, "st", limit));
+        let publishing = tokio::spawn(publish_all(port, "st/in", load, "st", limit));
         let mut acked = None;
         let until = tokio::time::Instant::now() + limit;
         while out.counted() < events + WARM {
@@ -208,6 +264,7 @@ fn run_side(nodes: u32, events: u64, limit: Duration) -> Option<Run> {
         (start.elapsed(), acked.unwrap_or_else(|| start.elapsed()))
     });
     let weir_cpu: Vec<f64> = pids.iter().zip(&cpu0).map(|(p, c)| cpu_secs(*p) - c).collect();
+    let busiest = pids.iter().zip(&threads0).map(|(p, t0)| busiest_thread(*p, t0)).collect();
     let mosquitto_cpu = mosquitto_pid.map_or(0.0, cpu_secs) - mosq0;
     let clients_cpu = cpu_secs(std::process::id()) - self0;
     let weir_hwm = pids.iter().map(|p| status_kib(*p, "VmHWM:")).collect();
@@ -222,10 +279,13 @@ fn run_side(nodes: u32, events: u64, limit: Duration) -> Option<Run> {
     drop(broker);
     Some(Run {
         nodes,
+        load,
         publish_only,
         wall,
         acked,
         weir_cpu,
+        idle,
+        busiest,
         mosquitto_cpu,
         clients_cpu,
         weir_hwm,
@@ -249,16 +309,26 @@ fn expected(events: u64) -> BTreeMap<String, (u64, u64)> {
 }
 
 /// Publishes events `0..events` to `topic` at QoS 1 over [`PUBLISHERS`]
-/// connections (events `i` with `i mod PUBLISHERS == k` on connection `k`)
-/// and returns once the broker acknowledged all of them.
-async fn publish_all(port: u16, topic: &str, events: u64, tag: &str, limit: Duration) {
+/// connections (events `i` with `i mod PUBLISHERS == k` on connection `k`),
+/// paced in 10 ms ticks if `load` has a rate, and returns once the broker
+/// acknowledged all of them.
+async fn publish_all(port: u16, topic: &str, load: Load, tag: &str, limit: Duration) {
+    let events = load.events;
     let tasks: Vec<_> = (0..PUBLISHERS)
         .map(|k| {
             let (topic, id) = (topic.to_string(), format!("bench-pub-{tag}-{k}"));
             tokio::spawn(async move {
                 let p = Publisher::new(port, &id);
                 let n = (k..events).step_by(PUBLISHERS as usize).count() as u64;
-                for i in (k..events).step_by(PUBLISHERS as usize) {
+                let start = tokio::time::Instant::now();
+                for (j, i) in (k..events).step_by(PUBLISHERS as usize).enumerate() {
+                    if let Some(rate) = load.rate {
+                        // Event i is due at i / rate s; wait in 10 ms ticks.
+                        let due = start + Duration::from_micros(i * 1_000_000 / rate);
+                        if j % 16 == 0 && due > tokio::time::Instant::now() + Duration::from_millis(10) {
+                            tokio::time::sleep_until(due).await;
+                        }
+                    }
                     p.publish(&topic, 1, event(i)).await;
                 }
                 let until = tokio::time::Instant::now() + limit;
@@ -378,13 +448,40 @@ fn all_running(members: &[Option<Member>], id: &str, shards: u32) -> bool {
 
 /// User + system CPU seconds of process `pid` so far (all its threads).
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command (which may hold spaces) in parentheses:
-    // state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    stat_cpu(&format!("/proc/{pid}/stat")).1
+}
+
+/// (name, user + system CPU seconds) from a `/proc/.../stat` file.
+fn stat_cpu(path: &str) -> (String, f64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The name (which may hold spaces) is in parentheses; after it, state
+    // is field 3, utime 14, stime 15.
+    let (head, rest) = stat.rsplit_once(')').unwrap_or_default();
+    let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
     let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
     let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    ticks as f64 / clock_ticks()
+    (name, ticks as f64 / clock_ticks())
+}
+
+/// Thread id -> (name, CPU seconds) of every thread of `pid`.
+fn thread_cpu(pid: u32) -> HashMap<u32, (String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return HashMap::new() };
+    dir.flatten()
+        .filter_map(|e| {
+            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((tid, stat_cpu(&format!("/proc/{pid}/task/{tid}/stat"))))
+        })
+        .collect()
+}
+
+/// The thread of `pid` that used the most CPU since `before` was taken:
+/// one near 100 % of the wall time bounds its process.
+fn busiest_thread(pid: u32, before: &HashMap<u32, (String, f64)>) -> (String, f64) {
+    thread_cpu(pid)
+        .into_iter()
+        .map(|(tid, (name, c))| (name, c - before.get(&tid).map_or(0.0, |b| b.1)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or_default()
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
