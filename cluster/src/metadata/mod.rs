@@ -32,6 +32,8 @@
 //! checkpoint records of all its shards are reset to the global checkpoint
 //! (stamped with the shards' new epochs). The new run then commits from
 //! there, and the least record is always a cut that exists on every shard.
+//! A shard whose primary and standby stay keeps its synced standby, so a
+//! second failure right after a rollback still fails over.
 //! [`Command::SetPlacement`] refuses a placement that changes the epochs of
 //! only some shards of such a rule.
 
@@ -109,7 +111,9 @@ pub struct ShardPlacement {
     /// The standby holds a full copy of the shard's state: its primary
     /// copied it over and reported so ([`Command::StandbySynced`]). Only a
     /// synced standby is promoted when the primary dies; a placement
-    /// change of primary, standby or epoch clears it.
+    /// change of primary, standby or epoch clears it, except the rollback
+    /// of a sharded rule (a fresh epoch with the same primary and standby:
+    /// the standby still holds everything the primary wrote).
     pub synced: bool,
 }
 
