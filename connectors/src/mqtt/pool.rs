@@ -27,7 +27,7 @@
 //! the connection, the copy is acknowledged at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::mpsc;
@@ -68,6 +68,16 @@ struct Shared {
     /// QoS >= 1 messages of the session handed on, by packet id (the
     /// broker reuses an id only after our ack).
     handed: Mutex<HashMap<u16, Handed>>,
+    /// Acks that found rumqttc's request queue full, in order, for one
+    /// task to send ([`send_acks`]). A task per such ack, as before, made
+    /// them wait on the full queue together: flume drops a finished wait
+    /// by a linear scan, so a backlog cost O(backlog) per ack (half the
+    /// CPU of a rule draining 300k queued events), and acks went out of
+    /// order (MQTT wants them in the order of the publishes).
+    acks: mpsc::UnboundedSender<(AckHandle, Arc<AtomicBool>)>,
+    /// Acks in `acks` not sent yet: while any wait, later ones queue
+    /// behind them.
+    queued_acks: AtomicUsize,
 }
 
 /// A message handed to the streams.
@@ -139,8 +149,15 @@ impl Drop for AckGuard {
             return;
         }
         let handle = self.handle.clone();
-        if !self.orphaned.load(Ordering::Relaxed) && shared.client.try_ack(&handle).is_ok() {
-            self.acked.store(true, Ordering::Release);
+        if !self.orphaned.load(Ordering::Relaxed) {
+            if shared.queued_acks.load(Ordering::Acquire) == 0 && shared.client.try_ack(&handle).is_ok() {
+                self.acked.store(true, Ordering::Release);
+                return;
+            }
+            shared.queued_acks.fetch_add(1, Ordering::AcqRel);
+            if shared.acks.send((handle, self.acked.clone())).is_err() {
+                shared.queued_acks.fetch_sub(1, Ordering::AcqRel);
+            }
             return;
         }
         let acked = self.acked.clone();
@@ -245,6 +262,7 @@ impl Pool {
                 Some(s) => s,
                 None => {
                     let (client, event_loop) = client::connect(config, true)?;
+                    let (acks, queued) = mpsc::unbounded_channel();
                     let shared = Arc::new(Shared {
                         config: config.clone(),
                         client,
@@ -255,9 +273,12 @@ impl Pool {
                         errors: AtomicU64::new(0),
                         pool: Arc::downgrade(&self.conns),
                         handed: Mutex::new(HashMap::new()),
+                        acks,
+                        queued_acks: AtomicUsize::new(0),
                     });
                     conns.insert(config.clone(), Arc::downgrade(&shared));
                     tokio::spawn(run(shared.clone(), event_loop));
+                    tokio::spawn(send_acks(Arc::downgrade(&shared), queued));
                     shared
                 }
             }
@@ -275,6 +296,18 @@ impl Pool {
             shared.client.subscribe(&config.wire_filter(f), qos).await?;
         }
         Ok(sub)
+    }
+}
+
+/// Sends the acks queued in [`Shared::acks`], one after the other, until
+/// the connection goes.
+async fn send_acks(shared: Weak<Shared>, mut queued: mpsc::UnboundedReceiver<(AckHandle, Arc<AtomicBool>)>) {
+    while let Some((handle, acked)) = queued.recv().await {
+        let Some(s) = shared.upgrade() else { return };
+        if !s.closing.load(Ordering::Acquire) && s.client.ack(&handle).await.is_ok() {
+            acked.store(true, Ordering::Release);
+        }
+        s.queued_acks.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
