@@ -25,10 +25,17 @@
 //! nodes start, the same publishers publish the same events to a topic
 //! nobody reads: the publisher-and-broker ceiling.
 //!
-//! `cargo bench --bench shards` runs 300,000 events per side, in the order
-//! one, three, three, one; `-- --test` (CI) 3,000 events, one and three.
-//! `WEIR_BENCH_SHARD_EVENTS=<n>` sets the count. Needs mosquitto; skips
-//! without it.
+//! Two loads: as fast as possible (the publisher-and-broker ceiling measured
+//! first), and paced below one node's capacity (the per-event CPU cost
+//! without a backlog; the nodes' idle CPU, measured before, is also
+//! subtracted).
+//!
+//! `cargo bench --bench shards` runs 300,000 events per side as fast as
+//! possible in the order one, three, three, one, then 80,000 at 8,000/s on
+//! one and three; `-- --test` (CI) 3,000 events per case, one and three.
+//! `WEIR_BENCH_SHARD_EVENTS`, `WEIR_BENCH_SHARD_PACED` and
+//! `WEIR_BENCH_SHARD_RATE` set the counts and the pace. Needs mosquitto;
+//! skips without it.
 
 #[path = "../tests/brokers.rs"]
 #[allow(dead_code)]
