@@ -253,7 +253,9 @@ impl Node {
         let registration = host.server.register(rule, index, run.to_vec(), inbox_tx);
         let mut peers = Vec::with_capacity(run.len());
         let mut links = Vec::new();
-        let mut failures = Vec::new();
+        // A link that breaks either way (this shard's to the others, or
+        // theirs to it) may have lost rows: the rule rolls back.
+        let mut failures: Vec<Pin<Box<dyn Future<Output = _> + Send>>> = vec![Box::pin(registration.broken())];
         for (to, addr) in addrs.iter().enumerate() {
             let to = to as u32;
             if to == index {
@@ -263,7 +265,7 @@ impl Node {
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
             let hello = Hello { rule: rule.to_string(), to, from: index, epochs: run.to_vec() };
             let link = ExchangeLink::spawn(addr.clone(), hello, host.tls.clone(), rx);
-            failures.push(Box::pin(link.failed()) as Pin<Box<dyn Future<Output = _> + Send>>);
+            failures.push(Box::pin(link.failed()));
             links.push(link);
             peers.push(Some(tx));
         }
