@@ -30,12 +30,18 @@
 //! without a backlog; the nodes' idle CPU, measured before, is also
 //! subtracted).
 //!
+//! Then, on a fresh cluster, the failover of a sharded rule (module
+//! [`failover`]): kill -9 of a node running a shard, then of the raft
+//! leader, under a steady input; kill to the first output covering an
+//! event published after the kill.
+//!
 //! `cargo bench --bench shards` runs 300,000 events per side as fast as
 //! possible in the order one, three, three, one, then 80,000 at 8,000/s on
-//! one and three; `-- --test` (CI) 3,000 events per case, one and three.
-//! `WEIR_BENCH_SHARD_EVENTS`, `WEIR_BENCH_SHARD_PACED` and
-//! `WEIR_BENCH_SHARD_RATE` set the counts and the pace. Needs mosquitto;
-//! skips without it.
+//! one and three, then 5 kills; `-- --test` (CI) 3,000 events per case,
+//! one and three, and one kill; `-- failover` only the kills.
+//! `WEIR_BENCH_SHARD_EVENTS`, `WEIR_BENCH_SHARD_PACED`,
+//! `WEIR_BENCH_SHARD_RATE`, `WEIR_BENCH_SHARD_KILLS` and
+//! `WEIR_BENCH_SHARD_KILL_RATE` (2,000/s) set the counts and the paces. Needs mosquitto; skips without it.
 
 #[path = "../tests/brokers.rs"]
 #[allow(dead_code)]
@@ -43,6 +49,8 @@ mod brokers;
 #[path = "../tests/cluster.rs"]
 #[allow(dead_code, unused_imports)]
 mod cluster;
+#[path = "shards/failover.rs"]
+mod failover;
 #[path = "../tests/util.rs"]
 #[allow(dead_code)]
 mod util;
@@ -73,6 +81,12 @@ fn main() {
     let paced = env("WEIR_BENCH_SHARD_PACED").unwrap_or(if test { 3_000 } else { 80_000 });
     let rate = env("WEIR_BENCH_SHARD_RATE").unwrap_or(if test { 3_000 } else { 8_000 });
     let limit = if test { Duration::from_secs(60) } else { Duration::from_secs(600) };
+    let kills = env("WEIR_BENCH_SHARD_KILLS").unwrap_or(if test { 1 } else { 5 }) as usize;
+    let kill_rate = env("WEIR_BENCH_SHARD_KILL_RATE").unwrap_or(2_000);
+    if std::env::args().any(|a| a == "failover") {
+        failover::run(kills, kill_rate);
+        return;
+    }
     println!("shards bench: {DEVICES} devices, {PUBLISHERS} publishers; load average {}", loadavg());
     // Sides alternate (one, three, three, one) so a drift of the machine's
     // load weighs on both.
@@ -118,6 +132,7 @@ fn main() {
         mean((p, 3), &net) / mean((p, 1), &net),
         loadavg()
     );
+    failover::run(kills, kill_rate);
 }
 
 /// What the publishers send: `events` events, as fast as they can or at
@@ -228,19 +243,7 @@ fn run_side(nodes: u32, load: Load, limit: Duration) -> Option<Run> {
 
     let mut sub = rt.block_on(subscribe(port, "bench-shards-sub", "st/out"));
     let mut out = Outputs::default();
-    // Warm-up: once these are counted the input is subscribed (a shared
-    // subscription loses nothing while one member of the group is there).
-    rt.block_on(async {
-        let p = Publisher::new(port, "bench-warm");
-        for _ in 0..WARM {
-            p.publish("st/in", 1, json!({"dev": "warm", "v": 0}).to_string()).await;
-        }
-        let until = tokio::time::Instant::now() + Duration::from_secs(60);
-        while out.totals().get("warm").map_or(0, |t| t.0) < WARM {
-            assert!(tokio::time::Instant::now() < until, "warm-up events not counted in 60 s");
-            out.drain(&mut sub, 200).await;
-        }
-    });
+    rt.block_on(warm_up(port, "st/in", &mut out, &mut sub));
 
     let pids: Vec<u32> = members.iter().flatten().map(|m| m.server.pid()).collect();
     // The nodes' CPU with the rule running and no input (raft ticks,
@@ -298,6 +301,21 @@ fn run_side(nodes: u32, load: Load, limit: Duration) -> Option<Run> {
         weir_hwm,
         outputs: out.by_id.len(),
     })
+}
+
+/// Publishes [`WARM`] events of device `warm` to `topic` and waits until
+/// the outputs count them: then the input is subscribed (a shared
+/// subscription loses nothing while one member of the group is there).
+async fn warm_up(port: u16, topic: &str, out: &mut Outputs, sub: &mut mpsc::UnboundedReceiver<Vec<u8>>) {
+    let p = Publisher::new(port, "bench-warm");
+    for _ in 0..WARM {
+        p.publish(topic, 1, json!({"dev": "warm", "v": 0}).to_string()).await;
+    }
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while out.totals().get("warm").map_or(0, |t| t.0) < WARM {
+        assert!(tokio::time::Instant::now() < until, "warm-up events not counted in 60 s");
+        out.drain(sub, 200).await;
+    }
 }
 
 /// The event `i`: device `d<i mod DEVICES>`, value `i`.
@@ -359,6 +377,9 @@ struct Outputs {
     conflicts: Vec<String>,
     /// Sum of `c` over the distinct messages.
     counted: u64,
+    /// The largest `m` (a rule's `max(v)`, the newest event it covers) of
+    /// any row, if the rows have one.
+    newest: Option<u64>,
 }
 
 impl Outputs {
@@ -368,8 +389,9 @@ impl Outputs {
             Some(old) if *old != rows => self.conflicts.push(format!("{id}: {old} then {rows}")),
             Some(_) => {}
             None => {
-                self.counted +=
-                    rows.as_array().expect("an array").iter().map(|r| r["c"].as_u64().expect("c")).sum::<u64>();
+                let rows_of = rows.as_array().expect("an array");
+                self.counted += rows_of.iter().map(|r| r["c"].as_u64().expect("c")).sum::<u64>();
+                self.newest = self.newest.max(rows_of.iter().filter_map(|r| r["m"].as_u64()).max());
                 self.by_id.insert(id, rows);
             }
         }
@@ -382,10 +404,15 @@ impl Outputs {
     /// Takes what arrives for `ms`.
     async fn drain(&mut self, sub: &mut mpsc::UnboundedReceiver<Vec<u8>>, ms: u64) {
         let until = tokio::time::Instant::now() + Duration::from_millis(ms);
-        while let Ok(m) = tokio::time::timeout_at(until, sub.recv()).await {
-            let m = m.expect("the subscriber runs");
-            self.take(serde_json::from_slice(&m).unwrap_or_else(|e| panic!("an output is not JSON ({e})")));
-        }
+        while self.drain_one(sub, until).await {}
+    }
+
+    /// Takes the next message; false if none arrived before `until`.
+    async fn drain_one(&mut self, sub: &mut mpsc::UnboundedReceiver<Vec<u8>>, until: tokio::time::Instant) -> bool {
+        let Ok(m) = tokio::time::timeout_at(until, sub.recv()).await else { return false };
+        let m = m.expect("the subscriber runs");
+        self.take(serde_json::from_slice(&m).unwrap_or_else(|e| panic!("an output is not JSON ({e})")));
+        true
     }
 
     /// (count, sum) per device.
