@@ -223,8 +223,11 @@ impl Node {
             }
             match read_metadata(cluster, SELF_FENCE_AFTER / 2).await {
                 Ok(md) => {
-                    last_read = tokio::time::Instant::now();
                     self.reconcile(id, &md).await;
+                    // The read succeeded: the time this node spent on its
+                    // own reconcile (stopping rules, copying state) is no
+                    // loss of contact.
+                    last_read = tokio::time::Instant::now();
                 }
                 Err(e) => tracing::debug!(error = %e, "cluster metadata not readable now"),
             }

@@ -235,6 +235,7 @@ impl Rules {
             live.stop(true).await;
         }
         for (_, shard) in std::mem::take(&mut *rule.shards.lock().await) {
+            drop(shard.links);
             shard.live.stop(false).await;
         }
         // Every shard's state here: those that ran here and the standby
@@ -299,8 +300,10 @@ impl Rules {
     pub(crate) async fn stop_shard(&self, rule: &Rule, index: u32, message: &str) {
         let mut shards = rule.shards.lock().await;
         let Some(shard) = shards.remove(&index) else { return };
-        shard.live.stop(false).await;
+        // Links first: a send to a shard that is gone (or not up yet) then
+        // fails at once instead of holding the end of the input back.
         drop(shard.links);
+        shard.live.stop(false).await;
         let mut st = rule.lock();
         shard_metrics(&mut st, &shards);
         if shards.is_empty() {
@@ -417,6 +420,7 @@ impl Rules {
                 live.stop(true).await;
             }
             for (_, shard) in std::mem::take(&mut *rule.shards.lock().await) {
+                drop(shard.links);
                 shard.live.stop(false).await;
             }
         }

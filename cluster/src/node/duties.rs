@@ -21,8 +21,11 @@
 //! heard from for [`NodeConfig::lease_ticks`](super::NodeConfig) has lost
 //! its lease: the leader proposes [`Command::SetNodeLive`] `false` (and
 //! `true` once it hears from it again). On election every member gets a
-//! fresh lease, so a leader change alone fails nothing over. Only the
-//! leader's clock is used, so clock skew between nodes does not matter.
+//! fresh lease, so a leader change alone fails nothing over, except the
+//! old leader, whose lease runs from its last message to the new leader
+//! (a dead leader thus fails over an election's time sooner; a live one
+//! answers the new leader at once). Only the leader's clock is used, so
+//! clock skew between nodes does not matter.
 //!
 //! # Placement
 //! Once its liveness view is committed, the leader runs

@@ -157,6 +157,10 @@ pub struct RaftNode {
     answered: BTreeMap<NodeId, u64>,
     /// Tick of the last message from the leader (follower lease).
     heard_leader: u64,
+    /// The leader `heard_leader` was last heard from: when this node wins
+    /// the next election, that node's lease runs from then, not from the
+    /// election (it has been silent since; a live one answers at once).
+    last_leader: Option<NodeId>,
     /// The leader's in-flight liveness/placement proposal and its deadline.
     duty: Option<(ProposalId, u64)>,
     /// Read-index requests: (context, index to reach).
@@ -238,6 +242,7 @@ impl RaftNode {
             last_heard: BTreeMap::new(),
             answered: BTreeMap::new(),
             heard_leader: 0,
+            last_leader: None,
             duty: None,
             reads: Vec::new(),
             snapshots_sent: BTreeMap::new(),
@@ -365,8 +370,9 @@ impl RaftNode {
         }
         let r = self.raw.step(msg);
         self.after_raft_call();
-        if from == self.raw.raft.leader_id {
+        if from == self.raw.raft.leader_id && from != self.id() {
             self.heard_leader = self.ticks;
+            self.last_leader = Some(from);
         }
         match r {
             Err(raft::Error::StepPeerNotFound) => Err(Error::UnknownNode { node: from }),
@@ -505,8 +511,16 @@ impl RaftNode {
         let t = self.rng.gen_range(e..2 * e);
         self.raw.raft.set_randomized_election_timeout(t);
         if now.1 == StateRole::Leader {
-            // Everyone gets a full lease from the moment this node leads.
+            // Everyone gets a full lease from the moment this node leads,
+            // but the old leader: it has not been heard from since its last
+            // message here (an election follows its silence), so a dead
+            // leader fails over an election's time sooner.
             self.last_heard = self.metadata.nodes.keys().map(|id| (*id, self.ticks)).collect();
+            if let Some(old) = self.last_leader.filter(|old| *old != self.id()) {
+                if let Some(t) = self.last_heard.get_mut(&old) {
+                    *t = self.heard_leader;
+                }
+            }
             self.duty = None;
             tracing::info!(node = self.id(), term = now.0, "became leader");
         }
