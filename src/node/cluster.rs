@@ -37,7 +37,8 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(100);
 /// given them to other nodes (leases last 1.2 s).
 const SELF_FENCE_AFTER: Duration = Duration::from_secs(2);
 
-/// How long reporting a synced standby may hold up a reconcile.
+/// How long reporting this node's addresses or a synced standby may hold
+/// up the node's following of the cluster.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `weir serve --cluster-listen ...`.
@@ -217,8 +218,14 @@ impl Node {
             let exchange = self.shard_host.as_ref().map(|h| h.addr.clone()).unwrap_or_default();
             if (me.rest != rest || me.replica != replica || me.exchange != exchange) && !rest.is_empty() {
                 let report = Command::ReportAddresses { node: id, rest, replica, exchange };
-                if let Err(e) = cluster.propose(report).await {
-                    tracing::debug!(error = %e, "cannot report this node's addresses yet");
+                // Bounded: a proposal caught in a leader change can wait out
+                // the whole request timeout, and this loop must go on (a
+                // standby whose new address is not known holds up its
+                // rule's failover). The next round reports again.
+                match tokio::time::timeout(REPORT_TIMEOUT, cluster.propose(report)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "cannot report this node's addresses yet"),
+                    Err(_) => tracing::debug!("reporting this node's addresses timed out"),
                 }
             }
             match read_metadata(cluster, SELF_FENCE_AFTER / 2).await {
