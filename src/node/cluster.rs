@@ -108,7 +108,7 @@ pub(crate) async fn start(
     };
     let addr = format!("{host}:{}", server.local_addr().port());
     let backend = Arc::new(ReplicatedBackend::new(state, config).map_err(rep_err)?);
-    let shards = ShardHost::start(opts.listen, &host, opts.tls.clone()).await?;
+    let shards = ShardHost::start(opts.listen, &host, opts.tls.clone(), data_dir).await?;
     Ok((cluster, Arc::new(Replication { server, backend, addr, fenced: Mutex::new(HashMap::new()) }), shards))
 }
 

@@ -15,6 +15,7 @@ use crate::error::{check_name, code, Error, Result};
 use crate::rules::{self, Functions, Rule, RuleDef, RuleState, Rules};
 
 mod cluster;
+mod shard_runs;
 mod shards;
 
 use crate::store::Store;

@@ -26,6 +26,7 @@ use weir_cluster::exchange::{ExchangeLink, ExchangeServer, Hello, Registration};
 use weir_cluster::{ClusterTls, Command, Metadata, NodeId};
 use weir_runtime::shard::{ShardCommit, ShardRun};
 
+use super::shard_runs::StartedRuns;
 use super::Node;
 use crate::rules::{shard_id, RuleDef};
 
@@ -51,7 +52,7 @@ pub(crate) struct ShardHost {
     /// The shards started here, with their run: a shard never starts twice
     /// in one run (the others went on without it: only a rollback of all
     /// of them keeps the rule consistent).
-    started: Mutex<std::collections::HashSet<(String, u32, Vec<u64>)>>,
+    started: StartedRuns,
     /// When a shard of each rule last failed to start here: its rollbacks
     /// wait [`RETRY_FAILED_START`] (a shard that cannot start must not
     /// roll its rule back on every reconcile).
@@ -75,11 +76,12 @@ enum ShardProposal {
 
 impl ShardHost {
     /// Listens for other shards on `listen`'s host (any port), advertised
-    /// on `host`.
+    /// on `host`; keeps the runs it started in `data_dir`.
     pub(crate) async fn start(
         listen: std::net::SocketAddr,
         host: &str,
         tls: Option<ClusterTls>,
+        data_dir: &std::path::Path,
     ) -> crate::error::Result<ShardHost> {
         let server = ExchangeServer::bind(std::net::SocketAddr::new(listen.ip(), 0), tls.clone())
             .await
@@ -93,7 +95,7 @@ impl ShardHost {
             committed: Mutex::new(HashMap::new()),
             proposals,
             pending: Mutex::new(Some(pending)),
-            started: Mutex::new(Default::default()),
+            started: StartedRuns::open(data_dir.join("shard_runs.json")),
             failed: Mutex::new(HashMap::new()),
         })
     }
@@ -118,16 +120,9 @@ impl ShardHost {
     fn retain(&self, md: &Metadata) {
         let mut m = self.committed.lock().unwrap_or_else(|e| e.into_inner());
         m.retain(|rule, _| md.rules.contains_key(rule));
-        let current = |rule: &str| md.placement.get(rule).map(|s| s.iter().map(|p| p.epoch).collect::<Vec<_>>());
-        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        started.retain(|(rule, _, run)| current(rule).as_ref() == Some(run));
-    }
-
-    /// Records that shard `index` of `rule` starts in `run`; false if it
-    /// did already.
-    fn first_start(&self, rule: &str, index: u32, run: &[u64]) -> bool {
-        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        started.insert((rule.to_string(), index, run.to_vec()))
+        self.started.retain(|rule, run| {
+            md.placement.get(rule).is_some_and(|s| s.iter().map(|p| p.epoch).eq(run.iter().copied()))
+        });
     }
 }
 
@@ -216,7 +211,7 @@ impl Node {
                     continue;
                 }
             };
-            if !host.first_start(&id, index, &run) {
+            if !host.started.first_start(&id, index, &run) {
                 let recent = host.failed.lock().unwrap_or_else(|e| e.into_inner()).get(&id).copied();
                 if recent.is_some_and(|t| t.elapsed() < RETRY_FAILED_START) {
                     continue;
@@ -307,13 +302,35 @@ impl Node {
             while let Ok(p) = pending.try_recv() {
                 batch.push(p);
             }
+            let mut again = Vec::new();
             for command in coalesce(batch) {
-                match tokio::time::timeout(PROPOSE_TIMEOUT, cluster.propose(command.clone())).await {
-                    Ok(Ok(_)) => {}
+                let lost = match tokio::time::timeout(PROPOSE_TIMEOUT, cluster.propose(command.clone())).await {
+                    Ok(Ok(_)) => false,
                     // Fenced or stale: that run is over; the next reconcile
                     // stops it.
-                    Ok(Err(e)) => tracing::debug!(error = %e, "shard proposal refused: {command:?}"),
-                    Err(_) => tracing::debug!("shard proposal timed out: {command:?}"),
+                    Ok(Err(weir_cluster::Error::Rejected(r))) => {
+                        tracing::debug!(rejection = %r, "shard proposal refused: {command:?}");
+                        false
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "shard proposal failed: {command:?}");
+                        true
+                    }
+                    Err(_) => {
+                        tracing::debug!("shard proposal timed out: {command:?}");
+                        true
+                    }
+                };
+                // A rollback must happen (a lost checkpoint report is
+                // covered by the next): it goes again until applied or stale.
+                if let (true, Command::RestartShards { rule, epochs }) = (lost, command) {
+                    again.push(ShardProposal::Rollback { rule, epochs });
+                }
+            }
+            if !again.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for p in again {
+                    let _ = host.proposals.send(p);
                 }
             }
         }
