@@ -55,7 +55,7 @@ fn primary(config: &ReplicationConfig) -> Arc<ReplicatedBackend> {
 }
 
 fn is_replication_failure(e: &StateError, addr: &str) -> bool {
-    matches!(e, StateError::Store(m) if m.starts_with(&format!("replication to {addr} failed")))
+    matches!(e, StateError::Store(m) | StateError::Fenced(m) if m.starts_with(&format!("replication to {addr} failed")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,6 +172,7 @@ async fn stale_epoch_writes_are_refused_after_fence() {
             let before = dump(&*r, "r");
             let e = o.write(vec![put(Space::Commits, "r", b"", b"late write")], true).unwrap_err();
             assert!(is_replication_failure(&e, &addr), "{e}");
+            assert!(matches!(e, StateError::Fenced(_)), "a fenced writer is told so: {e:?}");
             assert!(e.to_string().contains("fenced at epoch 4"), "{e}");
             assert_eq!(o.standby("r").unwrap().status, SyncStatus::Fenced { current: 4 });
             // The deposed primary can neither write nor push its state again.

@@ -168,6 +168,10 @@ impl From<ReplicationError> for StateError {
     fn from(e: ReplicationError) -> StateError {
         match e {
             ReplicationError::Local(e) => e,
+            e @ (ReplicationError::Fenced { .. }
+            | ReplicationError::Refused { refusal: Refusal::StaleEpoch { .. }, .. }) => {
+                StateError::Fenced(e.to_string())
+            }
             other => StateError::Store(other.to_string()),
         }
     }

@@ -179,6 +179,9 @@ impl Hold {
                 match self.outbox.backend.write(vec![Write::Put(Space::Checkpoints, key.clone(), bytes.clone())], false)
                 {
                     Ok(()) => return Ok(()),
+                    // Fenced: another node owns the rule now; this one is
+                    // being stopped, and waiting would hold its stop up.
+                    Err(e @ crate::state::StateError::Fenced(_)) => return Err(e),
                     Err(e) if Instant::now() >= deadline => return Err(e),
                     Err(_) => {
                         std::thread::sleep(wait);

@@ -31,6 +31,10 @@ pub enum StateError {
         /// What failed.
         message: String,
     },
+    /// The store refuses this writer for good: another node owns the
+    /// state now (a cluster fenced this one). Retrying cannot help.
+    #[error("state store: {0}")]
+    Fenced(String),
 }
 
 /// Result of state operations.
