@@ -28,8 +28,10 @@ use crate::row::Message;
 use crate::state::{codec, Space, StateBackend, StateResult, Write};
 use crate::value::{Map, Value};
 
-/// How long a sink retries storing an epoch's outputs.
-const SEAL_RETRY: Duration = Duration::from_secs(30);
+/// How long a sink retries storing an epoch's outputs at its barrier. Short:
+/// the retry blocks the sink's thread (and the other actors on it), and a
+/// failed store is tried again at the next barrier anyway.
+const SEAL_RETRY: Duration = Duration::from_millis(500);
 
 /// Key prefix (after the sink's slot) of the stored outputs of an epoch.
 /// Their keys end in `/`, not in the epoch: the commit's garbage
@@ -123,6 +125,9 @@ pub(crate) struct Hold {
     /// Outputs of epochs whose barrier passed, waiting for their commit.
     pub(crate) sealed: BTreeMap<u64, Vec<Vec<Value>>>,
     pub(crate) last_barrier: u64,
+    /// Sealed epochs whose outputs are not stored yet (their store failed):
+    /// stored, in order, before any later barrier is acknowledged.
+    pub(crate) unstored: std::collections::BTreeSet<u64>,
 }
 
 impl Hold {
@@ -149,24 +154,36 @@ impl Hold {
         if restored.is_none() {
             sealed.clear();
         }
-        Ok(Hold { outbox, rule, pending: Vec::new(), sealed, last_barrier: n })
+        Ok(Hold { outbox, rule, pending: Vec::new(), sealed, last_barrier: n, unstored: Default::default() })
     }
 
     /// Barrier `n`: the pending outputs belong to epoch n; they go into its
     /// checkpoint.
     ///
-    /// A failed write (a standby being re-synced) is retried for a while:
-    /// the outputs must be stored under epoch n, since a replay would make
-    /// them in epoch n with the same ids. They stay held in memory even if
-    /// the write keeps failing (the barrier is then not acknowledged, and a
-    /// later commit releases them), so nothing is dropped.
+    /// A failed write (a standby being re-synced) is retried briefly: the
+    /// outputs must be stored under epoch n, since a replay would make them
+    /// in epoch n with the same ids. They stay held in memory if the write
+    /// keeps failing, and the barrier is then not acknowledged. The next
+    /// barrier stores them first: a barrier is acknowledged only once the
+    /// outputs of every epoch up to it are stored, so a commit never
+    /// releases outputs a restore could not send again. Nothing is dropped.
     fn seal(&mut self, n: u64) -> StateResult<()> {
         let outputs = std::mem::take(&mut self.pending);
         // An epoch without outputs has nothing to send again.
-        let stored = if outputs.is_empty() { Ok(()) } else { self.store(n, &outputs) };
+        if !outputs.is_empty() {
+            self.unstored.insert(n);
+        }
         self.sealed.insert(n, outputs);
         self.last_barrier = n;
-        stored
+        while let Some(&e) = self.unstored.first() {
+            let stored = match self.sealed.get(&e) {
+                Some(outputs) => self.store(e, outputs),
+                None => Ok(()),
+            };
+            stored?;
+            self.unstored.remove(&e);
+        }
+        Ok(())
     }
 
     /// Writes epoch `n`'s outputs to the outbox, retrying for a while.
