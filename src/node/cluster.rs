@@ -126,6 +126,19 @@ async fn start_raft(opts: &ClusterOptions, data_dir: &Path, state: Arc<dyn State
     Cluster::start_with_backend(config, state).await.map_err(cluster_err)
 }
 
+/// Proposes a report of this node (`what`: its addresses, a synced
+/// standby), waiting at most [`REPORT_TIMEOUT`]: a proposal caught in a
+/// leader change can wait out the whole request timeout, and the node's
+/// following of the cluster must go on. A report that fails is made again
+/// by the caller's next round.
+async fn report(cluster: &Cluster, command: Command, what: &str) {
+    match tokio::time::timeout(REPORT_TIMEOUT, cluster.propose(command)).await {
+        Ok(Ok(_)) => tracing::debug!("reported {what}"),
+        Ok(Err(e)) => tracing::debug!(error = %e, "cannot report {what} yet"),
+        Err(_) => tracing::debug!("reporting {what} timed out"),
+    }
+}
+
 /// A linearizable read of the metadata. A read lost in a leader change
 /// would wait out the whole request timeout, so each attempt gets a short
 /// one and a fresh attempt follows, up to `limit` in all.
@@ -217,16 +230,9 @@ impl Node {
             let replica = self.replication.as_ref().map(|r| r.addr.clone()).unwrap_or_default();
             let exchange = self.shard_host.as_ref().map(|h| h.addr.clone()).unwrap_or_default();
             if (me.rest != rest || me.replica != replica || me.exchange != exchange) && !rest.is_empty() {
-                let report = Command::ReportAddresses { node: id, rest, replica, exchange };
-                // Bounded: a proposal caught in a leader change can wait out
-                // the whole request timeout, and this loop must go on (a
-                // standby whose new address is not known holds up its
-                // rule's failover). The next round reports again.
-                match tokio::time::timeout(REPORT_TIMEOUT, cluster.propose(report)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "cannot report this node's addresses yet"),
-                    Err(_) => tracing::debug!("reporting this node's addresses timed out"),
-                }
+                // A standby whose new address is not known holds up its
+                // rule's failover; the next round reports again.
+                report(cluster, Command::ReportAddresses { node: id, rest, replica, exchange }, "addresses").await;
             }
             match read_metadata(cluster, SELF_FENCE_AFTER / 2).await {
                 Ok(md) => {
@@ -388,12 +394,8 @@ impl Node {
         let (Some(cluster), Some(standby)) = (self.cluster(), sp.standby) else { return };
         // A shard's state id is `<rule>#<shard>`; the metadata knows the rule.
         let rule = id.split_once('#').map_or(id, |(r, _)| r);
-        let report = Command::StandbySynced { rule: rule.to_string(), shard, epoch: sp.epoch, standby };
-        match tokio::time::timeout(REPORT_TIMEOUT, cluster.propose(report)).await {
-            Ok(Ok(_)) => tracing::debug!(rule = %id, standby, "standby reported synced"),
-            Ok(Err(e)) => tracing::debug!(rule = %id, error = %e, "cannot report the standby synced yet"),
-            Err(_) => tracing::debug!(rule = %id, "reporting the standby synced timed out"),
-        }
+        let synced = Command::StandbySynced { rule: rule.to_string(), shard, epoch: sp.epoch, standby };
+        report(cluster, synced, "a synced standby").await;
     }
 
     /// One rule: stored, replaced if its definition changed, started here

@@ -88,6 +88,17 @@ struct LiveShard {
     links: Box<dyn std::any::Any + Send>,
 }
 
+impl LiveShard {
+    /// Stops the shard without a last checkpoint (the rule restarts from
+    /// its committed one). Links first: a send to a shard that is gone (or
+    /// not up yet) then fails at once instead of holding the end of the
+    /// input back.
+    async fn stop(self) {
+        drop(self.links);
+        self.live.stop(false).await;
+    }
+}
+
 impl Rule {
     /// A snapshot of the rule's state.
     pub(crate) fn state(&self) -> RuleState {
@@ -235,8 +246,7 @@ impl Rules {
             live.stop(true).await;
         }
         for (_, shard) in std::mem::take(&mut *rule.shards.lock().await) {
-            drop(shard.links);
-            shard.live.stop(false).await;
+            shard.stop().await;
         }
         // Every shard's state here: those that ran here and the standby
         // copies of the others.
@@ -300,10 +310,7 @@ impl Rules {
     pub(crate) async fn stop_shard(&self, rule: &Rule, index: u32, message: &str) {
         let mut shards = rule.shards.lock().await;
         let Some(shard) = shards.remove(&index) else { return };
-        // Links first: a send to a shard that is gone (or not up yet) then
-        // fails at once instead of holding the end of the input back.
-        drop(shard.links);
-        shard.live.stop(false).await;
+        shard.stop().await;
         let mut st = rule.lock();
         shard_metrics(&mut st, &shards);
         if shards.is_empty() {
@@ -420,8 +427,7 @@ impl Rules {
                 live.stop(true).await;
             }
             for (_, shard) in std::mem::take(&mut *rule.shards.lock().await) {
-                drop(shard.links);
-                shard.live.stop(false).await;
+                shard.stop().await;
             }
         }
         self.runner.shutdown();
